@@ -1,0 +1,43 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Everything else is optional.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: demo test serve bench lint install fixtures clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# Dev tools plus the offline speech stack (the demo and the e2e tests use it).
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev,local]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/phone-agent call --fixture tests/fixtures/calls/booking.yaml
+
+# tests/redis_up.sh prints the REDIS_URL of a server that answers (starting one if needed).
+test: $(STAMP)
+	REDIS_URL="$$(bash tests/redis_up.sh)" && export REDIS_URL && \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider
+
+serve: $(STAMP)
+	$(BIN)/phone-agent serve
+
+bench: $(STAMP)
+	REDIS_URL="$$(bash tests/redis_up.sh)" && export REDIS_URL && \
+	  for b in tests/bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+fixtures: $(STAMP)
+	$(BIN)/phone-agent fixtures build tests/fixtures/calls
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,441 @@
+"""One phone call: a Twilio stream bridged to a realtime speech session, with tools.
+
+States (h11-style, explicit): GREETING -> LISTENING <-> THINKING <-> SPEAKING, TOOL while a
+tool runs, ENDING -> ENDED. Everything the call starts is a task it owns and cancels.
+
+Barge-in is the part callers notice most: on caller speech we send Twilio `clear` first,
+then tell the model what the caller actually heard (acked marks), never wall-clock time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.callrecord import CallRecord
+from agent.fillers import FillerCache
+from agent.flows import Flow
+from agent.realtime import (
+    AudioDone,
+    AudioOut,
+    ProviderError,
+    RealtimeSession,
+    ResponseDone,
+    ResponseStarted,
+    SessionReconnecting,
+    SessionResumed,
+    SpeechStarted,
+    SpeechStopped,
+    ToolCall,
+    ToolCallCancelled,
+    Transcript,
+)
+from agent.toolrunner import FillerPolicy, ToolCallRecord, ToolRunner
+from telephony.protocol import Dtmf, Media, Stop
+from tools.registry import Tool, ToolContext
+
+log = logging.getLogger(__name__)
+
+CONTROL_TOOLS = ("end_call", "transfer_call")
+DTMF_IDLE_S = 2.0  # digits typed on the keypad end with '#' or this much quiet
+PLAYED_TIMEOUT_S = 15.0
+
+
+class CallState(enum.Enum):
+    GREETING = "greeting"
+    LISTENING = "listening"
+    THINKING = "thinking"
+    SPEAKING = "speaking"
+    TOOL = "tool running"
+    ENDING = "ending"
+    ENDED = "ended"
+
+
+@dataclass
+class CallDeps:
+    """What a call needs from the service; all shared, none per-call."""
+
+    tools: dict[str, Tool]
+    fillers: FillerCache
+    hangup: Callable[[str], Awaitable[None]] | None = None
+    transfer: Callable[[str, str], Awaitable[None]] | None = None
+    store: Any = None
+    save_record: Callable[[CallRecord], Awaitable[None]] | None = None
+    on_event: Callable[[str, dict[str, Any]], None] | None = None  # metrics hook
+    provider_name: str = "openai"
+
+
+@dataclass
+class _Filler:
+    segment: str
+    phrase: str
+    capture: bytearray | None = None  # audio being captured for the cache
+
+
+@dataclass
+class _Turn:
+    caller_stopped: float | None = None
+    first_audio: float | None = None
+    latencies_ms: list[float] = field(default_factory=list)
+
+
+class Call:
+    def __init__(self, stream: Any, session: RealtimeSession, flow: Flow, deps: CallDeps) -> None:
+        self.stream = stream
+        self.session = session
+        self.flow = flow
+        self.deps = deps
+        self.state = CallState.GREETING
+        self.record = CallRecord.begin(
+            call_sid=stream.call_sid,
+            flow=flow.name,
+            caller=stream.parameters.get("from", ""),
+            called=stream.parameters.get("to", ""),
+            provider=deps.provider_name,
+        )
+        self._bot_item: str | None = None  # the conversation item now playing
+        self._filler: _Filler | None = None
+        self._filler_seq = 0
+        self._turn = _Turn()
+        self._dtmf: list[str] = []
+        self._dtmf_task: asyncio.Task[None] | None = None
+        self._ending = asyncio.Event()
+        self._outcome = "completed"
+        self._runner = ToolRunner(
+            session=session,
+            tools={n: t for n, t in deps.tools.items() if n not in CONTROL_TOOLS},
+            filler=FillerPolicy(
+                after_ms=flow.filler_after_ms,
+                second_after_ms=flow.second_filler_after_ms,
+                phrases=tuple(flow.filler_phrases),
+                second_phrases=tuple(flow.second_filler_phrases),
+            ),
+            player=self,
+            context=self._tool_context,
+            on_record=self._on_tool_record,
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> CallRecord:
+        """Run the call to its end and return its record (also saved)."""
+        self._emit("call_started", {})
+        try:
+            async with asyncio.TaskGroup() as tg:
+                inbound = tg.create_task(self._pump_caller(), name="caller")
+                provider = tg.create_task(self._pump_model(), name="model")
+                limit = tg.create_task(self._max_duration(), name="limit")
+                await self.session.say(self.flow.greeting)
+                await self._ending.wait()
+                for task in (inbound, provider, limit):
+                    task.cancel()
+        except* Exception as group:  # noqa: BLE001 - logged, the call still ends cleanly
+            for exc in group.exceptions:
+                log.error("call %s failed: %r", self.record.call_sid, exc, exc_info=exc)
+            self._outcome = "error"
+        finally:
+            await self._cleanup()
+        return self.record
+
+    async def fail_before_start(self, reason: str) -> None:
+        """The session never opened: apologise (reading marks meanwhile), then end."""
+        self.record.event("provider_error", message=reason)
+        self._emit("call_started", {})
+        self._emit("provider_error", {"code": "connect", "fatal": True})
+
+        async def drain() -> None:
+            async for _event in self.stream:  # keeps mark echoes flowing for wait_played
+                pass
+
+        reader = asyncio.create_task(drain())
+        try:
+            await self._apologise_and_end()
+        finally:
+            reader.cancel()
+            await self._cleanup()
+
+    async def _cleanup(self) -> None:
+        self.state = CallState.ENDED
+        await self._runner.aclose()
+        if self._dtmf_task:
+            self._dtmf_task.cancel()
+        await self.session.close()
+        self.record.finish(self._outcome, self._runner.records)
+        self._emit("call_ended", {"outcome": self._outcome, "seconds": self.record.duration_s})
+        if self.deps.save_record:
+            try:
+                await self.deps.save_record(self.record)
+            except Exception:
+                log.exception("could not save the record of call %s", self.record.call_sid)
+
+    def _end(self, outcome: str) -> None:
+        if not self._ending.is_set():
+            self._outcome = outcome
+            self.state = CallState.ENDING
+            self._ending.set()
+
+    async def _max_duration(self) -> None:
+        await asyncio.sleep(self.flow.max_call_seconds)
+        log.info("call %s reached max duration %ss", self.record.call_sid, self.flow.max_call_seconds)
+        await self.session.say(self.flow.goodbye)
+        await self._hang_up_after_playback("max_duration")
+
+    # ------------------------------------------------------------------ caller -> model
+
+    async def _pump_caller(self) -> None:
+        send = self.session.send_audio
+        async for event in self.stream:
+            if isinstance(event, Media):
+                await send(event.payload)
+            elif isinstance(event, Dtmf):
+                self._on_dtmf(event.digit)
+            elif isinstance(event, Stop):
+                break
+        self._end("caller_hung_up" if self._outcome == "completed" else self._outcome)
+
+    def _on_dtmf(self, digit: str) -> None:
+        self.record.event("dtmf", digit=digit)
+        if digit == "#":
+            self._flush_dtmf()
+            return
+        self._dtmf.append(digit)
+        if self._dtmf_task:
+            self._dtmf_task.cancel()
+        self._dtmf_task = asyncio.create_task(self._dtmf_quiet())
+
+    async def _dtmf_quiet(self) -> None:
+        await asyncio.sleep(DTMF_IDLE_S)
+        self._flush_dtmf()
+
+    def _flush_dtmf(self) -> None:
+        if self._dtmf_task and self._dtmf_task is not asyncio.current_task():
+            self._dtmf_task.cancel()
+        if not self._dtmf:
+            return
+        digits = "".join(self._dtmf)
+        self._dtmf.clear()
+        self.record.transcript("caller", f"[keypad] {digits}")
+        task = asyncio.create_task(self.session.send_text(f"(The caller typed on the keypad: {digits})"))
+        task.add_done_callback(_log_task_error)
+
+    # ------------------------------------------------------------------ model -> caller
+
+    async def _pump_model(self) -> None:
+        async for event in self.session.events():
+            if isinstance(event, AudioOut):
+                await self._on_audio(event)
+            elif isinstance(event, AudioDone):
+                if self._filler is None or event.item_id != self._filler.segment:
+                    await self.stream.end_segment(event.item_id)
+            elif isinstance(event, SpeechStarted):
+                await self._on_barge_in(event)
+            elif isinstance(event, SpeechStopped):
+                self._turn.caller_stopped = time.monotonic()
+                self._turn.first_audio = None
+                self.state = CallState.THINKING
+            elif isinstance(event, Transcript):
+                if event.final:
+                    self.record.transcript(event.role, event.text)
+            elif isinstance(event, ToolCall):
+                await self._on_tool_call(event)
+            elif isinstance(event, ToolCallCancelled):
+                await self._runner.cancel(event.call_ids)
+            elif isinstance(event, ResponseStarted):
+                pass
+            elif isinstance(event, ResponseDone):
+                await self._on_response_done(event)
+            elif isinstance(event, SessionReconnecting):
+                self.record.event("provider_reconnecting", reason=event.reason)
+                self._emit("provider_reconnect", {"reason": event.reason})
+            elif isinstance(event, SessionResumed):
+                self.record.event("provider_resumed", reason=event.reason, gap_ms=event.gap_ms)
+            elif isinstance(event, ProviderError):
+                self.record.event("provider_error", message=event.message, code=event.code)
+                self._emit("provider_error", {"code": event.code, "fatal": event.fatal})
+                if event.fatal:
+                    await self._apologise_and_end()
+                    return
+        # The session ended without saying why: same as a fatal error for the caller.
+        if not self._ending.is_set():
+            await self._apologise_and_end()
+
+    async def _on_audio(self, event: AudioOut) -> None:
+        if event.out_of_band:
+            await self._on_filler_audio(event)
+            return
+        if self._filler is not None:
+            # The model is about to speak: a filler must never talk over it.
+            await self.cut_filler()
+        if self._bot_item != event.item_id:
+            self._bot_item = event.item_id
+        now = time.monotonic()
+        if self._turn.caller_stopped is not None and self._turn.first_audio is None:
+            self._turn.first_audio = now
+            latency = (now - self._turn.caller_stopped) * 1000
+            self.record.turn_latency(latency)
+            self._emit("turn_latency", {"ms": latency})
+        if self.state is not CallState.GREETING or self.record.first_audio_at is None:
+            self.record.mark_first_audio()
+        self.state = CallState.SPEAKING
+        await self.stream.send_audio(event.audio, event.item_id)
+
+    async def _on_barge_in(self, event: SpeechStarted) -> None:
+        self._turn = _Turn()
+        self.state = CallState.LISTENING
+        item = self._bot_item
+        playing = not self.stream.idle
+        if playing or self._filler is not None:
+            t0 = time.perf_counter()
+            heard = self.stream.heard_ms_of(item) if item else None
+            snapshot = await self.stream.clear()  # first: stop what the caller hears
+            clear_ms = (time.perf_counter() - t0) * 1000
+            self._filler = None
+            self.record.event("barge_in", item=item, heard_ms=heard, dropped_ms=snapshot.dropped_ms)
+            self._emit("barge_in", {"clear_ms": clear_ms})
+            if item is not None:
+                # OpenAI: cancel + truncate at what was heard. Gemini: already cut; the
+                # session tells the model how much the caller heard.
+                await self.session.interrupt(item, heard)
+        await self._runner.on_barge_in()
+
+    async def _on_response_done(self, event: ResponseDone) -> None:
+        if event.out_of_band and self._filler and self._filler.capture is not None:
+            filler = self._filler
+            await self.stream.end_segment(filler.segment)
+            if event.status == "completed" and filler.capture:
+                await self.deps.fillers.store(self._voice_key(), filler.phrase, bytes(filler.capture))
+            filler.capture = None
+        if not event.out_of_band and self.state is CallState.SPEAKING:
+            self.state = CallState.LISTENING
+
+    # ------------------------------------------------------------------ tools
+
+    def _tool_context(self, call: ToolCall) -> ToolContext:
+        return ToolContext(
+            call_sid=self.record.call_sid,
+            caller=self.stream.parameters.get("from") or None,
+            tool_call_id=call.call_id,
+            extra={"store": self.deps.store, "flow": self.flow.name},
+        )
+
+    async def _on_tool_record(self, record: ToolCallRecord) -> None:
+        self._emit("tool_done", {"name": record.name, "status": record.status,
+                                 "ms": record.duration_ms or 0.0,
+                                 "filler_onset_ms": record.filler_onset_ms})
+        if self._runner.running <= 1 and self.state is CallState.TOOL:
+            self.state = CallState.THINKING
+
+    async def _on_tool_call(self, call: ToolCall) -> None:
+        self.record.event("tool_call", name=call.name, arguments=call.arguments)
+        if call.name == "end_call":
+            await self.session.send_tool_result(call, {"ok": True}, respond=False)
+            task = asyncio.create_task(self._hang_up_after_playback("bot_ended"))
+            task.add_done_callback(_log_task_error)
+            return
+        if call.name == "transfer_call":
+            await self._transfer(call)
+            return
+        self.state = CallState.TOOL
+        self._runner.start(call)
+
+    async def _transfer(self, call: ToolCall) -> None:
+        number = self.flow.transfer_number
+        if not number or self.deps.transfer is None:
+            await self.session.send_tool_result(
+                call, {"error": "Transfers are not available on this line.", "retryable": False}
+            )
+            return
+        await self.session.send_tool_result(call, {"ok": True, "transferring_to": "a person"})
+
+        async def later() -> None:
+            await self._wait_quiet()
+            await self.deps.transfer(self.record.call_sid, number)
+            self._end("transferred")
+
+        asyncio.create_task(later()).add_done_callback(_log_task_error)
+
+    # ------------------------------------------------------------------ fillers (FillerPlayer)
+
+    def _voice_key(self) -> str:
+        return f"{self.deps.provider_name}:{self.flow.voice or 'default'}"
+
+    async def play_filler(self, phrase: str) -> bool:
+        if self._filler is not None or not self.stream.idle:
+            return False  # never two fillers, never over the model's own speech
+        self._filler_seq += 1
+        segment = f"filler-{self._filler_seq}"
+        # Gemini has no out-of-band responses: fall back to a bundled clip in a stock voice.
+        generic = self.deps.provider_name == "gemini"
+        clip = await self.deps.fillers.get(self._voice_key(), phrase, allow_generic=generic)
+        if clip is not None:
+            self._filler = _Filler(segment, phrase)
+            await self.stream.send_audio(clip, segment)
+            await self.stream.end_segment(segment)
+        else:
+            # No clip in this voice yet: ask the model out-of-band and keep the audio.
+            self._filler = _Filler(segment, phrase, capture=bytearray())
+            await self.session.say_out_of_band(phrase)
+        self.record.event("filler", phrase=phrase, cached=clip is not None)
+        self._emit("filler", {"cached": clip is not None})
+        return True
+
+    async def _on_filler_audio(self, event: AudioOut) -> None:
+        filler = self._filler
+        if filler is None or filler.capture is None:
+            return  # a filler we already cut: drop its late audio
+        filler.capture += event.audio
+        await self.stream.send_audio(event.audio, filler.segment)
+
+    async def cut_filler(self) -> None:
+        filler, self._filler = self._filler, None
+        if filler is None:
+            return
+        if self.stream.heard_ms_of(filler.segment) < self.stream.received_ms_of(filler.segment):
+            await self.stream.clear()
+
+    # ------------------------------------------------------------------ ending
+
+    async def _wait_quiet(self) -> None:
+        try:
+            await self.stream.wait_played(PLAYED_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("call %s: playback did not finish in time", self.record.call_sid)
+
+    async def _hang_up_after_playback(self, outcome: str) -> None:
+        await self._wait_quiet()
+        if self.deps.hangup is not None:
+            try:
+                await self.deps.hangup(self.record.call_sid)
+            except Exception:
+                log.exception("call %s: REST hang-up failed; closing the stream", self.record.call_sid)
+        await self.stream.close(1000, outcome)
+        self._end(outcome)
+
+    async def _apologise_and_end(self) -> None:
+        """The model is gone for good: never leave the caller in dead silence."""
+        log.warning("call %s: provider failed; apologising and ending", self.record.call_sid)
+        if not self.stream.idle:
+            await self.stream.clear()
+        clip = await self.deps.fillers.apology(self.flow.apology)
+        if clip:
+            await self.stream.send_audio(clip, "apology")
+            await self.stream.end_segment("apology")
+        self.record.event("apology")
+        await self._hang_up_after_playback("provider_failed")
+
+    def _emit(self, name: str, data: dict[str, Any]) -> None:
+        if self.deps.on_event is not None:
+            try:
+                self.deps.on_event(name, data)
+            except Exception:
+                log.exception("metrics hook failed")
+
+
+def _log_task_error(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("call task failed", exc_info=task.exception())

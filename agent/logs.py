@@ -1,0 +1,44 @@
+"""JSON logs with the call sid and masked phone numbers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+import time
+
+_PHONE = re.compile(r"\+\d{4}(\d+)(\d{4})")
+
+
+def mask_numbers(text: str) -> str:
+    return _PHONE.sub(lambda m: m.group(0)[:5] + "***" + m.group(2), text)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "ts": round(time.time(), 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": mask_numbers(record.getMessage()),
+        }
+        call_sid = getattr(record, "call_sid", None)
+        if call_sid:
+            out["call_sid"] = call_sid
+        if record.exc_info:
+            out["exc"] = mask_numbers(self.formatException(record.exc_info))
+        return json.dumps(out)
+
+
+def setup_logging(level: str | None = None) -> None:
+    level = level or os.environ.get("LOG_LEVEL", "INFO")
+    handler = logging.StreamHandler(sys.stderr)
+    if os.environ.get("LOG_FORMAT", "json") == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())

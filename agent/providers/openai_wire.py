@@ -1,0 +1,174 @@
+"""OpenAI Realtime (GA) wire format: pure builders and parsers, no I/O.
+
+Every dict built here is a client event that validates against the `openai` SDK's
+`RealtimeClientEvent` union (the tests check that). Field names follow the GA
+interface: `audio.input.format` objects, `output_modalities`, `output_audio.*`.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+from typing import Any, Literal
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from agent.realtime import SessionConfig
+
+DEFAULT_URL = "wss://api.openai.com/v1/realtime"
+DEFAULT_MODEL = "gpt-realtime"
+DEFAULT_VOICE = "marin"
+TRANSCRIBE_MODEL = "gpt-4o-mini-transcribe"
+FILLER_KIND = "filler"  # metadata.kind of out-of-band filler responses
+
+# Bytes of provider audio per millisecond: μ-law 8 kHz = 8, PCM16 24 kHz = 48.
+BYTES_PER_MS = {"pcmu": 8, "pcm24": 48}
+
+_APPEND_HEAD = b'{"type":"input_audio_buffer.append","audio":"'
+_APPEND_TAIL = b'"}'
+
+Role = Literal["user", "assistant", "system"]
+
+
+def realtime_url(base: str, model: str) -> str:
+    """`{base}?model={model}`, keeping any query the base URL already has."""
+    parts = urlsplit(base or DEFAULT_URL)
+    query = urlencode({"model": model or DEFAULT_MODEL})
+    query = f"{parts.query}&{query}" if parts.query else query
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+def audio_format(fmt: str) -> dict[str, Any]:
+    if fmt == "pcm24":
+        return {"type": "audio/pcm", "rate": 24000}
+    return {"type": "audio/pcmu"}
+
+
+def session_update(config: SessionConfig) -> dict[str, Any]:
+    """The GA `session.update` for a phone call (server VAD, barge-in, transcripts)."""
+    fmt = audio_format(config.audio_format)
+    transcription: dict[str, Any] = {"model": TRANSCRIBE_MODEL}
+    if config.language[:2]:
+        transcription["language"] = config.language[:2].lower()
+    return {
+        "type": "session.update",
+        "session": {
+            "type": "realtime",
+            "instructions": config.instructions,
+            "output_modalities": ["audio"],
+            "audio": {
+                "input": {
+                    "format": fmt,
+                    "transcription": transcription,
+                    "turn_detection": {
+                        "type": "server_vad",
+                        "threshold": 0.5,
+                        "prefix_padding_ms": 300,
+                        "silence_duration_ms": config.vad_silence_ms,
+                        "create_response": True,
+                        "interrupt_response": True,
+                    },
+                },
+                "output": {"format": dict(fmt), "voice": config.voice or DEFAULT_VOICE},
+            },
+            "tools": [
+                {
+                    "type": "function",
+                    "name": t.name,
+                    "description": t.description,
+                    "parameters": t.parameters,
+                }
+                for t in config.tools
+            ],
+            "tool_choice": "auto",
+        },
+    }
+
+
+def append_audio_frame(audio: bytes) -> bytes:
+    """`input_audio_buffer.append` as UTF-8 bytes, ready to go out as a text frame.
+
+    The hot path (50 frames/s per call): no dict, no json.dumps, one base64 pass
+    and one join; websockets sends bytes with text=True without re-encoding.
+    """
+    return b"".join((_APPEND_HEAD, binascii.b2a_base64(audio, newline=False), _APPEND_TAIL))
+
+
+def say_instructions(text: str) -> str:
+    # This exact convention is also understood by the offline engine's policy.
+    return f'Say exactly: "{text}"'
+
+
+def response_say(text: str) -> dict[str, Any]:
+    return {"type": "response.create", "response": {"instructions": say_instructions(text)}}
+
+
+def response_plain() -> dict[str, Any]:
+    return {"type": "response.create"}
+
+
+def response_filler(text: str) -> dict[str, Any]:
+    """An out-of-band response: nothing is written to the conversation, may overlap."""
+    return {
+        "type": "response.create",
+        "response": {
+            "conversation": "none",
+            "metadata": {"kind": FILLER_KIND},
+            "output_modalities": ["audio"],
+            "input": [],
+            "instructions": say_instructions(text),
+        },
+    }
+
+
+def response_cancel(response_id: str | None = None) -> dict[str, Any]:
+    ev: dict[str, Any] = {"type": "response.cancel"}
+    if response_id:
+        ev["response_id"] = response_id
+    return ev
+
+
+def truncate(item_id: str, audio_end_ms: int) -> dict[str, Any]:
+    return {
+        "type": "conversation.item.truncate",
+        "item_id": item_id,
+        "content_index": 0,
+        "audio_end_ms": audio_end_ms,
+    }
+
+
+def message_item(role: Role, text: str) -> dict[str, Any]:
+    # Assistant text must be `output_text`; user/system text is `input_text`.
+    ctype = "output_text" if role == "assistant" else "input_text"
+    return {"type": "message", "role": role, "content": [{"type": ctype, "text": text}]}
+
+
+def function_output_item(call_id: str, result: Any) -> dict[str, Any]:
+    # `output` must be a string: the server rejects objects.
+    return {"type": "function_call_output", "call_id": call_id, "output": json.dumps(result)}
+
+
+def item_create(item: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "conversation.item.create", "item": item}
+
+
+def parse_arguments(raw: str) -> dict[str, Any] | None:
+    """Tool arguments as a dict, or None when they are not a JSON object."""
+    try:
+        value = json.loads(raw) if raw else {}
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+SEED_PREAMBLE = (
+    "This call continues from an earlier session that had to be handed over. "
+    "Your instructions are unchanged. The conversation so far follows; carry on "
+    "from where it stopped without greeting the caller again."
+)
+
+
+def seed_items(history: list[tuple[Role, str]], *, preamble: bool = True) -> list[dict[str, Any]]:
+    """`conversation.item.create` events that re-seed a fresh session with the transcript."""
+    items = [item_create(message_item("system", SEED_PREAMBLE))] if preamble else []
+    items.extend(item_create(message_item(role, text)) for role, text in history if text)
+    return items

@@ -1,0 +1,213 @@
+"""The provider-neutral realtime speech session.
+
+`agent/call.py` talks to a `RealtimeSession` and reads `RealtimeEvent`s; it never sees a
+wire format. Providers (OpenAI Realtime, Gemini Live; the local engine speaks OpenAI's
+protocol) translate both ways and own their per-call transcoding: audio in and out of a
+session is always telephone audio, G.711 μ-law 8 kHz, so the bridge can hand Twilio's
+bytes straight through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+Scheduling = Literal["INTERRUPT", "WHEN_IDLE", "SILENT"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """What the model is told about one tool."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]  # JSON Schema object
+    background: bool = False  # non-blocking: the conversation goes on while it runs
+    scheduling: Scheduling = "WHEN_IDLE"  # how a background result is delivered (Gemini)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    """Everything a provider needs to open a session for one call."""
+
+    instructions: str
+    model: str = ""
+    voice: str = ""
+    tools: tuple[ToolSpec, ...] = ()
+    language: str = "en-US"
+    # Rolling over to a fresh session before the provider's hard limit (OpenAI: 60 min).
+    max_session_s: float = 55 * 60
+    # OpenAI only: "pcmu" passes μ-law straight through; "pcm24" asks for 24 kHz PCM16.
+    audio_format: Literal["pcmu", "pcm24"] = "pcmu"
+    vad_silence_ms: int = 500
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class AudioOut:
+    """A chunk of bot speech, μ-law 8 kHz. `item_id` names the utterance it belongs to."""
+
+    audio: bytes
+    item_id: str
+    response_id: str = ""
+    out_of_band: bool = False  # e.g. a filler; not part of the conversation
+
+
+@dataclass(frozen=True, slots=True)
+class AudioDone:
+    item_id: str
+    response_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted:
+    """The caller started talking (OpenAI speech_started, Gemini interrupted): barge-in."""
+
+    audio_start_ms: int | None = None
+    interrupted: bool = False  # provider says it already cut its own reply
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStopped:
+    audio_end_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    role: Literal["caller", "bot"]
+    text: str
+    final: bool
+    item_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    call_id: str
+    name: str
+    arguments: dict[str, Any]
+    raw_arguments: str = ""  # as sent, for errors when it was not valid JSON
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallCancelled:
+    call_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseStarted:
+    response_id: str
+    out_of_band: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseDone:
+    response_id: str
+    status: str = "completed"  # completed | cancelled | failed | incomplete
+    out_of_band: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SessionReconnecting:
+    """The provider connection is being replaced (goAway, rollover, transient drop)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionResumed:
+    reason: str
+    gap_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderError:
+    """A provider error. `fatal` means the session is gone for good and the call must end."""
+
+    message: str
+    code: str = ""
+    fatal: bool = False
+
+
+RealtimeEvent = (
+    AudioOut
+    | AudioDone
+    | SpeechStarted
+    | SpeechStopped
+    | Transcript
+    | ToolCall
+    | ToolCallCancelled
+    | ResponseStarted
+    | ResponseDone
+    | SessionReconnecting
+    | SessionResumed
+    | ProviderError
+)
+
+
+@runtime_checkable
+class RealtimeSession(Protocol):
+    """One call's conversation with a realtime speech model.
+
+    Lifecycle: `await connect()`, then feed `send_audio` and read `events()` until it
+    ends (a fatal ProviderError is the last event), then `await close()`.
+    """
+
+    async def connect(self) -> None:
+        """Open the connection and configure the session; raises on failure."""
+
+    async def send_audio(self, ulaw: bytes) -> None:
+        """Caller audio, μ-law 8 kHz, any length (normally one 20 ms frame)."""
+
+    def events(self) -> AsyncIterator[RealtimeEvent]:
+        """Server events, translated. Ends when the session is closed."""
+
+    async def say(self, text: str) -> None:
+        """Make the model speak this text now, in the conversation (greeting, apology)."""
+
+    async def say_out_of_band(self, text: str) -> None:
+        """Speak a one-liner outside the conversation (a filler); AudioOut.out_of_band."""
+
+    async def send_tool_result(
+        self,
+        call: ToolCall,
+        result: dict[str, Any],
+        *,
+        respond: bool = True,
+        scheduling: Scheduling | None = None,
+    ) -> None:
+        """Give a tool's result to the model; `respond` asks it to speak about it.
+
+        OpenAI: function_call_output item, then response.create once idle.
+        Gemini: toolResponse (with `scheduling` for non-blocking tools).
+        """
+
+    async def interrupt(self, item_id: str | None, heard_ms: int | None) -> None:
+        """Barge-in: stop the current reply; the caller heard `heard_ms` of `item_id`.
+
+        OpenAI: response.cancel + conversation.item.truncate (clamped to audio received).
+        Gemini: cannot truncate; the server already cut the turn.
+        """
+
+    async def add_context(self, text: str) -> None:
+        """Add a system note to the conversation without asking for a reply."""
+
+    async def send_text(self, text: str) -> None:
+        """A caller turn given as text (e.g. keypad digits); the model replies to it."""
+
+    async def acknowledge_background(self, call: ToolCall) -> None:
+        """A background tool has started. OpenAI: answer the call now with a "started"
+        output so the conversation goes on. Gemini (NON_BLOCKING): nothing to send."""
+
+    async def send_background_result(
+        self, call: ToolCall, result: dict[str, Any], scheduling: Scheduling = "WHEN_IDLE"
+    ) -> None:
+        """A background tool finished. OpenAI: add the result as a new item and ask for a
+        response once the model is idle (not for SILENT). Gemini: toolResponse with
+        `scheduling`."""
+
+    async def close(self) -> None:
+        """Close the connection; idempotent."""

@@ -1,0 +1,176 @@
+"""The service, assembled in one visible place: `create_app(settings)`.
+
+Telephony (webhook, media stream) and the agent (flows, sessions, calls, tools) meet
+here and nowhere else. Shared resources (store, Redis, Twilio client) are opened in the
+lifespan; everything per call lives in the `Call`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
+
+from agent.builtin_tools import tools_for
+from agent.call import Call, CallDeps
+from agent.callrecord import CallRecord
+from agent.fillers import FillerCache
+from agent.flows import Flows, load_flows
+from agent.realtime import RealtimeSession, ToolSpec
+from agent.sessions import make_session, provider_of
+from agent.settings import Settings
+from telephony.control import TwilioControl
+from telephony.stream import media_stream_route
+from telephony.tokens import MemoryUsedTokens, StreamTokens
+from telephony.webhook import WebhookConfig, voice_routes
+from tools.store import open_store
+
+log = logging.getLogger(__name__)
+
+SessionFactory = Callable[[Any, tuple[ToolSpec, ...], Settings], RealtimeSession]
+
+
+class Service:
+    """Shared state of one server process (never per-call state)."""
+
+    def __init__(self, settings: Settings, flows: Flows, session_factory: SessionFactory) -> None:
+        self.settings = settings
+        self.flows = flows
+        self.session_factory = session_factory
+        secret = settings.stream_token_secret or secrets.token_hex(32)
+        self.used_tokens: Any = MemoryUsedTokens()
+        self.tokens = StreamTokens(secret.encode(), ttl_s=settings.stream_token_ttl_s, used=self.used_tokens)
+        self.store: Any = None
+        self.fillers = FillerCache()
+        self.control: TwilioControl | None = None
+        self.calls: dict[str, Call] = {}
+        self.draining = False
+        self.call_status: dict[str, str] = {}
+
+    # ---------------------------------------------------------------- lifecycle
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        s = self.settings
+        self.store = await open_store(s.redis_url, s.data_dir)
+        self.fillers = FillerCache(self.store)
+        if s.redis_url:
+            from agent.redis_tokens import RedisUsedTokens
+
+            self.used_tokens = RedisUsedTokens(s.redis_url)
+            self.tokens.used = self.used_tokens
+        if s.twilio_account_sid and s.twilio_auth_token:
+            self.control = TwilioControl(s.twilio_account_sid, s.twilio_auth_token, s.twilio_api_base_url)
+        log.info("phone-agent ready: %d flows, store=%s", len(self.flows.flows), type(self.store).__name__)
+        try:
+            yield
+        finally:
+            await self._drain()
+            await self.store.close()
+            if hasattr(self.used_tokens, "close"):
+                await self.used_tokens.close()
+
+    async def _drain(self) -> None:
+        self.draining = True
+        if not self.calls:
+            return
+        log.info("draining %d live calls (deadline %.0fs)", len(self.calls), self.settings.drain_deadline_s)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.settings.drain_deadline_s):
+                while self.calls:
+                    await asyncio.sleep(0.2)
+
+    def busy(self) -> bool:
+        return self.draining or len(self.calls) >= self.settings.max_concurrent_calls
+
+    # ---------------------------------------------------------------- webhook hooks
+
+    def choose_flow(self, form: Any) -> str | None:
+        flow = self.flows.choose(form.get("To"), form.get("flow"))
+        return flow.name if flow else None
+
+    def on_status(self, form: dict[str, Any]) -> None:
+        sid, status = form.get("CallSid", ""), form.get("CallStatus", "")
+        self.call_status[sid] = status
+        log.info("call %s status %s", sid, status)
+
+    # ---------------------------------------------------------------- media stream
+
+    async def handle_stream(self, stream: Any) -> None:
+        flow = self.flows.get(stream.parameters.get("flow", "")) or self.flows.choose(None, None)
+        if flow is None:
+            log.error("call %s: no flow %r", stream.call_sid, stream.parameters.get("flow"))
+            await stream.close(1008, "unknown flow")
+            return
+        runnable, specs = tools_for(flow.tools)
+        session = self.session_factory(flow, specs, self.settings)
+        provider = provider_of(flow, self.settings)
+        deps = CallDeps(
+            tools=runnable,
+            fillers=self.fillers,
+            hangup=self.control.hangup if self.control else None,
+            transfer=self.control.transfer if self.control else None,
+            store=self.store,
+            save_record=self._save_record,
+            provider_name=provider,
+        )
+        call = Call(stream, session, flow, deps)
+        self.calls[stream.call_sid] = call
+        try:
+            try:
+                await session.connect()
+            except Exception as exc:
+                log.error("call %s: %s session failed to open: %s", stream.call_sid, provider, exc)
+                await call.fail_before_start(f"connect failed: {exc}")
+                return
+            await call.run()
+        finally:
+            self.calls.pop(stream.call_sid, None)
+
+    async def _save_record(self, record: CallRecord) -> None:
+        await self.store.put_record("call", record.call_sid, record.to_dict(), ttl_s=30 * 86400)
+
+
+async def healthz(_request: Request) -> PlainTextResponse:
+    return PlainTextResponse("ok")
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    flows: Flows | None = None,
+    session_factory: SessionFactory | None = None,
+) -> Starlette:
+    settings = settings or Settings()
+    flows = flows or load_flows(settings.flows_file)
+    service = Service(settings, flows, session_factory or make_session)
+
+    async def readyz(_request: Request) -> JSONResponse:
+        ready = service.store is not None and not service.draining
+        body = {"ready": ready, "active_calls": len(service.calls), "draining": service.draining}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    webhook = WebhookConfig(
+        public_url=settings.public_url,
+        auth_token=settings.twilio_auth_token,
+        tokens=service.tokens,
+        trust_forwarded_headers=settings.trust_forwarded_headers,
+        busy=service.busy,
+    )
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        *voice_routes(webhook, service.choose_flow, service.on_status),
+        media_stream_route("/twilio/media", service.handle_stream, service.tokens),
+    ]
+    app = Starlette(routes=routes, lifespan=service.lifespan)
+    app.state.service = service
+    return app

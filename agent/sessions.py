@@ -1,0 +1,33 @@
+"""Opens the right realtime session for a flow."""
+
+from __future__ import annotations
+
+from agent.flows import Flow
+from agent.realtime import RealtimeSession, SessionConfig, ToolSpec
+from agent.settings import Settings
+
+
+def provider_of(flow: Flow, settings: Settings) -> str:
+    return "local" if settings.force_local else flow.provider
+
+
+def make_session(flow: Flow, specs: tuple[ToolSpec, ...], settings: Settings) -> RealtimeSession:
+    config = SessionConfig(
+        instructions=flow.instructions,
+        model=flow.model,
+        voice=flow.voice,
+        tools=specs,
+        language=flow.language,
+        audio_format=flow.audio_format,
+    )
+    provider = provider_of(flow, settings)
+    if provider == "gemini":
+        from agent.providers.gemini import GeminiLiveSession
+
+        return GeminiLiveSession(config, url=settings.gemini_live_url, api_key=settings.gemini_api_key)
+    from agent.providers.openai import OpenAIRealtimeSession
+
+    if provider == "local":
+        # The offline engine speaks OpenAI's protocol: one code path for both.
+        return OpenAIRealtimeSession(config, url=settings.local_engine_url, api_key="local")
+    return OpenAIRealtimeSession(config, url=settings.openai_realtime_url, api_key=settings.openai_api_key)

@@ -1,0 +1,47 @@
+"""Service settings from the environment (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    # The https:// base Twilio reaches us at. Signatures are checked against it.
+    public_url: str = "http://127.0.0.1:8000"
+    trust_forwarded_headers: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    # Tests point the twilio client at a local stand-in for the REST API.
+    twilio_api_base_url: str | None = None
+
+    openai_api_key: str = ""
+    openai_realtime_url: str = "wss://api.openai.com/v1/realtime"
+    gemini_api_key: str = ""
+    gemini_live_url: str = (
+        "wss://generativelanguage.googleapis.com/ws/"
+        "google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
+    )
+
+    redis_url: str | None = None
+    data_dir: Path = Path("data")
+    flows_file: Path | None = None
+    admin_token: str = ""
+    max_concurrent_calls: int = 200
+    # Stream tokens are HMACs with this key; a random one per process is fine for one
+    # instance, several instances behind a balancer must share it.
+    stream_token_secret: str = Field(default="")
+    stream_token_ttl_s: int = 60
+    drain_deadline_s: float = 300.0
+    log_json: bool = True
+
+    # The offline engine (flows with `provider: local`, or every flow under `serve --local`).
+    local_engine_url: str = "ws://127.0.0.1:8765/v1/realtime"
+    force_local: bool = False

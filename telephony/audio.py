@@ -1,0 +1,147 @@
+"""Telephone audio: G.711 μ-law <-> PCM16, stateful resampling, 20 ms framing.
+
+Resamplers keep filter state between calls (one object per call per direction):
+resampling each frame on its own clicks at every frame edge and hurts recognition.
+"""
+
+from __future__ import annotations
+
+import audioop  # stdlib up to 3.12; the audioop-lts package provides it on >= 3.13
+
+import numpy as np
+import soxr
+
+TELEPHONY_RATE = 8000
+FRAME_MS = 20
+FRAME_BYTES = TELEPHONY_RATE * FRAME_MS // 1000  # 160 bytes of μ-law = 20 ms
+ULAW_SILENCE = b"\xff"
+
+
+def ulaw_to_pcm16(ulaw: bytes) -> bytes:
+    return audioop.ulaw2lin(ulaw, 2)
+
+
+def pcm16_to_ulaw(pcm: bytes) -> bytes:
+    return audioop.lin2ulaw(pcm, 2)
+
+
+def ulaw_ms(ulaw: bytes | int) -> int:
+    """Milliseconds of 8 kHz μ-law audio (1 byte per sample)."""
+    n = ulaw if isinstance(ulaw, int) else len(ulaw)
+    return n // 8
+
+
+class StreamResampler:
+    """A soxr stream resampler for PCM16 mono that carries its state across chunks.
+
+    soxr's default streaming engine releases output in ~100 ms blocks (measured: 8->16 kHz
+    emits 1660 samples every 5th 20 ms frame), which would add up to 100 ms per direction
+    to a phone call. Its variable-rate engine (`vr=True`) emits every frame with ~20 ms of
+    delay at the same HQ filter quality (66 dB SNR measured), so that is the one we use.
+    """
+
+    def __init__(self, in_rate: int, out_rate: int, quality: str = "HQ") -> None:
+        if in_rate <= 0 or out_rate <= 0:
+            raise ValueError(f"sample rates must be positive, got {in_rate} -> {out_rate}")
+        self.in_rate = in_rate
+        self.out_rate = out_rate
+        self._odd = b""  # a dangling byte of a split int16 sample
+        self._quality = quality
+        self._stream = self._new_stream()
+
+    def _new_stream(self) -> soxr.ResampleStream:
+        return soxr.ResampleStream(
+            self.in_rate, self.out_rate, 1, dtype="int16", quality=self._quality, vr=True
+        )
+
+    def process(self, pcm: bytes) -> bytes:
+        data = self._odd + pcm
+        if len(data) % 2:
+            self._odd, data = data[-1:], data[:-1]
+        else:
+            self._odd = b""
+        if not data:
+            return b""
+        out = self._stream.resample_chunk(np.frombuffer(data, dtype=np.int16))
+        return out.tobytes()
+
+    def flush(self) -> bytes:
+        """Drain the filter's tail at the end of a stream."""
+        out = self._stream.resample_chunk(np.zeros(0, dtype=np.int16), last=True)
+        self.reset()
+        return out.tobytes()
+
+    def reset(self) -> None:
+        """Forget history, e.g. after a barge-in drops the rest of an utterance."""
+        self._stream = self._new_stream()
+        self._odd = b""
+
+
+class Framer:
+    """Cuts a byte stream into fixed frames, carrying the remainder to the next push."""
+
+    def __init__(self, frame_bytes: int = FRAME_BYTES, pad: bytes = ULAW_SILENCE) -> None:
+        if frame_bytes <= 0:
+            raise ValueError("frame_bytes must be positive")
+        self.frame_bytes = frame_bytes
+        self._pad = pad
+        self._rest = bytearray()
+
+    @property
+    def pending(self) -> int:
+        return len(self._rest)
+
+    def push(self, data: bytes) -> list[bytes]:
+        self._rest += data
+        n = len(self._rest) // self.frame_bytes
+        if not n:
+            return []
+        size = self.frame_bytes
+        frames = [bytes(self._rest[i * size : (i + 1) * size]) for i in range(n)]
+        del self._rest[: n * size]
+        return frames
+
+    def flush(self) -> bytes | None:
+        """The last partial frame padded with silence, or None if nothing is left."""
+        if not self._rest:
+            return None
+        frame = bytes(self._rest) + self._pad * (self.frame_bytes - len(self._rest))
+        self._rest.clear()
+        return frame
+
+    def reset(self) -> None:
+        self._rest.clear()
+
+
+class UlawToPcm:
+    """Caller μ-law 8 kHz -> PCM16 at `rate` (e.g. 16 kHz for Gemini), one per call."""
+
+    def __init__(self, rate: int) -> None:
+        self._resampler = None if rate == TELEPHONY_RATE else StreamResampler(TELEPHONY_RATE, rate)
+
+    def convert(self, ulaw: bytes) -> bytes:
+        pcm = ulaw_to_pcm16(ulaw)
+        return pcm if self._resampler is None else self._resampler.process(pcm)
+
+
+class PcmToUlaw:
+    """Model PCM16 at `rate` (e.g. 24 kHz from Gemini) -> μ-law 8 kHz, one per call."""
+
+    def __init__(self, rate: int) -> None:
+        self._resampler = None if rate == TELEPHONY_RATE else StreamResampler(rate, TELEPHONY_RATE)
+
+    def convert(self, pcm: bytes) -> bytes:
+        if self._resampler is not None:
+            pcm = self._resampler.process(pcm)
+        return pcm16_to_ulaw(pcm) if pcm else b""
+
+    def flush(self) -> bytes:
+        """The resampler's tail at the end of an utterance (~20 ms that would otherwise wait)."""
+        if self._resampler is None:
+            return b""
+        pcm = self._resampler.flush()
+        return pcm16_to_ulaw(pcm) if pcm else b""
+
+    def reset(self) -> None:
+        if self._resampler is not None:
+            self._resampler.reset()

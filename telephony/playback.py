@@ -1,0 +1,251 @@
+"""Sans-I/O outbound pacing and mark bookkeeping for one Media Stream.
+
+Twilio plays whatever we send as fast as it arrives into an unbounded buffer, so the
+only truth about what the caller has *heard* is the echo of a `mark` we put after the
+audio. This object keeps that ledger:
+
+    enqueue/end_segment -> [unsent frames] -> take_sendable() -> [sent, unacked] -> on_mark()
+
+It never lets sent-but-unheard audio exceed `lead_ms` (so a barge-in `clear` drops at
+most that much, and "heard" stays within `mark_every_ms` of the truth), puts a mark
+after every `mark_every_ms` of audio, at every segment end and at the end of every
+batch (so nothing sent is ever left without a mark that will account for it).
+
+Positions are on the *playback timeline*: audio discarded by `clear` is removed from it,
+so `heard_ms <= sent_ms` always holds and `sent_ms - heard_ms` is what Twilio still
+holds. No I/O, no clock except the optional injected `now` (used only for round-trip
+statistics).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from telephony.audio import FRAME_BYTES, FRAME_MS, Framer
+from telephony.protocol import mark_message, media_message
+
+
+@dataclass(frozen=True, slots=True)
+class ClearSnapshot:
+    """Where playback stood when `clear` was sent (barge-in)."""
+
+    heard_ms: int  # playback-timeline position the caller has heard (acked marks)
+    heard_segment: str | None  # segment of the last acked mark, None if none yet
+    heard_ms_in_segment: int  # how far into `heard_segment` the caller heard
+    dropped_ms: int  # audio the caller will now never hear: sent-unacked + unsent
+
+
+@dataclass(slots=True)
+class _SentMark:
+    name: str
+    position_ms: int  # playback-timeline position once everything before it has played
+    segment: str
+    segment_ms: int  # ms of `segment` sent up to this mark
+    sent_at: float | None
+    ahead_ms: int  # audio queued at Twilio ahead of this mark when it was sent
+
+
+class Playback:
+    """Paces one stream's outbound audio against the caller's ears (see module doc)."""
+
+    def __init__(
+        self,
+        stream_sid: str,
+        lead_ms: int = 200,
+        mark_every_ms: int = 100,
+        *,
+        now: Callable[[], float] | None = None,
+    ) -> None:
+        if lead_ms < FRAME_MS:
+            raise ValueError(f"lead_ms must be at least one frame ({FRAME_MS} ms), got {lead_ms}")
+        if mark_every_ms < FRAME_MS:
+            raise ValueError(f"mark_every_ms must be at least {FRAME_MS} ms, got {mark_every_ms}")
+        self.stream_sid = stream_sid
+        self.lead_ms = lead_ms
+        self.mark_every_ms = mark_every_ms
+        self._now = now
+
+        # Unsent frames in order: (frame, segment, is_last_frame_of_an_ended_segment).
+        self._queue: deque[tuple[bytes, str, bool]] = deque()
+        self._framer = Framer(FRAME_BYTES)
+        self._open_segment: str | None = None  # segment whose remainder sits in _framer
+
+        self._sent_ms = 0
+        self._heard_ms = 0
+        self._unmarked_ms = 0  # sent since the last mark
+        self._last_segment: str | None = None  # segment of the last frame sent
+        self._outstanding: deque[_SentMark] = deque()
+        self._outstanding_names: set[str] = set()
+        self._discarded: set[str] = set()  # marks Twilio will echo back after a clear
+        self._mark_seq = 0
+
+        self._heard_segment: str | None = None
+        self._segment_sent_ms: dict[str, int] = {}
+        self._segment_heard_ms: dict[str, int] = {}
+        self._segment_received: dict[str, int] = {}  # raw bytes handed to enqueue
+
+        # Counters for stream statistics.
+        self.frames_sent = 0
+        self.marks_sent = 0
+        self.marks_acked = 0
+        self.mark_rtt_ms: list[float] = []
+
+    # ------------------------------------------------------------ input
+
+    def enqueue(self, ulaw: bytes, segment: str) -> None:
+        """Queue μ-law audio for `segment`. A new segment ends the previous open one."""
+        if self._open_segment is not None and self._open_segment != segment:
+            self.end_segment(self._open_segment)
+        self._open_segment = segment
+        self._segment_received[segment] = self._segment_received.get(segment, 0) + len(ulaw)
+        queue = self._queue
+        for frame in self._framer.push(ulaw):
+            queue.append((frame, segment, False))
+
+    def end_segment(self, segment: str) -> None:
+        """Flush `segment`'s partial frame (padded with silence) and mark its end."""
+        if self._open_segment != segment:
+            return  # already ended (or never started): nothing is pending for it
+        self._open_segment = None
+        tail = self._framer.flush()
+        if tail is not None:
+            self._queue.append((tail, segment, True))
+        elif self._queue and self._queue[-1][1] == segment:
+            frame, _, _ = self._queue[-1]
+            self._queue[-1] = (frame, segment, True)
+        # else every frame is already sent, and each batch ends with a mark: nothing to do.
+
+    # ------------------------------------------------------------ output
+
+    def take_sendable(self) -> list[str]:
+        """Wire messages that may go out now without running > lead_ms ahead of the ear."""
+        out: list[str] = []
+        queue = self._queue
+        limit = self._heard_ms + self.lead_ms
+        sid = self.stream_sid
+        while queue and self._sent_ms + FRAME_MS <= limit:
+            frame, segment, ends = queue.popleft()
+            out.append(media_message(sid, frame))
+            self.frames_sent += 1
+            self._sent_ms += FRAME_MS
+            self._unmarked_ms += FRAME_MS
+            self._segment_sent_ms[segment] = self._segment_sent_ms.get(segment, 0) + FRAME_MS
+            self._last_segment = segment
+            if ends or self._unmarked_ms >= self.mark_every_ms:
+                out.append(self._mark(segment))
+        if self._unmarked_ms and self._last_segment is not None:
+            # Batch over (lead full or queue empty): mark so everything sent is accounted for.
+            out.append(self._mark(self._last_segment))
+        return out
+
+    def _mark(self, segment: str) -> str:
+        self._mark_seq += 1
+        name = f"s{self._mark_seq}"
+        self._outstanding.append(
+            _SentMark(
+                name=name,
+                position_ms=self._sent_ms,
+                segment=segment,
+                segment_ms=self._segment_sent_ms.get(segment, 0),
+                sent_at=self._now() if self._now is not None else None,
+                ahead_ms=self._sent_ms - self._heard_ms,
+            )
+        )
+        self._outstanding_names.add(name)
+        self._unmarked_ms = 0
+        self.marks_sent += 1
+        return mark_message(self.stream_sid, name)
+
+    # ------------------------------------------------------------ echoes
+
+    def on_mark(self, name: str) -> bool:
+        """Twilio echoed mark `name`. True if it moved the heard position."""
+        if name in self._discarded:
+            self._discarded.discard(name)  # returned by a clear: never played
+            return False
+        if name not in self._outstanding_names:
+            return False  # unknown or already seen
+        now = self._now() if self._now is not None else None
+        # Echoes come back in order; an echo implies every earlier mark has played too.
+        while self._outstanding:
+            mark = self._outstanding.popleft()
+            self._outstanding_names.discard(mark.name)
+            self._heard_ms = mark.position_ms
+            self._heard_segment = mark.segment
+            self._segment_heard_ms[mark.segment] = mark.segment_ms
+            self.marks_acked += 1
+            if mark.name == name:
+                if now is not None and mark.sent_at is not None:
+                    # Echo delay minus the audio that had to play first ~ network round trip.
+                    rtt = (now - mark.sent_at) * 1000.0 - mark.ahead_ms
+                    self.mark_rtt_ms.append(max(0.0, rtt))
+                return True
+        return True  # unreachable: name was outstanding
+
+    def clear(self) -> ClearSnapshot:
+        """Snapshot what was heard, then drop everything not yet heard (barge-in)."""
+        snapshot = ClearSnapshot(
+            heard_ms=self._heard_ms,
+            heard_segment=self._heard_segment,
+            heard_ms_in_segment=self._heard_in(self._heard_segment),
+            dropped_ms=(self._sent_ms - self._heard_ms) + self.queued_ms,
+        )
+        # Twilio returns every pending mark on clear; those echoes mean "discarded".
+        self._discarded.update(self._outstanding_names)
+        self._outstanding.clear()
+        self._outstanding_names.clear()
+        self._queue.clear()
+        self._framer.reset()
+        self._open_segment = None
+        self._unmarked_ms = 0
+        self._sent_ms = self._heard_ms  # discarded audio leaves the playback timeline
+        for segment, heard in self._segment_heard_ms.items():
+            self._segment_sent_ms[segment] = heard
+        for segment in self._segment_sent_ms.keys() - self._segment_heard_ms.keys():
+            self._segment_sent_ms[segment] = 0
+        return snapshot
+
+    # ------------------------------------------------------------ state
+
+    @property
+    def heard_ms(self) -> int:
+        return self._heard_ms
+
+    @property
+    def sent_ms(self) -> int:
+        """Playback-timeline ms sent and not discarded by a clear."""
+        return self._sent_ms
+
+    @property
+    def queued_ms(self) -> int:
+        """Audio accepted but not yet sent (whole frames plus an open partial frame)."""
+        return len(self._queue) * FRAME_MS + self._framer.pending // 8
+
+    @property
+    def outstanding_marks(self) -> int:
+        return len(self._outstanding)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and everything sent has been heard."""
+        return not self._queue and not self._framer.pending and not self._outstanding
+
+    @property
+    def heard_segment(self) -> str | None:
+        return self._heard_segment
+
+    def heard_ms_of(self, segment: str) -> int:
+        """Ms of `segment` the caller has heard, clamped to the audio received for it."""
+        return self._heard_in(segment)
+
+    def received_ms_of(self, segment: str) -> int:
+        """Ms of audio handed to `enqueue` for `segment` (before padding)."""
+        return self._segment_received.get(segment, 0) // 8
+
+    def _heard_in(self, segment: str | None) -> int:
+        if segment is None:
+            return 0
+        # The last frame is padded with silence; never claim more than we were given.
+        return min(self._segment_heard_ms.get(segment, 0), self.received_ms_of(segment))

@@ -1,0 +1,456 @@
+"""`WS /twilio/media`: accept a Media Stream, authenticate it, hand it to a handler.
+
+One `TwilioStream` per call holds all of that call's state: the socket, its
+`Playback` ledger, a send lock and statistics. The handler owns the call:
+
+    async def handler(stream: TwilioStream) -> None:
+        async for event in stream:          # Media / Dtmf / Mark / Stop
+            ...
+        # other tasks: await stream.send_audio(ulaw, segment); await stream.clear()
+
+Pacing is event-driven: outbound audio is pumped when audio is enqueued and when a
+mark echo frees room under the lead limit. Echoes are read by the iterator, so the
+handler must keep iterating (and should not await `wait_played` in that same task).
+
+The ASGI server's own frame cap (uvicorn `ws_max_size`) should be set to
+`max_message_bytes`; it is checked here again because the route cannot set it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from telephony.playback import ClearSnapshot, Playback
+from telephony.protocol import (
+    Connected,
+    Dtmf,
+    InboundEvent,
+    Mark,
+    Media,
+    ProtocolError,
+    Start,
+    Stop,
+    clear_message,
+    parse_inbound,
+)
+from telephony.tokens import StreamTokens, TokenError
+
+logger = logging.getLogger(__name__)
+
+POLICY_VIOLATION = 1008
+INTERNAL_ERROR = 1011
+StreamEvent = Media | Dtmf | Mark | Stop
+Handler = Callable[["TwilioStream"], Awaitable[None]]
+_SEND_ERRORS = (WebSocketDisconnect, RuntimeError, OSError)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStats:
+    frames_in: int
+    frames_out: int
+    marks_sent: int
+    marks_acked: int
+    malformed: int
+    sequence_gaps: int
+    last_inbound_seq: int
+    mark_rtt_ms: tuple[float, ...]  # echo delay minus audio queued ahead of the mark
+
+
+class _Rejected(Exception):
+    """The socket did not open like a Twilio Media Stream; close with this reason."""
+
+
+class _Gone(Exception):
+    """The peer disconnected."""
+
+
+class TwilioStream:
+    """One call's Media Stream: inbound events, paced outbound audio, marks, clear."""
+
+    def __init__(
+        self,
+        websocket: WebSocket,
+        start: Start,
+        *,
+        max_message_bytes: int = 64 * 1024,
+        malformed_limit: int = 50,
+        on_malformed: Literal["skip", "close"] = "skip",
+        lead_ms: int = 200,
+        mark_every_ms: int = 100,
+    ) -> None:
+        self.start = start
+        self.call_sid = start.call_sid
+        self.stream_sid = start.stream_sid
+        self.parameters: dict[str, str] = dict(start.custom_parameters)
+        self._ws = websocket
+        self._max_message_bytes = max_message_bytes
+        self._malformed_limit = malformed_limit
+        self._on_malformed = on_malformed
+        self._playback = Playback(start.stream_sid, lead_ms, mark_every_ms, now=time.monotonic)
+        self._log_extra = {"call_sid": start.call_sid, "stream_sid": start.stream_sid}
+
+        # Single writer: every send goes through this lock so batches never interleave.
+        self._send_lock = asyncio.Lock()
+        self._clears_pending = 0  # while > 0, pumps hold back so `clear` goes out first
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closed = False  # we sent close, or the peer is gone
+        self._peer_gone = False
+
+        self.frames_in = 0
+        self.malformed = 0
+        self.sequence_gaps = 0
+        self.last_inbound_seq = start.sequence_number
+
+    # ------------------------------------------------------------ inbound
+
+    def __aiter__(self) -> AsyncIterator[StreamEvent]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[StreamEvent]:
+        while not self._closed:
+            try:
+                raw = await _receive(self._ws)
+            except _Gone:
+                self._on_peer_gone()
+                return
+            event = self._parse(raw)
+            if event is None:
+                if not await self._count_malformed():
+                    return
+                continue
+            self._check_sequence(event.sequence_number)
+            if isinstance(event, Media):
+                self.frames_in += 1
+                yield event
+            elif isinstance(event, Mark):
+                if self._playback.on_mark(event.name):
+                    await self._pump()
+                self._update_idle()
+                yield event
+            elif isinstance(event, Stop):
+                yield event
+                return
+            else:
+                yield event
+
+    def _parse(self, raw: str | bytes) -> StreamEvent | None:
+        """A valid event for this stream, or None after logging why not."""
+        if isinstance(raw, bytes):
+            return self._reject_message(f"binary frame of {len(raw)} bytes")
+        if len(raw) > self._max_message_bytes:
+            return self._reject_message(f"message of {len(raw)} chars exceeds {self._max_message_bytes}")
+        try:
+            event = parse_inbound(raw)
+        except ProtocolError as exc:
+            return self._reject_message(str(exc))
+        if isinstance(event, Connected | Start):
+            return self._reject_message(f"unexpected {type(event).__name__.lower()} mid-stream")
+        if event.stream_sid != self.stream_sid:
+            return self._reject_message(f"streamSid {event.stream_sid[:40]!r} is not this stream's")
+        return event
+
+    def _reject_message(self, why: str) -> None:
+        self.malformed += 1
+        logger.warning(
+            "call %s: skipping malformed message %d/%d: %s",
+            self.call_sid,
+            self.malformed,
+            self._malformed_limit,
+            why,
+            extra=self._log_extra,
+        )
+        return None
+
+    async def _count_malformed(self) -> bool:
+        """False (after closing 1008) when this call has had too many bad messages."""
+        if self._on_malformed == "skip" and self.malformed < self._malformed_limit:
+            return True
+        logger.warning("call %s: closing after %d malformed messages", self.call_sid, self.malformed)
+        await self.close(POLICY_VIOLATION, "too many malformed messages")
+        return False
+
+    def _check_sequence(self, seq: int) -> None:
+        expected = self.last_inbound_seq + 1
+        if seq != expected:
+            self.sequence_gaps += 1
+            logger.warning(
+                "call %s: inbound sequence gap: expected %d, got %d",
+                self.call_sid,
+                expected,
+                seq,
+                extra=self._log_extra,
+            )
+        self.last_inbound_seq = max(seq, self.last_inbound_seq)
+
+    # ------------------------------------------------------------ outbound
+
+    async def send_audio(self, ulaw: bytes, segment: str) -> None:
+        """Queue μ-law 8 kHz audio for `segment` and send what pacing allows now."""
+        if self._closed:
+            return
+        self._playback.enqueue(ulaw, segment)
+        await self._pump()
+        self._update_idle()
+
+    async def end_segment(self, segment: str) -> None:
+        """No more audio for `segment`: flush its last partial frame and mark its end."""
+        if self._closed:
+            return
+        self._playback.end_segment(segment)
+        await self._pump()
+        self._update_idle()
+
+    async def clear(self) -> ClearSnapshot:
+        """Barge-in: stop playback now. Returns what the caller had heard before it."""
+        snapshot = self._playback.clear()
+        if not self._closed:
+            self._clears_pending += 1
+            try:
+                async with self._send_lock:
+                    await self._send(clear_message(self.stream_sid))
+            finally:
+                self._clears_pending -= 1
+            await self._pump()  # audio enqueued while the clear was waiting
+        self._update_idle()
+        return snapshot
+
+    # A timeout parameter (not asyncio.timeout) because a timeout is an answer here, not an error.
+    async def wait_played(self, timeout: float) -> bool:  # noqa: ASYNC109
+        """Wait until everything sent has been heard. False on timeout or if the call ended first."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return self._playback.idle
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._idle.set()  # wake wait_played: nothing more will play
+        if self._peer_gone:
+            return
+        async with self._send_lock:
+            try:
+                await self._ws.close(code, _reason(reason))
+            except _SEND_ERRORS:
+                pass  # already gone: closing is all we wanted
+
+    async def _pump(self) -> None:
+        if self._clears_pending:
+            return  # `clear` pumps once it is on the wire
+        async with self._send_lock:
+            if self._clears_pending or self._closed:
+                return
+            for message in self._playback.take_sendable():
+                if not await self._send(message):
+                    return
+
+    async def _send(self, message: str) -> bool:
+        try:
+            await self._ws.send_text(message)
+        except _SEND_ERRORS:
+            self._on_peer_gone()
+            return False
+        return True
+
+    def _on_peer_gone(self) -> None:
+        self._peer_gone = True
+        self._closed = True
+        self._idle.set()
+
+    def _update_idle(self) -> None:
+        if self._closed or self._playback.idle:
+            self._idle.set()
+        else:
+            self._idle.clear()
+
+    # ------------------------------------------------------------ state
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def playback(self) -> Playback:
+        return self._playback
+
+    @property
+    def heard_ms(self) -> int:
+        return self._playback.heard_ms
+
+    def heard_ms_of(self, segment: str) -> int:
+        return self._playback.heard_ms_of(segment)
+
+    def received_ms_of(self, segment: str) -> int:
+        return self._playback.received_ms_of(segment)
+
+    @property
+    def stats(self) -> StreamStats:
+        pb = self._playback
+        return StreamStats(
+            frames_in=self.frames_in,
+            frames_out=pb.frames_sent,
+            marks_sent=pb.marks_sent,
+            marks_acked=pb.marks_acked,
+            malformed=self.malformed,
+            sequence_gaps=self.sequence_gaps,
+            last_inbound_seq=self.last_inbound_seq,
+            mark_rtt_ms=tuple(pb.mark_rtt_ms),
+        )
+
+
+# ---------------------------------------------------------------- the route
+
+
+async def _receive(websocket: WebSocket) -> str | bytes:
+    try:
+        message = await websocket.receive()
+    except _SEND_ERRORS:
+        raise _Gone from None
+    if message["type"] == "websocket.disconnect":
+        raise _Gone
+    text = message.get("text")
+    return text if text is not None else (message.get("bytes") or b"")
+
+
+async def _read_event(websocket: WebSocket, max_message_bytes: int) -> InboundEvent:
+    raw = await _receive(websocket)
+    if isinstance(raw, bytes):
+        raise _Rejected("binary frame before start")
+    if len(raw) > max_message_bytes:
+        raise _Rejected("oversized message before start")
+    try:
+        return parse_inbound(raw)
+    except ProtocolError as exc:
+        raise _Rejected(f"invalid message before start: {exc}") from None
+
+
+async def _handshake(websocket: WebSocket, max_message_bytes: int) -> Start:
+    """`connected`, then `start`; anything else is a policy violation."""
+    first = await _read_event(websocket, max_message_bytes)
+    if not isinstance(first, Connected):
+        raise _Rejected(f"expected 'connected', got '{type(first).__name__.lower()}'")
+    second = await _read_event(websocket, max_message_bytes)
+    if not isinstance(second, Start):
+        raise _Rejected(f"expected 'start', got '{type(second).__name__.lower()}'")
+    return second
+
+
+def media_stream_route(
+    path: str,
+    handler: Handler,
+    tokens: StreamTokens,
+    *,
+    max_message_bytes: int = 64 * 1024,
+    malformed_limit: int = 50,
+    on_malformed: Literal["skip", "close"] = "skip",
+    start_timeout_s: float = 10.0,
+    lead_ms: int = 200,
+    mark_every_ms: int = 100,
+) -> WebSocketRoute:
+    """The Media Streams endpoint: authenticates `start`, then runs `handler(stream)`."""
+    if on_malformed not in ("skip", "close"):
+        raise ValueError(f"on_malformed must be 'skip' or 'close', got {on_malformed!r}")
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        try:
+            start = await asyncio.wait_for(
+                _handshake(websocket, max_message_bytes), start_timeout_s
+            )
+        except TimeoutError:
+            logger.warning("media stream: no start within %.1f s", start_timeout_s)
+            await _close(websocket, POLICY_VIOLATION, "no start message in time")
+            return
+        except _Rejected as exc:
+            logger.warning("media stream: rejected before start: %s", exc)
+            await _close(websocket, POLICY_VIOLATION, str(exc))
+            return
+        except _Gone:
+            logger.info("media stream: peer left before start")
+            return
+
+        extra = {"call_sid": start.call_sid, "stream_sid": start.stream_sid}
+        try:
+            await tokens.verify(start.custom_parameters.get("token", ""), start.call_sid)
+        except TokenError as exc:
+            logger.warning(
+                "call %s: stream token rejected: %s", start.call_sid, exc.reason, extra=extra
+            )
+            await _close(websocket, POLICY_VIOLATION, f"stream token {exc.reason}")
+            return
+
+        stream = TwilioStream(
+            websocket,
+            start,
+            max_message_bytes=max_message_bytes,
+            malformed_limit=malformed_limit,
+            on_malformed=on_malformed,
+            lead_ms=lead_ms,
+            mark_every_ms=mark_every_ms,
+        )
+        logger.info("call %s: media stream started", start.call_sid, extra=extra)
+        try:
+            await handler(stream)
+        except Exception:
+            logger.exception("call %s: stream handler failed", start.call_sid, extra=extra)
+            await stream.close(INTERNAL_ERROR, "internal error")
+        finally:
+            await stream.close()
+            s = stream.stats
+            logger.info(
+                "call %s: media stream ended: in=%d out=%d marks=%d/%d malformed=%d gaps=%d",
+                start.call_sid,
+                s.frames_in,
+                s.frames_out,
+                s.marks_acked,
+                s.marks_sent,
+                s.malformed,
+                s.sequence_gaps,
+                extra=extra,
+            )
+
+    return WebSocketRoute(path, endpoint, name="twilio_media")
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    try:
+        await websocket.close(code, _reason(reason))
+    except _SEND_ERRORS:
+        pass
+
+
+def _reason(reason: str) -> str:
+    # A close reason is limited to 123 bytes on the wire.
+    return reason.encode("utf-8")[:120].decode("utf-8", "ignore")
+
+
+# ---------------------------------------------------------------- echo
+
+
+async def echo_handler(stream: TwilioStream, *, frames_per_segment: int = 25) -> None:
+    """Play the caller's audio back to them: proof of the whole path, no model needed."""
+    count = 0
+    index = 0
+    segment = "echo-0"
+    async for event in stream:
+        if isinstance(event, Media):
+            await stream.send_audio(event.payload, segment)
+            count += 1
+            if count >= frames_per_segment:
+                await stream.end_segment(segment)
+                index += 1
+                count = 0
+                segment = f"echo-{index}"
+        elif isinstance(event, Stop):
+            return

@@ -1,0 +1,233 @@
+"""Twilio voice webhooks: `POST /twilio/voice` -> TwiML, `POST /twilio/status`.
+
+Every request must carry a valid `X-Twilio-Signature` computed over the exact URL
+Twilio requested. Behind a TLS terminator the app sees `http://internal:8000/...`, so
+the URL is rebuilt from the configured public origin (or, only when explicitly
+trusted, from `X-Forwarded-Proto`/`X-Forwarded-Host`), keeping the request's path and
+raw query string.
+
+Routes come from a factory so the app is assembled in one visible place and nothing
+lives in module globals.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+from twilio.request_validator import RequestValidator
+from twilio.twiml.voice_response import Connect, Stream, VoiceResponse
+
+from telephony.tokens import StreamTokens
+
+logger = logging.getLogger(__name__)
+
+MAX_FORM_BYTES = 64 * 1024  # Twilio's forms are ~1 KiB; anything bigger is not Twilio
+SORRY = "Sorry, this number cannot take your call right now. Goodbye."
+
+FlowChooser = Callable[[Mapping[str, str]], "str | None | Awaitable[str | None]"]
+StatusCallback = Callable[[dict[str, str]], "None | Awaitable[None]"]
+
+
+def _never_busy() -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    public_url: str | None  # origin Twilio calls, e.g. "https://agent.example.com"
+    auth_token: str
+    tokens: StreamTokens
+    trust_forwarded_headers: bool = False
+    busy: Callable[[], bool] = _never_busy  # True -> <Reject reason="busy"/> (drain / cap)
+    media_path: str = "/twilio/media"
+    validator: RequestValidator = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.public_url is not None:
+            parts = urlsplit(self.public_url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError(f"public_url must be http(s)://host[:port], got {self.public_url!r}")
+            if parts.path not in ("", "/") or parts.query:
+                # A path prefix would need the same prefix on every route; refuse rather
+                # than silently failing every signature check.
+                raise ValueError(f"public_url must be an origin without a path, got {self.public_url!r}")
+        object.__setattr__(self, "validator", RequestValidator(self.auth_token))
+
+
+def mask_number(value: str | None) -> str:
+    """Phone numbers in logs: keep only the last four characters."""
+    if not value:
+        return "-"
+    return "***" + value[-4:] if len(value) > 4 else "***"
+
+
+def voice_routes(
+    config: WebhookConfig,
+    choose_flow: FlowChooser,
+    on_status: StatusCallback | None = None,
+) -> list[Route]:
+    """`POST /twilio/voice` and `POST /twilio/status`, bound to `config`.
+
+    `choose_flow` gets the webhook form fields plus the URL's query parameters (form
+    wins on a name clash, so `?flow=sales` arrives as "flow") and returns a flow name,
+    or None to play an apology and hang up. It and `on_status` may be sync or async.
+    """
+
+    async def voice(request: Request) -> Response:
+        form = await _verified_form(request, config)
+        if form is None:
+            return _forbidden()
+        call_sid = form.get("CallSid", "")
+        if config.busy():
+            logger.info("voice webhook: busy, rejecting call %s", call_sid)
+            reject = VoiceResponse()
+            reject.reject(reason="busy")
+            return _twiml(reject)
+        params: dict[str, str] = dict(request.query_params)
+        params.update((k, v) for k, v in form.items() if isinstance(v, str))
+        try:
+            flow = await _maybe_await(choose_flow(params))
+            token = config.tokens.issue(call_sid) if flow is not None else None
+        except Exception:
+            logger.exception("voice webhook: choosing a flow failed for call %s", call_sid)
+            flow = token = None
+        if flow is None or token is None:
+            logger.info(
+                "voice webhook: no flow for call %s to %s", call_sid, mask_number(form.get("To"))
+            )
+            sorry = VoiceResponse()
+            sorry.say(SORRY)
+            sorry.hangup()
+            return _twiml(sorry)
+
+        stream = Stream(url=_media_url(request, config))
+        stream.parameter(name="flow", value=flow)
+        stream.parameter(name="token", value=token)
+        stream.parameter(name="from", value=str(form.get("From", "")))
+        stream.parameter(name="to", value=str(form.get("To", "")))
+        connect = Connect()
+        connect.append(stream)
+        answer = VoiceResponse()
+        answer.append(connect)
+        logger.info(
+            "voice webhook: call %s from %s to %s -> flow %r",
+            call_sid,
+            mask_number(form.get("From")),
+            mask_number(form.get("To")),
+            flow,
+        )
+        return _twiml(answer)
+
+    async def status(request: Request) -> Response:
+        form = await _verified_form(request, config)
+        if form is None:
+            return _forbidden()
+        if on_status is not None:
+            fields = {k: v for k, v in form.items() if isinstance(v, str)}
+            try:
+                await _maybe_await(on_status(fields))
+            except Exception:
+                logger.exception("status webhook: handler failed for call %s", fields.get("CallSid"))
+                return PlainTextResponse("status handler failed", status_code=500)
+        return Response(status_code=204)
+
+    return [
+        Route("/twilio/voice", voice, methods=["POST"], name="twilio_voice"),
+        Route("/twilio/status", status, methods=["POST"], name="twilio_status"),
+    ]
+
+
+# ---------------------------------------------------------------- helpers
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+def _twiml(response: VoiceResponse) -> Response:
+    return Response(str(response), media_type="text/xml")
+
+
+def _forbidden() -> Response:
+    return PlainTextResponse("Forbidden: invalid Twilio signature", status_code=403)
+
+
+def _public_origin(request: Request, config: WebhookConfig) -> tuple[str, str]:
+    """(scheme, host[:port]) of the URL Twilio used to reach us."""
+    if config.public_url is not None:
+        parts = urlsplit(config.public_url)
+        return parts.scheme, parts.netloc
+    scheme, host = request.url.scheme, request.headers.get("host", request.url.netloc)
+    if config.trust_forwarded_headers:
+        # A proxy chain appends; the left-most value is what the client (Twilio) used.
+        proto = request.headers.get("x-forwarded-proto")
+        fwd_host = request.headers.get("x-forwarded-host")
+        if proto:
+            scheme = proto.split(",")[0].strip()
+        if fwd_host:
+            host = fwd_host.split(",")[0].strip()
+    return scheme, host
+
+
+def _signed_url(request: Request, config: WebhookConfig) -> str:
+    scheme, host = _public_origin(request, config)
+    # The raw query string, byte for byte: re-encoding it would change the signature.
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    url = f"{scheme}://{host}{request.url.path}"
+    return f"{url}?{query}" if query else url
+
+
+def _media_url(request: Request, config: WebhookConfig) -> str:
+    scheme, host = _public_origin(request, config)
+    # Twilio only dials wss://; ws:// is kept for local runs over plain http.
+    return f"{'wss' if scheme == 'https' else 'ws'}://{host}{config.media_path}"
+
+
+async def _read_form(request: Request) -> FormData | None:
+    """The urlencoded body as FormData, or None if it is too big to be Twilio's."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_FORM_BYTES):
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return None
+    pairs = parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+    return FormData(pairs)
+
+
+async def _verified_form(request: Request, config: WebhookConfig) -> FormData | None:
+    """The form if the request is signed by Twilio, else None (after a warning)."""
+    form = await _read_form(request)
+    signature = request.headers.get("x-twilio-signature")
+    url = _signed_url(request, config)
+    problem = None
+    if form is None:
+        problem = "body too large"
+    elif not signature:
+        problem = "missing X-Twilio-Signature"
+    elif not config.validator.validate(url, form, signature):
+        problem = "invalid X-Twilio-Signature"
+    if problem is None:
+        return form
+    # Log enough to debug a proxy/URL mismatch; never the token, query or full numbers.
+    logger.warning(
+        "rejected unsigned webhook: %s for %s %s (checked against %s) call=%s from=%s",
+        problem,
+        request.method,
+        request.url.path,
+        url.split("?", 1)[0],
+        (form or {}).get("CallSid", "-"),
+        mask_number((form or {}).get("From")),
+    )
+    return None
