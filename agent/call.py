@@ -68,6 +68,8 @@ class CallDeps:
     save_record: Callable[[CallRecord], Awaitable[None]] | None = None
     on_event: Callable[[str, dict[str, Any]], None] | None = None  # metrics hook
     provider_name: str = "openai"
+    live: Callable[[str, str, dict[str, Any]], None] | None = None  # (call_sid, kind, data)
+    clock: Callable[[], Any] | None = None  # the business tools' "now" (demos pin a date)
 
 
 @dataclass
@@ -97,6 +99,7 @@ class Call:
             caller=stream.parameters.get("from", ""),
             called=stream.parameters.get("to", ""),
             provider=deps.provider_name,
+            listener=(lambda kind, data: deps.live(stream.call_sid, kind, data)) if deps.live else None,
         )
         self._bot_item: str | None = None  # the conversation item now playing
         self._filler: _Filler | None = None
@@ -241,6 +244,9 @@ class Call:
             elif isinstance(event, Transcript):
                 if event.final:
                     self.record.transcript(event.role, event.text)
+                    if event.role == "caller" and self._turn.caller_stopped is None:
+                        # Gemini sends no speech-stopped: its final transcript stands in.
+                        self._turn.caller_stopped = time.monotonic()
             elif isinstance(event, ToolCall):
                 await self._on_tool_call(event)
             elif isinstance(event, ToolCallCancelled):
@@ -288,7 +294,7 @@ class Call:
         self._turn = _Turn()
         self.state = CallState.LISTENING
         item = self._bot_item
-        playing = not self.stream.idle
+        playing = not self.stream.playback.idle
         if playing or self._filler is not None:
             t0 = time.perf_counter()
             heard = self.stream.heard_ms_of(item) if item else None
@@ -320,10 +326,14 @@ class Call:
             call_sid=self.record.call_sid,
             caller=self.stream.parameters.get("from") or None,
             tool_call_id=call.call_id,
-            extra={"store": self.deps.store, "flow": self.flow.name},
+            extra={"store": self.deps.store, "flow": self.flow.name, "clock": self.deps.clock},
         )
 
     async def _on_tool_record(self, record: ToolCallRecord) -> None:
+        self.record.event(
+            "tool_result", name=record.name, status=record.status, result=record.result,
+            ms=round(record.duration_ms or 0.0, 1), fillers=list(record.fillers),
+        )
         self._emit("tool_done", {"name": record.name, "status": record.status,
                                  "ms": record.duration_ms or 0.0,
                                  "filler_onset_ms": record.filler_onset_ms})
@@ -365,7 +375,7 @@ class Call:
         return f"{self.deps.provider_name}:{self.flow.voice or 'default'}"
 
     async def play_filler(self, phrase: str) -> bool:
-        if self._filler is not None or not self.stream.idle:
+        if self._filler is not None or not self.stream.playback.idle:
             return False  # never two fillers, never over the model's own speech
         self._filler_seq += 1
         segment = f"filler-{self._filler_seq}"
@@ -401,9 +411,7 @@ class Call:
     # ------------------------------------------------------------------ ending
 
     async def _wait_quiet(self) -> None:
-        try:
-            await self.stream.wait_played(PLAYED_TIMEOUT_S)
-        except TimeoutError:
+        if not await self.stream.wait_played(PLAYED_TIMEOUT_S) and not self.stream.closed:
             log.warning("call %s: playback did not finish in time", self.record.call_sid)
 
     async def _hang_up_after_playback(self, outcome: str) -> None:
@@ -419,7 +427,7 @@ class Call:
     async def _apologise_and_end(self) -> None:
         """The model is gone for good: never leave the caller in dead silence."""
         log.warning("call %s: provider failed; apologising and ending", self.record.call_sid)
-        if not self.stream.idle:
+        if not self.stream.playback.idle:
             await self.stream.clear()
         clip = await self.deps.fillers.apology(self.flow.apology)
         if clip:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -31,8 +33,28 @@ class CallRecord:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def begin(cls, *, call_sid: str, flow: str, caller: str, called: str, provider: str) -> CallRecord:
-        return cls(call_sid, flow, mask_number(caller), mask_number(called), provider, time.time())
+    def begin(
+        cls,
+        *,
+        call_sid: str,
+        flow: str,
+        caller: str,
+        called: str,
+        provider: str,
+        listener: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> CallRecord:
+        record = cls(call_sid, flow, mask_number(caller), mask_number(called), provider, time.time())
+        # Not a field: live observers (console, `phone-agent call`) are not part of the record.
+        record.listener = listener
+        return record
+
+    def _tell(self, kind: str, data: dict[str, Any]) -> None:
+        listener = getattr(self, "listener", None)
+        if listener is not None:
+            try:
+                listener(kind, data)
+            except Exception:  # an observer must never break a call
+                logging.getLogger(__name__).exception("call listener failed")
 
     @property
     def duration_s(self) -> float:
@@ -42,13 +64,18 @@ class CallRecord:
         return round(time.time() - self.started_at, 3)
 
     def transcript(self, role: str, text: str) -> None:
-        self.transcript_lines.append({"t": self._t(), "role": role, "text": text})
+        line = {"t": self._t(), "role": role, "text": text}
+        self.transcript_lines.append(line)
+        self._tell("transcript", line)
 
     def event(self, kind: str, **data: Any) -> None:
-        self.events.append({"t": self._t(), "kind": kind, **data})
+        entry = {"t": self._t(), "kind": kind, **data}
+        self.events.append(entry)
+        self._tell(kind, entry)
 
     def turn_latency(self, ms: float) -> None:
         self.turn_latencies_ms.append(round(ms, 1))
+        self._tell("turn_latency", {"t": self._t(), "ms": round(ms, 1)})
 
     def mark_first_audio(self) -> None:
         if self.first_audio_at is None:
@@ -71,6 +98,8 @@ class CallRecord:
             }
             for r in tool_records
         ]
+
+        self._tell("finished", {"t": self._t(), "outcome": outcome, "record": self})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -24,6 +24,7 @@ from agent.call import Call, CallDeps
 from agent.callrecord import CallRecord
 from agent.fillers import FillerCache
 from agent.flows import Flows, load_flows
+from agent.metrics import Metrics
 from agent.realtime import RealtimeSession, ToolSpec
 from agent.sessions import make_session, provider_of
 from agent.settings import Settings
@@ -54,13 +55,16 @@ class Service:
         self.calls: dict[str, Call] = {}
         self.draining = False
         self.call_status: dict[str, str] = {}
+        self.metrics = Metrics()
+        # Live observers of every call (console, `phone-agent call`): (call_sid, kind, data).
+        self.listeners: list[Callable[[str, str, dict[str, Any]], None]] = []
 
     # ---------------------------------------------------------------- lifecycle
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         s = self.settings
-        self.store = await open_store(s.redis_url, s.data_dir)
+        self.store = open_store(s.redis_url, s.data_dir)
         self.fillers = FillerCache(self.store)
         if s.redis_url:
             from agent.redis_tokens import RedisUsedTokens
@@ -120,6 +124,9 @@ class Service:
             transfer=self.control.transfer if self.control else None,
             store=self.store,
             save_record=self._save_record,
+            on_event=self.metrics.on_event,
+            live=self._publish,
+            clock=self._clock,
             provider_name=provider,
         )
         call = Call(stream, session, flow, deps)
@@ -134,6 +141,19 @@ class Service:
             await call.run()
         finally:
             self.calls.pop(stream.call_sid, None)
+
+    def _clock(self) -> Any:
+        import datetime as dt
+
+        if not self.settings.tools_today:
+            return dt.datetime.now(dt.UTC)
+        # 08:00 UTC on the pinned day: before opening hours, so the whole day is bookable.
+        day = dt.date.fromisoformat(self.settings.tools_today)
+        return dt.datetime.combine(day, dt.time(8, 0), tzinfo=dt.UTC)
+
+    def _publish(self, call_sid: str, kind: str, data: dict[str, Any]) -> None:
+        for listener in list(self.listeners):
+            listener(call_sid, kind, data)
 
     async def _save_record(self, record: CallRecord) -> None:
         await self.store.put_record("call", record.call_sid, record.to_dict(), ttl_s=30 * 86400)
@@ -168,6 +188,7 @@ def create_app(
     routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        Route("/metrics", service.metrics.endpoint),
         *voice_routes(webhook, service.choose_flow, service.on_status),
         media_stream_route("/twilio/media", service.handle_stream, service.tokens),
     ]

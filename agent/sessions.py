@@ -29,5 +29,7 @@ def make_session(flow: Flow, specs: tuple[ToolSpec, ...], settings: Settings) ->
 
     if provider == "local":
         # The offline engine speaks OpenAI's protocol: one code path for both.
-        return OpenAIRealtimeSession(config, url=settings.local_engine_url, api_key="local")
+        return OpenAIRealtimeSession(
+            config, url=settings.local_engine_url, api_key=settings.openai_api_key or "local"
+        )
     return OpenAIRealtimeSession(config, url=settings.openai_realtime_url, api_key=settings.openai_api_key)

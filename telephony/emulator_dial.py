@@ -96,7 +96,7 @@ async def dial_webhook(
     ws_url: str | None = None,
     extra_params: dict[str, str] | None = None,
     client: httpx.AsyncClient | None = None,
-    timeout: float = 10.0,
+    timeout: float = 10.0,  # noqa: ASYNC109 (httpx's own per-request timeout)
 ) -> StreamTarget:
     """POST Twilio's signed inbound-call webhook and return the stream to connect to.
 
@@ -178,7 +178,9 @@ def parse_twiml(
     try:
         root = ET.fromstring(text)
     except ET.ParseError as exc:
-        raise TwimlError(f"answer is not well-formed XML ({exc}); body starts {text[:80]!r}") from None
+        raise TwimlError(
+            f"answer is not well-formed XML ({exc}); body starts {text[:80]!r}"
+        ) from None
     if root.tag != "Response":
         raise TwimlError(f"TwiML root must be <Response>, got <{root.tag}>")
 
@@ -194,15 +196,26 @@ def parse_twiml(
                 inner = [child.tag for child in verb]
                 raise NoStreamError(f"<Connect> holds {inner}, not <Stream>")
             return _target(
-                verb, stream, text, before, call_sid, account_sid, from_, to,
-                local_base, public_url, ws_url,
+                verb,
+                stream,
+                text,
+                before,
+                call_sid,
+                account_sid,
+                from_,
+                to,
+                local_base,
+                public_url,
+                ws_url,
             )
         if verb.tag in _PASSIVE_VERBS:
             before.append(verb.tag)
             continue
         # <Dial>, <Redirect>, <Gather>, <Enqueue>, ...: the call goes somewhere else.
         raise NoStreamError(f"TwiML reaches <{verb.tag}> before any <Connect><Stream>")
-    raise NoStreamError(f"TwiML ends after {before or 'no verbs'} without <Connect><Stream>: Twilio hangs up")
+    raise NoStreamError(
+        f"TwiML ends after {before or 'no verbs'} without <Connect><Stream>: Twilio hangs up"
+    )
 
 
 def _target(

@@ -90,6 +90,7 @@ class Playback:
         self.frames_sent = 0
         self.marks_sent = 0
         self.marks_acked = 0
+        self.marks_discarded = 0  # echoes that came back because of a clear
         self.mark_rtt_ms: list[float] = []
 
     # ------------------------------------------------------------ input
@@ -164,6 +165,7 @@ class Playback:
         """Twilio echoed mark `name`. True if it moved the heard position."""
         if name in self._discarded:
             self._discarded.discard(name)  # returned by a clear: never played
+            self.marks_discarded += 1
             return False
         if name not in self._outstanding_names:
             return False  # unknown or already seen

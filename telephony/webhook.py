@@ -33,8 +33,8 @@ logger = logging.getLogger(__name__)
 MAX_FORM_BYTES = 64 * 1024  # Twilio's forms are ~1 KiB; anything bigger is not Twilio
 SORRY = "Sorry, this number cannot take your call right now. Goodbye."
 
-FlowChooser = Callable[[Mapping[str, str]], "str | None | Awaitable[str | None]"]
-StatusCallback = Callable[[dict[str, str]], "None | Awaitable[None]"]
+FlowChooser = Callable[[Mapping[str, str]], str | None | Awaitable[str | None]]
+StatusCallback = Callable[[dict[str, str]], None | Awaitable[None]]
 
 
 def _never_busy() -> bool:

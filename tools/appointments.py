@@ -179,7 +179,10 @@ def _slot_len(config: AppointmentConfig) -> dt.timedelta:
     return dt.timedelta(minutes=config.slot_minutes)
 
 
-async def _upcoming(store: Store, phone: str, now: dt.datetime, config: AppointmentConfig):
+async def _upcoming(
+    store: Store, phone: str, now: dt.datetime, config: AppointmentConfig
+) -> list[Booking]:
+    """Active bookings for `phone` that have not started yet, soonest first."""
     bookings = await store.find_by_phone(phone)
     return [b for b in bookings if config.slot_start(b.day, b.time) > now]
 

@@ -1,6 +1,6 @@
-"""The built-in business tools, registered under their names.
+"""The built-in business tools, added to `tools.registry.REGISTRY` under their names.
 
-Static configuration, built once at import: which functions exist. Nothing per call
+Static configuration, done once at import: which functions exist. Nothing per call
 lives here; per-call state travels in `ToolContext`.
 """
 
@@ -14,7 +14,7 @@ from tools.appointments import (
     reschedule_appointment,
 )
 from tools.orders import lookup_order
-from tools.registry import Registry
+from tools.registry import REGISTRY
 
 __all__ = ["BUILTIN_TOOLS", "REGISTRY"]
 
@@ -27,4 +27,5 @@ BUILTIN_TOOLS = (
     lookup_order,
 )
 
-REGISTRY = Registry(BUILTIN_TOOLS)
+for _tool in BUILTIN_TOOLS:
+    REGISTRY.register(_tool)

@@ -22,6 +22,7 @@ from typing import Any, Literal, overload
 from tools.schema import CoercionError, Param, coerce, parse_docstring, strip_optional, type_schema
 
 __all__ = [
+    "REGISTRY",
     "Registry",
     "Scheduling",
     "Tool",
@@ -390,3 +391,9 @@ class Registry:
 
     def __len__(self) -> int:
         return len(self._tools)
+
+
+# The process-wide registry flows resolve names in: static configuration (which tools
+# exist), never per-call state. `tools.builtin` adds the business tools to it, and the
+# package's __init__ imports `tools.builtin`, so importing anything from `tools` fills it.
+REGISTRY = Registry()

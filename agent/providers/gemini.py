@@ -13,50 +13,41 @@ Wire details and field names: /work/shared/protocols/gemini-live.md; builders li
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from agent.providers.gemini_events import GeminiTranslator
 from agent.providers.gemini_wire import (
     DEFAULT_URL,
     INPUT_RATE,
-    OUTPUT_RATE,
     audio_message,
     build_setup,
     client_content,
     decode_frame,
     heard_prefix,
     interruption_note,
-    parse_duration_s,
-    parse_rate,
     say_prompt,
     tool_response,
 )
 from agent.realtime import (
-    AudioDone,
-    AudioOut,
     ProviderError,
     RealtimeEvent,
-    ResponseDone,
-    ResponseStarted,
     Scheduling,
     SessionConfig,
     SessionReconnecting,
     SessionResumed,
-    SpeechStarted,
     ToolCall,
     ToolCallCancelled,
-    Transcript,
 )
-from telephony.audio import PcmToUlaw, UlawToPcm
+from telephony.audio import UlawToPcm
 
 __all__ = ["DEFAULT_URL", "GeminiLiveSession"]
 
@@ -73,18 +64,6 @@ MAX_GAP_AUDIO_BYTES = 2 * INPUT_RATE * 2
 GOAWAY_MARGIN_S = 1.0  # swap this long before the server's deadline at the latest
 # More drops than this within the window means the provider is unhealthy: end the call.
 MAX_DROPS, DROP_WINDOW_S = 3, 60.0
-RECENT_TURNS = 8
-
-
-@dataclass(slots=True)
-class _Turn:
-    """One model turn: what we delivered of it, for interrupt() notes."""
-
-    id: str
-    ulaw_bytes: int = 0
-    text: list[str] = field(default_factory=list)
-    interrupted: bool = False
-    generation_complete: bool = False
 
 
 @dataclass(slots=True)
@@ -121,24 +100,13 @@ class GeminiLiveSession:
         self._finished = False
         self._pending: deque[_Outgoing] = deque()
         self._pending_audio = 0
+        self._dropped_audio = 0  # bytes of caller audio dropped from an overlong gap
 
-        self._to_pcm = UlawToPcm(INPUT_RATE)
-        self._to_ulaw = PcmToUlaw(OUTPUT_RATE)
-        self._out_rate = OUTPUT_RATE
-
-        self._handle: str | None = None
-        self._handle_seq = 0  # bumps with every resumable handle
-        self._handle_fresh = False  # a handle arrived since the model last did anything
-        self._goaway_deadline: float | None = None
+        self._to_pcm = UlawToPcm(INPUT_RATE)  # one per call: stateful resampler
+        self._tr = GeminiTranslator()  # server messages -> events, turn/call/handle state
+        self._goaway_deadline: float | None = None  # monotonic time to swap by
         self._drops: deque[float] = deque()
-
-        self._calls: dict[str, tuple[str, int]] = {}  # open tool calls: id -> (name, handle seq)
-        self._orphaned: set[str] = set()
-        self._turn: _Turn | None = None
-        self._turn_n = 0
-        self._recent: OrderedDict[str, _Turn] = OrderedDict()
-        self._caller_text: list[str] = []
-        self._caller_n = 0
+        self._orphaned: set[str] = set()  # tool calls lost with an old connection
         self._deferred_context: list[str] = []
 
     # ------------------------------------------------------------ lifecycle
@@ -192,10 +160,14 @@ class GeminiLiveSession:
     async def add_context(self, text: str) -> None:
         # clientContent cuts any generation in progress, so a note waits until the
         # model has finished speaking rather than silencing it mid-sentence.
-        if self._turn is not None and not self._turn.interrupted:
+        if self._tr.speaking:
             self._deferred_context.append(text)
             return
         await self._send_json(client_content(text, turn_complete=False))
+
+    async def send_text(self, text: str) -> None:
+        # A caller turn as text (keypad digits): a complete user turn, so the model replies.
+        await self._send_json(client_content(text, turn_complete=True))
 
     async def send_tool_result(
         self,
@@ -205,40 +177,54 @@ class GeminiLiveSession:
         respond: bool = True,
         scheduling: Scheduling | None = None,
     ) -> None:
-        entry = self._calls.pop(call.call_id, None)
+        spec = self._specs.get(call.name)
+        sched: Scheduling | None = None
+        if spec is not None and spec.background:
+            sched = "SILENT" if not respond else (scheduling or spec.scheduling)
+        await self._respond(call, result, sched)
+
+    async def acknowledge_background(self, call: ToolCall) -> None:
+        # NON_BLOCKING: the model already carries on by itself; nothing to send.
+        return
+
+    async def send_background_result(
+        self, call: ToolCall, result: dict[str, Any], scheduling: Scheduling = "WHEN_IDLE"
+    ) -> None:
+        await self._respond(call, result, scheduling)
+
+    async def _respond(
+        self, call: ToolCall, result: dict[str, Any], scheduling: Scheduling | None
+    ) -> None:
+        entry = self._tr.calls.pop(call.call_id, None)
         if entry is None:
             # Cancelled by the server, or lost with a resumed session: send nothing.
             log.info("dropping result for tool call %s (%s): not open", call.call_id, call.name)
             return
         name = entry[0]
         spec = self._specs.get(name)
-        sched: Scheduling | None = None
-        if spec is not None and spec.background:
-            # Only NON_BLOCKING functions take `scheduling` (ignored for blocking ones).
-            sched = "SILENT" if not respond else (scheduling or spec.scheduling)
-        msg = tool_response(call.call_id, name, result, sched)
+        if spec is None or not spec.background:
+            scheduling = None  # only NON_BLOCKING functions take `scheduling`
+        msg = tool_response(call.call_id, name, result, scheduling)
         await self._send(_Outgoing(_dumps(msg), call_id=call.call_id))
 
     async def interrupt(self, item_id: str | None, heard_ms: int | None) -> None:
         # Gemini cannot truncate and has already cut the turn; what it lacks is what
         # the caller actually heard, so say it in a context note. clientContent also
         # stops any generation still running, which is what "interrupt" asks for.
-        turn = self._recent.get(item_id) if item_id else self._turn
-        if heard_ms is None or turn is None:
+        turn = self._tr.turn_for(item_id)
+        if heard_ms is None or turn is None or not turn.transcript:
             return
-        received_ms = turn.ulaw_bytes // 8
-        text = "".join(turn.text).strip()
-        if not text or heard_ms >= received_ms:
-            return
-        note = interruption_note(heard_prefix(text, heard_ms, received_ms))
+        if heard_ms >= turn.received_ms:
+            return  # they heard all of it
+        note = interruption_note(heard_prefix(turn.transcript, heard_ms, turn.received_ms))
         await self._send_json(client_content(note, turn_complete=False))
 
     async def _send_json(self, msg: dict[str, Any]) -> None:
         await self._send(_Outgoing(_dumps(msg)))
 
     async def _send(self, out: _Outgoing) -> None:
-        if self._closed:
-            return
+        if self._closed or self._finished:
+            return  # closed, or the session ended (fatal): nowhere to send
         ws = self._ws
         if not self._live or ws is None:
             self._enqueue(out)
@@ -256,17 +242,14 @@ class GeminiLiveSession:
     def _enqueue(self, out: _Outgoing) -> None:
         self._pending.append(out)
         self._pending_audio += out.audio_bytes
-        dropped = 0
         while self._pending_audio > MAX_GAP_AUDIO_BYTES:
             # Drop the oldest audio, never control messages.
             for i, item in enumerate(self._pending):
                 if item.audio_bytes:
                     del self._pending[i]
                     self._pending_audio -= item.audio_bytes
-                    dropped += item.audio_bytes
+                    self._dropped_audio += item.audio_bytes
                     break
-        if dropped:
-            log.warning("reconnect gap too long: dropped %d ms of caller audio", dropped // 32)
 
     async def _flush(self) -> None:
         ws = self._ws
@@ -279,6 +262,10 @@ class GeminiLiveSession:
             await ws.send(out.text)  # ConnectionClosed: left queued for the next try
             self._pending.popleft()
             self._pending_audio -= out.audio_bytes
+        if self._dropped_audio:
+            ms = self._dropped_audio * 1000 // (INPUT_RATE * 2)
+            log.warning("connection gap outlasted the buffer: %d ms of caller audio lost", ms)
+            self._dropped_audio = 0
 
     # ------------------------------------------------------------ connection
 
@@ -312,6 +299,9 @@ class GeminiLiveSession:
         except TimeoutError as exc:
             await _close_quietly(ws)
             raise ConnectionError("Gemini Live: no setupComplete in time") from exc
+        except ValueError as exc:
+            await _close_quietly(ws)
+            raise ConnectionError(f"Gemini Live: bad frame during setup: {exc}") from exc
         except BaseException:
             await _close_quietly(ws)
             raise
@@ -339,8 +329,9 @@ class GeminiLiveSession:
                 except ValueError:
                     log.warning("undecodable Gemini frame: %.200r", data)
                     continue
-                await self._dispatch(msg)
-                if self._goaway_deadline is not None and self._turn is None and self._handle_fresh:
+                await self._on_message(msg)
+                tr = self._tr
+                if self._goaway_deadline is not None and tr.turn is None and tr.handle_fresh:
                     # Idle with a fresh handle: swap now, the caller won't hear a thing.
                     if not await self._swap("goaway"):
                         return
@@ -348,7 +339,9 @@ class GeminiLiveSession:
             raise
         except Exception as exc:  # a bug here must not leave events() hanging forever
             log.exception("Gemini reader failed")
-            self._emit(ProviderError(f"Gemini session failed: {exc!r}", code="internal", fatal=True))
+            self._emit(
+                ProviderError(f"Gemini session failed: {exc!r}", code="internal", fatal=True)
+            )
         finally:
             self._finish()
 
@@ -376,18 +369,19 @@ class GeminiLiveSession:
         self._live = False
         self._goaway_deadline = None
         self._emit(SessionReconnecting(reason))
-        old = self._ws
         # The server rejects a resume (1011) while the session's old socket is open.
-        if old is not None:
-            await _close_quietly(old)
-        self._abandon_turn()
-        handle = self._handle
+        if self._ws is not None:
+            await _close_quietly(self._ws)
+        handle = self._tr.handle
+        for event in self._tr.connection_lost(resumed=handle is not None):
+            if isinstance(event, ToolCallCancelled):
+                self._orphaned.update(event.call_ids)  # their queued results must not go out
+            self._emit(event)
         try:
             self._ws = await self._open(handle)
         except Exception as exc:
             self._fatal(f"Gemini Live: could not resume after {reason}: {exc}", exc)
             return False
-        self._orphan_calls(resumed=handle is not None)
         try:
             await self._flush()
         except ConnectionClosed:
@@ -399,21 +393,23 @@ class GeminiLiveSession:
         self._emit(SessionResumed(label, gap_ms=gap_ms))
         return True
 
-    def _orphan_calls(self, *, resumed: bool) -> None:
-        # A resumed session is the snapshot at the handle: calls made after that handle
-        # was issued don't exist there any more. A fresh session knows no calls at all.
-        lost = [cid for cid, (_, seq) in self._calls.items() if not resumed or seq >= self._handle_seq]
-        for cid in lost:
-            del self._calls[cid]
-            self._orphaned.add(cid)
-        if lost:
-            log.warning("tool calls %s lost with the old connection", lost)
-            self._emit(ToolCallCancelled(tuple(lost)))
+    async def _on_message(self, msg: dict[str, Any]) -> None:
+        for event in self._tr.feed(msg):
+            self._emit(event)
+        if self._tr.go_away_s is not None:
+            left, self._tr.go_away_s = self._tr.go_away_s, None
+            # Swap as soon as the model is idle with a fresh handle; by the deadline anyway.
+            self._goaway_deadline = time.monotonic() + max(0.0, left - GOAWAY_MARGIN_S)
+        if self._deferred_context and not self._tr.speaking:
+            notes, self._deferred_context = self._deferred_context, []
+            for note in notes:
+                await self._send_json(client_content(note, turn_complete=False))
 
     def _fatal(self, message: str, exc: BaseException | None = None) -> None:
         code = ""
-        if isinstance(exc, ConnectionClosed) and exc.rcvd is not None:
-            code = str(exc.rcvd.code)
+        cause = exc.__cause__ if isinstance(exc, ConnectionError) else exc
+        if isinstance(cause, ConnectionClosed) and cause.rcvd is not None:
+            code = str(cause.rcvd.code)
         self._emit(ProviderError(message, code=code, fatal=True))
 
     def _emit(self, event: RealtimeEvent) -> None:
@@ -424,138 +420,6 @@ class GeminiLiveSession:
         if not self._finished:
             self._finished = True
             self._events.put_nowait(None)
-
-    # ------------------------------------------------------------ server -> events
-
-    async def _dispatch(self, msg: dict[str, Any]) -> None:
-        # Usually one key per message, but usageMetadata can ride along: check them all.
-        for key, value in msg.items():
-            if key == "serverContent":
-                await self._on_server_content(value)
-            elif key == "toolCall":
-                self._on_tool_call(value)
-            elif key == "toolCallCancellation":
-                ids = tuple(str(i) for i in value.get("ids", []))
-                for cid in ids:
-                    self._calls.pop(cid, None)
-                if ids:
-                    self._emit(ToolCallCancelled(ids))
-            elif key == "sessionResumptionUpdate":
-                handle = value.get("newHandle")
-                if value.get("resumable") and handle:
-                    self._handle, self._handle_fresh = handle, True
-                    self._handle_seq += 1
-            elif key == "goAway":
-                left = parse_duration_s(value.get("timeLeft"), default=5.0)
-                log.info("Gemini goAway, %.1f s left", left)
-                self._goaway_deadline = time.monotonic() + max(0.0, left - GOAWAY_MARGIN_S)
-            elif key == "usageMetadata":
-                log.debug("Gemini usage: %s", value)
-            elif key == "setupComplete":
-                pass
-            else:
-                log.debug("ignoring unknown Gemini message key %r", key)
-
-    async def _on_server_content(self, sc: dict[str, Any]) -> None:
-        if sc.get("interrupted"):
-            # The caller barged in and the server already cut its turn: drop the rest.
-            self._to_ulaw.reset()
-            if self._turn is not None:
-                self._turn.interrupted = True
-            self._emit(SpeechStarted(interrupted=True))
-        inp = sc.get("inputTranscription")
-        if inp:
-            self._on_caller_text(inp.get("text") or "", bool(inp.get("finished")))
-        for part in (sc.get("modelTurn") or {}).get("parts") or []:
-            inline = part.get("inlineData")
-            if inline and str(inline.get("mimeType", "")).startswith("audio/"):
-                self._on_audio(inline)
-        out = sc.get("outputTranscription")
-        if out and out.get("text"):
-            turn = self._open_turn()
-            turn.text.append(out["text"])
-            self._emit(Transcript("bot", out["text"], final=False, item_id=turn.id))
-        if sc.get("generationComplete") and self._turn is not None:
-            self._turn.generation_complete = True
-        if sc.get("turnComplete"):
-            await self._close_turn()
-
-    def _on_audio(self, inline: dict[str, Any]) -> None:
-        turn = self._open_turn()
-        if turn.interrupted:
-            return  # leftovers of a cut turn must not reach the caller
-        rate = parse_rate(inline.get("mimeType"))
-        if rate != self._out_rate:
-            self._to_ulaw, self._out_rate = PcmToUlaw(rate), rate
-        ulaw = self._to_ulaw.convert(base64.b64decode(inline.get("data") or ""))
-        if ulaw:
-            turn.ulaw_bytes += len(ulaw)
-            self._emit(AudioOut(ulaw, item_id=turn.id, response_id=turn.id))
-
-    def _on_caller_text(self, text: str, finished: bool) -> None:
-        # Deltas go out as they come (final=False); the whole utterance once, final=True.
-        if text:
-            self._caller_text.append(text)
-            self._emit(Transcript("caller", text, final=False, item_id=f"caller-{self._caller_n + 1}"))
-        if finished:
-            self._finish_caller_text()
-
-    def _finish_caller_text(self) -> None:
-        text = "".join(self._caller_text).strip()
-        self._caller_text.clear()
-        if text:
-            self._caller_n += 1
-            self._emit(Transcript("caller", text, final=True, item_id=f"caller-{self._caller_n}"))
-
-    def _on_tool_call(self, value: dict[str, Any]) -> None:
-        turn = self._open_turn()
-        for fc in value.get("functionCalls") or []:
-            call_id, name = str(fc.get("id") or ""), str(fc.get("name") or "")
-            args = fc.get("args")
-            self._calls[call_id] = (name, self._handle_seq)
-            self._emit(
-                ToolCall(
-                    call_id=call_id,
-                    name=name,
-                    arguments=args if isinstance(args, dict) else {},
-                    raw_arguments=json.dumps(args),
-                )
-            )
-        log.debug("tool call(s) in %s", turn.id)
-
-    def _open_turn(self) -> _Turn:
-        if self._turn is None:
-            self._turn_n += 1
-            self._turn = _Turn(f"turn-{self._turn_n}")
-            self._recent[self._turn.id] = self._turn
-            while len(self._recent) > RECENT_TURNS:
-                self._recent.popitem(last=False)
-            self._handle_fresh = False  # the server's state moves on: wait for a new one
-            self._emit(ResponseStarted(self._turn.id))
-        return self._turn
-
-    async def _close_turn(self) -> None:
-        self._finish_caller_text()
-        turn, self._turn = self._turn, None
-        if turn is not None:
-            self._end_turn(turn, "cancelled" if turn.interrupted else "completed")
-        notes, self._deferred_context = self._deferred_context, []
-        for note in notes:
-            await self._send_json(client_content(note, turn_complete=False))
-
-    def _abandon_turn(self) -> None:
-        # A turn still open when its connection goes away will never complete.
-        turn, self._turn = self._turn, None
-        if turn is not None:
-            self._to_ulaw.reset()
-            self._end_turn(turn, "incomplete")
-
-    def _end_turn(self, turn: _Turn, status: str) -> None:
-        if turn.ulaw_bytes:
-            self._emit(AudioDone(turn.id, response_id=turn.id))
-        if turn.text:
-            self._emit(Transcript("bot", "".join(turn.text).strip(), final=True, item_id=turn.id))
-        self._emit(ResponseDone(turn.id, status=status))
 
 
 def _dumps(msg: dict[str, Any]) -> str:

@@ -32,7 +32,7 @@ TARGET_TOKENS = 12800
 # The audio message is built by string concatenation: it is sent 50 times a second per
 # call, and the only variable part is base64 (no escaping needed).
 _AUDIO_HEAD = '{"realtimeInput":{"audio":{"data":"'
-_AUDIO_TAIL = '","mimeType":"audio/pcm;rate=%d"}}}' % INPUT_RATE
+_AUDIO_TAIL = f'","mimeType":"audio/pcm;rate={INPUT_RATE}"}}}}}}'
 
 
 def audio_message(pcm16: bytes) -> str:
@@ -63,7 +63,9 @@ def build_setup(config: SessionConfig, handle: str | None = None) -> dict[str, A
         "generationConfig": {
             "responseModalities": ["AUDIO"],
             "speechConfig": {
-                "voiceConfig": {"prebuiltVoiceConfig": {"voiceName": config.voice or DEFAULT_VOICE}},
+                "voiceConfig": {
+                    "prebuiltVoiceConfig": {"voiceName": config.voice or DEFAULT_VOICE}
+                },
                 "languageCode": config.language,
             },
         },

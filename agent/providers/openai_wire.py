@@ -19,6 +19,11 @@ DEFAULT_MODEL = "gpt-realtime"
 DEFAULT_VOICE = "marin"
 TRANSCRIBE_MODEL = "gpt-4o-mini-transcribe"
 FILLER_KIND = "filler"  # metadata.kind of out-of-band filler responses
+# The immediate output of a background tool call, so the model carries on meanwhile.
+BACKGROUND_STARTED = {
+    "status": "started",
+    "note": "Running in the background; the result will follow. Carry on with the caller.",
+}
 
 # Bytes of provider audio per millisecond: μ-law 8 kHz = 8, PCM16 24 kHz = 48.
 BYTES_PER_MS = {"pcmu": 8, "pcm24": 48}
@@ -172,3 +177,30 @@ def seed_items(history: list[tuple[Role, str]], *, preamble: bool = True) -> lis
     items = [item_create(message_item("system", SEED_PREAMBLE))] if preamble else []
     items.extend(item_create(message_item(role, text)) for role, text in history if text)
     return items
+
+
+# ---------------------------------------------------------------- server events
+
+
+def parse_object(raw: str | bytes) -> dict[str, Any]:
+    ev = json.loads(raw)
+    if not isinstance(ev, dict):
+        raise ValueError("server sent a JSON message that is not an object")
+    return ev
+
+
+def error_of(ev: dict[str, Any], fallback: str) -> tuple[str, str]:
+    """(message, code) of an `error` event; or say what arrived instead."""
+    if ev.get("type") == "error":
+        err = ev.get("error") or {}
+        return err.get("message") or fallback, err.get("code") or ""
+    return f"{fallback}, got {ev.get('type')!r}", ""
+
+
+def format_problem(session: dict[str, Any], fmt: str) -> str | None:
+    """session.updated must echo our audio format; anything else is a silent reject."""
+    want = audio_format(fmt)["type"]
+    got = (((session.get("audio") or {}).get("input") or {}).get("format") or {}).get("type")
+    if got is not None and got != want:
+        return f"session kept input format {got!r}; asked for {want!r}"
+    return None

@@ -213,13 +213,16 @@ class FakeGeminiLive:
             f"conn {c.index}: {v}" for c in self.connections for v in c.violations
         ]
 
-    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-        async with asyncio.timeout(timeout), self._changed:
+    async def wait_until(self, predicate: Callable[[], bool], within_s: float = 5.0) -> None:
+        """Wait for a condition on the recorded state (re-checked on every message)."""
+        async with asyncio.timeout(within_s), self._changed:
             await self._changed.wait_for(predicate)
 
     async def go_away(self, index: int = -1, time_left: str | None = None) -> None:
         conn = self.connections[index]
-        await self._send(conn, {"goAway": {"timeLeft": time_left or self.scenario.go_away_time_left}})
+        await self._send(
+            conn, {"goAway": {"timeLeft": time_left or self.scenario.go_away_time_left}}
+        )
         conn.tasks.append(asyncio.create_task(self._enforce_go_away(conn, time_left)))
 
     def drop(self, index: int = -1) -> None:
@@ -295,14 +298,25 @@ class FakeGeminiLive:
             if early.done():
                 conn.violations.append("client sent a message before setupComplete")
                 await self._on_message(conn, early.result())
-            early.cancel()
+            else:
+                early.cancel()  # cancelling recv() loses nothing; wait until it has let go
+                with contextlib.suppress(asyncio.CancelledError):
+                    await early
         await self._send(conn, {"setupComplete": {}})
-        self._issue_handle(conn)
+        await self._issue_handle(conn)
         first = not handle
         if first and self.scenario.go_away_after_s is not None:
-            conn.tasks.append(asyncio.create_task(self._later(self.scenario.go_away_after_s, self.go_away, conn.index)))
+            conn.tasks.append(
+                asyncio.create_task(
+                    self._later(self.scenario.go_away_after_s, self.go_away, conn.index)
+                )
+            )
         if first and self.scenario.drop_after_s is not None:
-            conn.tasks.append(asyncio.create_task(self._later(self.scenario.drop_after_s, self._drop_async, conn.index)))
+            conn.tasks.append(
+                asyncio.create_task(
+                    self._later(self.scenario.drop_after_s, self._drop_async, conn.index)
+                )
+            )
         await self._notify()
         return True
 
@@ -344,14 +358,17 @@ class FakeGeminiLive:
     def _session(self, conn: ConnectionRecord) -> _Session:
         return self._sessions[conn.session_id]
 
-    def _issue_handle(self, conn: ConnectionRecord) -> None:
+    async def _issue_handle(self, conn: ConnectionRecord) -> None:
+        """A handle restores the conversation exactly as it is now."""
         if not self.scenario.handle_updates:
             return
         session = self._session(conn)
         handle = f"h-{session.id}-{next(self._ids)}"
         self._handles[handle] = (session.id, copy.deepcopy(session.conv))
         conn.handles.append(handle)
-        conn.tasks.append(asyncio.create_task(self._send(conn, {"sessionResumptionUpdate": {"newHandle": handle, "resumable": True}})))
+        await self._send(
+            conn, {"sessionResumptionUpdate": {"newHandle": handle, "resumable": True}}
+        )
 
     # ------------------------------------------------------------ client messages
 
@@ -430,22 +447,31 @@ class FakeGeminiLive:
         conv.turn_index += 1
         words = turn.caller.split(" ")
         half = max(1, len(words) // 2)
-        await self._send(conn, {"serverContent": {"inputTranscription": {"text": " ".join(words[:half])}}})
+        await self._send(
+            conn, {"serverContent": {"inputTranscription": {"text": " ".join(words[:half])}}}
+        )
         rest = " " + " ".join(words[half:]) if words[half:] else ""
-        await self._send(conn, {"serverContent": {"inputTranscription": {"text": rest, "finished": True}}})
+        await self._send(
+            conn, {"serverContent": {"inputTranscription": {"text": rest, "finished": True}}}
+        )
         conv.history.append(("user", turn.caller))
         if turn.tool is None:
             self._speak(conn, turn.reply, turn.reply_ms)
             return
         conv.call_n += 1
-        call_id = f"call-{conv.session_id_hint if False else conn.session_id}-{conv.call_n}"
+        call_id = f"call-{conn.session_id}-{conv.call_n}"
         blocking = self._behavior(conn, turn.tool) != "NON_BLOCKING"
-        conv.pending[call_id] = _Call(turn.tool, blocking, turn.reply, 0 if blocking else conn.speaking_id + 1)
-        tool_call = {"toolCall": {"functionCalls": [{"id": call_id, "name": turn.tool, "args": turn.args}]}}
+        call = _Call(turn.tool, blocking, turn.reply, 0)
+        conv.pending[call_id] = call
+        tool_call = {
+            "toolCall": {"functionCalls": [{"id": call_id, "name": turn.tool, "args": turn.args}]}
+        }
         if blocking:
             await self._send(conn, tool_call)  # then silence until the toolResponse
-        else:
-            self._speak(conn, self.scenario.filler_reply, None, before=tool_call)
+        else:  # the model keeps talking while the tool runs
+            call.turn_task_id = self._speak(
+                conn, self.scenario.filler_reply, None, before=tool_call
+            )
 
     def _behavior(self, conn: ConnectionRecord, name: str) -> str:
         for tool in (conn.setup or {}).get("tools") or []:
@@ -458,7 +484,9 @@ class FakeGeminiLive:
         # Per the SDK: a clientContent message interrupts any current generation.
         await self._cut(conn)
         conv = self._session(conn).conv
-        text = " ".join(p.get("text", "") for t in cc.get("turns") or [] for p in t.get("parts") or [])
+        text = " ".join(
+            p.get("text", "") for t in cc.get("turns") or [] for p in t.get("parts") or []
+        )
         conv.history.append(("user", text))
         if cc.get("turnComplete"):
             m = re.search(r'Say exactly: "(.*)"', text, re.S)
@@ -470,12 +498,16 @@ class FakeGeminiLive:
             conn.tool_responses.append(fr)
             call = conv.pending.pop(str(fr.get("id")), None)
             if call is None:
-                conn.violations.append(f"toolResponse for unknown or cancelled call {fr.get('id')!r}")
+                conn.violations.append(
+                    f"toolResponse for unknown or cancelled call {fr.get('id')!r}"
+                )
                 continue
             if fr.get("name") != call.name:
                 conn.violations.append(f"toolResponse name {fr.get('name')!r} != {call.name!r}")
             result = fr.get("response") or {}
-            reply = call.reply.replace("{result}", json.dumps(result.get("output", result), sort_keys=True))
+            reply = call.reply.replace(
+                "{result}", json.dumps(result.get("output", result), sort_keys=True)
+            )
             conv.history.append(("tool", json.dumps(result)))
             if call.blocking:
                 if "scheduling" in fr:
@@ -496,11 +528,28 @@ class FakeGeminiLive:
 
     # ------------------------------------------------------------ the model speaking
 
-    def _speak(self, conn: ConnectionRecord, text: str, ms: int | None, before: dict[str, Any] | None = None) -> None:
+    def _speak(
+        self,
+        conn: ConnectionRecord,
+        text: str,
+        ms: int | None,
+        before: dict[str, Any] | None = None,
+    ) -> int:
         conn.speaking_id += 1
-        conn.speaking = asyncio.create_task(self._stream_turn(conn, text, ms or self.scenario.reply_ms, before))
+        conn.speaking = asyncio.create_task(
+            self._stream_turn(conn, text, ms or self.scenario.reply_ms, before)
+        )
+        return conn.speaking_id
 
-    async def _stream_turn(self, conn: ConnectionRecord, text: str, ms: int, before: dict[str, Any] | None) -> None:
+    async def _stream_turn(
+        self, conn: ConnectionRecord, text: str, ms: int, before: dict[str, Any] | None
+    ) -> None:
+        with contextlib.suppress(ConnectionClosed):  # the client may leave mid-turn
+            await self._stream_turn_inner(conn, text, ms, before)
+
+    async def _stream_turn_inner(
+        self, conn: ConnectionRecord, text: str, ms: int, before: dict[str, Any] | None
+    ) -> None:
         sc = self.scenario
         if before is not None:
             await self._send(conn, before)
@@ -511,7 +560,12 @@ class FakeGeminiLive:
         chunks = [pcm[i : i + chunk] for i in range(0, len(pcm), chunk)]
         words = text.split(" ")
         for i, data in enumerate(chunks):
-            part = {"inlineData": {"mimeType": f"audio/pcm;rate={OUT_RATE}", "data": base64.b64encode(data).decode()}}
+            part = {
+                "inlineData": {
+                    "mimeType": f"audio/pcm;rate={OUT_RATE}",
+                    "data": base64.b64encode(data).decode(),
+                }
+            }
             await self._send(conn, {"serverContent": {"modelTurn": {"parts": [part]}}})
             # The transcript trickles in alongside the audio, as on the real server.
             lo, hi = len(words) * i // len(chunks), len(words) * (i + 1) // len(chunks)
@@ -520,10 +574,16 @@ class FakeGeminiLive:
                 await self._send(conn, {"serverContent": {"outputTranscription": {"text": piece}}})
             await asyncio.sleep(sc.chunk_interval_s)
         await self._send(conn, {"serverContent": {"generationComplete": True}})
-        await self._send(conn, {"serverContent": {"turnComplete": True}, "usageMetadata": {"totalTokenCount": 25 * ms // 1000}})
+        await self._send(
+            conn,
+            {
+                "serverContent": {"turnComplete": True},
+                "usageMetadata": {"totalTokenCount": 25 * ms // 1000},
+            },
+        )
         self._session(conn).conv.history.append(("model", text))
         if not any(c.blocking for c in self._session(conn).conv.pending.values()):
-            self._issue_handle(conn)
+            await self._issue_handle(conn)
         if conn.idle_queue:
             conn.speaking_id += 1
             reply = conn.idle_queue.pop(0)

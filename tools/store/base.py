@@ -147,6 +147,14 @@ class Store(Protocol):
         """Most recently written first; expired records are skipped."""
         ...
 
+    async def take_record(self, kind: str, key: str) -> dict[str, Any] | None:
+        """Read and delete in one atomic step (single-use tokens: only one taker wins)."""
+        ...
+
+    async def delete_record(self, kind: str, key: str) -> bool:
+        """True if a live record was deleted."""
+        ...
+
     # -- blobs (cached filler audio) -------------------------------------------------
     async def put_blob(self, key: str, data: bytes) -> None: ...
 

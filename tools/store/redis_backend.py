@@ -182,14 +182,20 @@ class RedisStore:
             raise ValueError("book() needs a non-empty idem_key")
         for _ in range(_ATTEMPTS):
             booking_id = new_booking_id()
+            now = _now()
             status, ref = await self._book_script(
                 keys=[self._idem(idem_key), self._slots(day), self._booking(booking_id),
                       self._phone(phone)],
-                args=[time, booking_id, day.isoformat(), name, phone or "", _now(),
+                args=[time, booking_id, day.isoformat(), name, phone or "", now,
                       IDEMPOTENCY_TTL_S],
             )  # fmt: skip
             status = _s(status)
-            if status in ("ok", "replay"):
+            if status == "ok":  # we wrote exactly these fields: no second round trip
+                created = float(now)
+                return Booking(
+                    booking_id, day, time, name, phone or None, "active", created, created
+                )
+            if status == "replay":
                 return await self.get(_s(ref))
             if status == "taken":
                 raise SlotTaken(day, time)
@@ -307,6 +313,16 @@ class RedisStore:
                 await self._redis.zrem(index, *expired)
             start += len(keys) - len(expired)
         return out[:limit]
+
+    async def take_record(self, kind: str, key: str) -> dict[str, Any] | None:
+        async with self._redis.pipeline(transaction=True) as pipe:  # MULTI/EXEC: atomic
+            pipe.getdel(self._rec(kind, "item", key))
+            pipe.zrem(self._rec(kind, "index"), key)
+            raw, _ = await pipe.execute()
+        return json.loads(raw) if raw is not None else None
+
+    async def delete_record(self, kind: str, key: str) -> bool:
+        return await self.take_record(kind, key) is not None
 
     # -- blobs -------------------------------------------------------------------------
     async def put_blob(self, key: str, data: bytes) -> None:

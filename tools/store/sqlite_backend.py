@@ -1,7 +1,6 @@
 """SQLite backend: one file, WAL, safe across threads and processes on one host.
 
-sqlite3 blocks, so every operation runs on a small private thread pool; each worker
-thread owns one connection (sqlite3 connections must not be shared between threads).
+Queries run on `SqlitePool`'s worker threads, never on the event loop.
 Writes use `BEGIN IMMEDIATE`, which takes the write lock up front: the read-check-write
 in `book` is then serialised across all connections and processes, and the partial
 UNIQUE index on active (day, time) is the last line of defence.
@@ -9,20 +8,16 @@ UNIQUE index on active (day, time) is the last line of defence.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import functools
 import json
 import sqlite3
-import threading
 import time as _time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from tools.store.base import Booking, NotFound, SlotTaken, check_slot, new_booking_id
+from tools.store.sqlite_pool import SqlitePool, immediate
 
 __all__ = ["SqliteStore"]
 
@@ -81,30 +76,12 @@ def _row_to_booking(row: sqlite3.Row) -> Booking:
     )
 
 
-@contextmanager
-def _immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """A write transaction that holds the database write lock from its first statement."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
 class SqliteStore:
     """`Store` on a SQLite file (the embedded default when REDIS_URL is unset)."""
 
-    def __init__(self, path: str | Path, *, threads: int = 4, busy_timeout_s: float = 30.0):
+    def __init__(self, path: str | Path, *, threads: int = 4, busy_timeout_s: float = 30.0) -> None:
         self.path = Path(path)
-        self._busy_timeout_s = busy_timeout_s
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sqlite-store")
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
-        self._schema_ready = False
-        self._closed = False
+        self._pool = SqlitePool(self.path, _SCHEMA, threads=threads, busy_timeout_s=busy_timeout_s)
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
@@ -115,49 +92,14 @@ class SqliteStore:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    # -- plumbing --------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            return conn
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves; `timeout` is the busy wait.
-        conn = sqlite3.connect(
-            self.path,
-            timeout=self._busy_timeout_s,
-            isolation_level=None,
-            check_same_thread=False,  # only so close() may run on another thread
-        )
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; safe in WAL
-        with self._lock:
-            self._connections.append(conn)
-            if not self._schema_ready:
-                with _immediate(conn):
-                    for statement in _SCHEMA.split(";"):
-                        if statement.strip():
-                            conn.execute(statement)
-                self._schema_ready = True
-        self._local.conn = conn
-        return conn
+        return self._pool.conn()
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._closed:
-            raise RuntimeError(f"{self!r} is closed")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+        return await self._pool.run(fn, *args)
 
     async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        # shutdown(wait=True) blocks until in-flight queries finish: keep it off the loop.
-        await asyncio.to_thread(self._executor.shutdown, True)
-        with self._lock:
-            for conn in self._connections:
-                conn.close()
-            self._connections.clear()
+        await self._pool.close()
 
     # -- bookings --------------------------------------------------------------------
     @staticmethod
@@ -190,7 +132,7 @@ class SqliteStore:
         conn = self._conn()
         for _ in range(_ID_ATTEMPTS):
             try:
-                with _immediate(conn):
+                with immediate(conn):
                     prior = self._prior(conn, idem_key)
                     if prior is not None:
                         return prior
@@ -228,7 +170,7 @@ class SqliteStore:
 
     def _cancel(self, booking_id: str, idem_key: str | None) -> Booking:
         conn = self._conn()
-        with _immediate(conn):
+        with immediate(conn):
             prior = self._prior(conn, idem_key)
             if prior is not None:
                 return prior
@@ -255,7 +197,7 @@ class SqliteStore:
         self, booking_id: str, new_day: dt.date, new_time: str, idem_key: str
     ) -> Booking:
         conn = self._conn()
-        with _immediate(conn):
+        with immediate(conn):
             prior = self._prior(conn, idem_key)
             if prior is not None:
                 return prior
@@ -328,7 +270,7 @@ class SqliteStore:
     def _put_record(self, kind: str, key: str, payload: str, ttl_s: float | None) -> None:
         conn = self._conn()
         now = _time.time()
-        with _immediate(conn):
+        with immediate(conn):
             conn.execute(
                 "DELETE FROM records WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,)
             )
@@ -374,10 +316,28 @@ class SqliteStore:
             return []
         return await self._run(self._list_records, kind, limit)
 
+    def _take_record(self, kind: str, key: str) -> dict[str, Any] | None:
+        conn = self._conn()
+        with immediate(conn):
+            row = conn.execute(
+                "SELECT value, expires_at FROM records WHERE kind = ? AND key = ?", (kind, key)
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute("DELETE FROM records WHERE kind = ? AND key = ?", (kind, key))
+        expired = row["expires_at"] is not None and row["expires_at"] <= _time.time()
+        return None if expired else json.loads(row["value"])
+
+    async def take_record(self, kind: str, key: str) -> dict[str, Any] | None:
+        return await self._run(self._take_record, kind, key)
+
+    async def delete_record(self, kind: str, key: str) -> bool:
+        return await self.take_record(kind, key) is not None
+
     # -- blobs -------------------------------------------------------------------------
     def _put_blob(self, key: str, data: bytes) -> None:
         conn = self._conn()
-        with _immediate(conn):
+        with immediate(conn):
             conn.execute(
                 "INSERT OR REPLACE INTO blobs (key, data, updated_at) VALUES (?, ?, ?)",
                 (key, sqlite3.Binary(data), _time.time()),

@@ -1,0 +1,467 @@
+"""`EngineSession`: one Realtime WebSocket connection, all of its state, none shared.
+
+The receive loop handles client events strictly in order. Work that takes time runs
+elsewhere: VAD steps in the VAD pool (awaited, they are ~1 ms), transcription and
+responses in tasks this session owns and cancels when the socket goes away.
+
+Caller turn with server VAD:
+    append... -> speech_started -> (pause: speculative transcription) -> speech_stopped
+    -> committed -> conversation.item.added/done (user) -> response.created
+    -> input_audio_transcription.completed -> response output ... -> response.done
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .codec import FormatType, InputDecoder
+from .models import SpeechModels
+from .policy import DialogPolicy, Reply
+from .protocol import (
+    ProtocolError,
+    apply_session_update,
+    audio_format,
+    default_session,
+    error_event,
+    function_names,
+    invalid_type,
+    invalid_value,
+    item_text,
+    loose_script,
+    missing,
+    new_id,
+    scripted_text,
+    validate_item,
+    validate_response_params,
+)
+from .responses import AudioRecord, ResponseRun
+from .stt import Transcript
+from .vad import TurnDetector, VadEvent
+
+log = logging.getLogger(__name__)
+
+PCM_BYTES_PER_MS = 16  # PCM16 at 8 kHz
+MAX_BUFFER_MS = 5 * 60 * 1000
+CLIENT_EVENTS = (
+    "session.update", "input_audio_buffer.append", "input_audio_buffer.commit",
+    "input_audio_buffer.clear", "conversation.item.create", "conversation.item.truncate",
+    "conversation.item.delete", "conversation.item.retrieve", "response.create", "response.cancel",
+)  # fmt: skip
+
+
+@dataclass
+class _Turn:
+    item_id: str
+    start_ms: int
+    speculative: asyncio.Future[Transcript] | None = None
+
+
+class EngineSession:
+    def __init__(self, ws: Any, models: SpeechModels, model: str = "gpt-realtime") -> None:
+        self._ws = ws
+        self._models = models
+        self._loop = asyncio.get_running_loop()
+        self.session = default_session(model)
+        self.conversation_id = new_id("conv")
+        self.policy = DialogPolicy(new_call_id=lambda: new_id("call"))
+        self._decoder = InputDecoder(audio_format(self.session, "input"))
+        self._detector: asyncio.Future[TurnDetector] | None = None
+        self._buf = bytearray()  # PCM16 8 kHz since `_buf_start` (a byte offset)
+        self._buf_start = 0
+        self._turn: _Turn | None = None
+        self._items: dict[str, dict[str, Any]] = {}
+        self._audio: dict[str, AudioRecord] = {}
+        self._inbox: deque[tuple[str, str, Any]] = deque()  # for the policy, in order
+        self.active: ResponseRun | None = None  # the default-conversation response
+        self._runs: set[ResponseRun] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # ------------------------------------------------------------ plumbing
+    async def emit(self, event: dict[str, Any]) -> None:
+        await self._ws.send(json.dumps({"event_id": new_id("event"), **event}))
+
+    def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("engine task %s failed", task.get_name(), exc_info=task.exception())
+
+    def _td(self) -> dict[str, Any] | None:
+        return self.session["audio"]["input"]["turn_detection"]
+
+    async def run(self) -> None:
+        """Serve the connection until the client goes away."""
+        self._detector = self._loop.run_in_executor(self._models.workers.vad, self._new_detector)
+        try:
+            await self.emit({"type": "session.created", "session": self.session})
+            async for message in self._ws:
+                await self.handle(message)
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        for run in list(self._runs):
+            if run.task is not None:
+                run.task.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        pending = [r.task for r in self._runs if r.task is not None] + list(self._tasks)
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    def _new_detector(self) -> TurnDetector:
+        detector = TurnDetector(self._models.new_vad())
+        self._configure_detector(detector)
+        return detector
+
+    def _configure_detector(self, detector: TurnDetector) -> None:
+        td = self._td() or {}
+        detector.configure(
+            threshold=float(td.get("threshold") or 0.5),
+            silence_ms=int(td.get("silence_duration_ms") or 500),
+        )
+
+    async def handle(self, message: str | bytes) -> None:
+        """One client frame. Bad input becomes an `error` event; the session carries on."""
+        event_id: str | None = None
+        try:
+            if isinstance(message, bytes):
+                raise ProtocolError("invalid_value", "Binary frames are not supported; send JSON text.")
+            try:
+                event = json.loads(message)
+            except ValueError as exc:
+                raise ProtocolError("invalid_json", f"Invalid JSON in client event: {exc}.") from None
+            if not isinstance(event, dict):
+                raise invalid_type("event", "an object", event)
+            event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
+            kind = event.get("type")
+            if kind is None:
+                raise missing("type")
+            if kind not in CLIENT_EVENTS:
+                raise invalid_value("type", kind, CLIENT_EVENTS)
+            handler: Callable[[dict[str, Any]], Awaitable[None]] = getattr(
+                self, "_on_" + kind.replace(".", "_")
+            )
+            await handler(event)
+        except ProtocolError as exc:
+            await self.emit(error_event(exc, event_id))
+
+    # ------------------------------------------------------------ session.update
+    async def _on_session_update(self, event: dict[str, Any]) -> None:
+        if "session" not in event:
+            raise missing("session")
+        old_in = audio_format(self.session, "input")
+        updated = apply_session_update(self.session, event["session"])
+        for fixed in ("id", "object", "expires_at", "model"):
+            updated[fixed] = self.session[fixed]  # not updatable
+        self.session = updated
+        if audio_format(updated, "input") != old_in:
+            self._decoder = InputDecoder(audio_format(updated, "input"))
+        assert self._detector is not None
+        detector = await self._detector
+        self._configure_detector(detector)
+        if self._td() is None and self._turn is not None:
+            detector.reset_turn()
+            self._turn = None
+        self.policy.tools = function_names(updated)
+        await self.emit({"type": "session.updated", "session": self.session})
+
+    # ------------------------------------------------------------ input audio
+    async def _on_input_audio_buffer_append(self, event: dict[str, Any]) -> None:
+        audio = event.get("audio")
+        if audio is None:
+            raise missing("audio")
+        if not isinstance(audio, str):
+            raise invalid_type("audio", "a string", audio)
+        try:
+            raw = base64.b64decode(audio, validate=True)
+        except (binascii.Error, ValueError):
+            raise ProtocolError("invalid_value", "Invalid 'audio'. Expected base64-encoded audio.", "audio") from None
+        pcm = self._decoder.decode(raw)
+        self._buf += pcm
+        assert self._detector is not None
+        detector = await self._detector
+        if self._td() is None:
+            detector.skip(len(pcm) // PCM_BYTES_PER_MS)
+            self._trim(keep_ms=MAX_BUFFER_MS)
+            return
+        events = await self._loop.run_in_executor(self._models.workers.vad, detector.process, pcm)
+        for vad_event in events:
+            await self._on_vad(vad_event)
+        if self._turn is None:
+            prefix = int(self._td_value("prefix_padding_ms", 300))
+            self._trim(keep_ms=prefix + detector.min_speech_ms + 200)
+
+    def _td_value(self, key: str, default: Any) -> Any:
+        td = self._td() or {}
+        return default if td.get(key) is None else td[key]
+
+    def _end_ms(self) -> int:
+        return (self._buf_start + len(self._buf)) // PCM_BYTES_PER_MS
+
+    def _slice(self, start_ms: int, end_ms: int) -> bytes:
+        a = max(start_ms * PCM_BYTES_PER_MS - self._buf_start, 0)
+        b = max(end_ms * PCM_BYTES_PER_MS - self._buf_start, 0)
+        return bytes(self._buf[a:b])
+
+    def _trim(self, *, keep_ms: int | None = None, before_ms: int | None = None) -> None:
+        """Drop buffered audio older than `keep_ms` from the end, or before `before_ms`."""
+        if before_ms is None:
+            assert keep_ms is not None
+            before_ms = self._end_ms() - keep_ms
+        cut = before_ms * PCM_BYTES_PER_MS - self._buf_start
+        cut -= cut % 2
+        if cut > 0:
+            del self._buf[:cut]
+            self._buf_start += cut
+
+    async def _on_vad(self, ev: VadEvent) -> None:
+        turn = self._turn
+        if ev.kind == "start":
+            self._turn = _Turn(new_id("item"), ev.ms)
+            await self.emit({"type": "input_audio_buffer.speech_started",
+                             "audio_start_ms": ev.ms, "item_id": self._turn.item_id})  # fmt: skip
+            if self._td_value("interrupt_response", True) and self.active is not None:
+                await self.active.cancel("turn_detected")
+        elif turn is None:
+            return
+        elif ev.kind == "pause":
+            # transcribe now, while the VAD waits out the rest of the silence
+            audio = self._slice(turn.start_ms - self._td_value("prefix_padding_ms", 300), ev.at)
+            turn.speculative = self._spawn(self._transcribe(audio), f"speculative stt {turn.item_id}")
+        elif ev.kind == "resume":
+            turn.speculative = None
+        elif ev.kind == "stop":
+            self._turn = None
+            await self.emit({"type": "input_audio_buffer.speech_stopped",
+                             "audio_end_ms": ev.ms, "item_id": turn.item_id})  # fmt: skip
+            audio = self._slice(turn.start_ms - self._td_value("prefix_padding_ms", 300), ev.at)
+            self._trim(before_ms=ev.at)
+            await self._commit(turn.item_id, audio, turn.speculative)
+            if self._td_value("create_response", True) and self.active is None:
+                await self._start_response({}, self._policy_plan)
+
+    async def _on_input_audio_buffer_commit(self, event: dict[str, Any]) -> None:
+        if self._turn is not None:
+            start = self._turn.start_ms - self._td_value("prefix_padding_ms", 300)
+            item_id = self._turn.item_id
+        else:
+            start, item_id = self._buf_start // PCM_BYTES_PER_MS, new_id("item")
+        audio = self._slice(start, self._end_ms())
+        ms = len(audio) / PCM_BYTES_PER_MS
+        if ms < 100:
+            raise ProtocolError(
+                "input_audio_buffer_commit_empty",
+                "Error committing input audio buffer: buffer too small. Expected at least 100ms "
+                f"of audio, but buffer only has {ms:.2f}ms of audio.",
+            )
+        await self._reset_input()
+        await self._commit(item_id, audio, None)
+
+    async def _on_input_audio_buffer_clear(self, event: dict[str, Any]) -> None:
+        await self._reset_input()
+        await self.emit({"type": "input_audio_buffer.cleared"})
+
+    async def _reset_input(self) -> None:
+        self._trim(keep_ms=0)
+        self._turn = None
+        if self._detector is not None:
+            (await self._detector).reset_turn()
+
+    async def _transcribe(self, pcm: bytes) -> Transcript:
+        return await self._loop.run_in_executor(
+            self._models.workers.stt, self._models.stt.transcribe, pcm
+        )
+
+    async def _commit(self, item_id: str, pcm: bytes, speculative: asyncio.Future[Transcript] | None) -> None:
+        previous = self._last_item_id()
+        item = {"id": item_id, "object": "realtime.item", "type": "message", "status": "completed",
+                "role": "user", "content": [{"type": "input_audio", "transcript": None}]}  # fmt: skip
+        self._items[item_id] = item
+        await self.emit({"type": "input_audio_buffer.committed", "item_id": item_id,
+                         "previous_item_id": previous})  # fmt: skip
+        await self.emit({"type": "conversation.item.added", "previous_item_id": previous, "item": item})
+        await self.emit({"type": "conversation.item.done", "previous_item_id": previous, "item": item})
+        text: asyncio.Future[str] = self._loop.create_future()
+        self._inbox.append(("user", item_id, text))
+        self._spawn(self._finish_transcript(item, pcm, speculative, text), f"stt {item_id}")
+
+    async def _finish_transcript(
+        self, item: dict[str, Any], pcm: bytes,
+        speculative: asyncio.Future[Transcript] | None, text: asyncio.Future[str],
+    ) -> None:  # fmt: skip
+        try:
+            result = await speculative if speculative is not None else await self._transcribe(pcm)
+        except Exception as exc:  # a failed transcription must not hang the turn
+            log.exception("transcription failed")
+            if not text.done():
+                text.set_result("")
+            if self.session["audio"]["input"]["transcription"] is not None:
+                await self.emit({"type": "conversation.item.input_audio_transcription.failed",
+                                 "item_id": item["id"], "content_index": 0,
+                                 "error": {"type": "transcription_error", "message": str(exc)}})  # fmt: skip
+            return
+        item["content"][0]["transcript"] = result.text
+        if self.session["audio"]["input"]["transcription"] is not None:
+            await self.emit({
+                "type": "conversation.item.input_audio_transcription.completed",
+                "item_id": item["id"], "content_index": 0, "transcript": result.text,
+                "usage": {"type": "duration", "seconds": round(result.seconds, 3)},
+            })  # fmt: skip
+        if not text.done():
+            text.set_result(result.text)
+
+    # ------------------------------------------------------------ conversation items
+    def _last_item_id(self) -> str | None:
+        return next(reversed(self._items), None)
+
+    async def _on_conversation_item_create(self, event: dict[str, Any]) -> None:
+        item = validate_item(event.get("item"))
+        if item["id"] in self._items:
+            raise ProtocolError("item_already_exists", f"Item with id '{item['id']}' already exists.", "item.id")
+        previous = event.get("previous_item_id") or self._last_item_id()
+        if previous == "root":
+            previous = None
+        self._items[item["id"]] = item
+        await self.emit({"type": "conversation.item.added", "previous_item_id": previous, "item": item})
+        await self.emit({"type": "conversation.item.done", "previous_item_id": previous, "item": item})
+        if item["type"] == "function_call_output":
+            self._inbox.append(("result", item["call_id"], item["output"]))
+        elif item["type"] == "message" and item["role"] == "user":
+            self._inbox.append(("user", item["id"], item_text(item)))
+        elif item["type"] == "message" and item["role"] == "assistant":
+            self.policy.said(item["id"], item_text(item))
+
+    async def _on_conversation_item_truncate(self, event: dict[str, Any]) -> None:
+        for key in ("item_id", "content_index", "audio_end_ms"):
+            if key not in event:
+                raise missing(key)
+        item_id, end_ms = event["item_id"], event["audio_end_ms"]
+        if not isinstance(end_ms, int) or isinstance(end_ms, bool) or end_ms < 0:
+            raise invalid_value("audio_end_ms", end_ms)
+        if item_id not in self._items:
+            raise ProtocolError("item_not_found", f"Item with item_id '{item_id}' not found.", "item_id")
+        record = self._audio.get(item_id)
+        if record is None:
+            raise ProtocolError("invalid_value", "Only model output audio messages can be truncated", "item_id")
+        if event["content_index"] != 0:
+            raise invalid_value("content_index", event["content_index"])
+        if end_ms > record.ms:
+            raise ProtocolError("invalid_value",
+                                f"Audio content of {record.ms}ms is already shorter than {end_ms}ms",
+                                "audio_end_ms")  # fmt: skip
+        heard = record.heard(end_ms)
+        for part in self._items[item_id].get("content") or []:
+            if part.get("type") == "output_audio":
+                part["transcript"] = heard
+        self.policy.truncated(item_id, heard)
+        await self.emit({"type": "conversation.item.truncated", "item_id": item_id,
+                         "content_index": 0, "audio_end_ms": end_ms})  # fmt: skip
+
+    async def _on_conversation_item_delete(self, event: dict[str, Any]) -> None:
+        item_id = event.get("item_id")
+        if item_id not in self._items:
+            raise ProtocolError("item_not_found", f"Item with item_id '{item_id}' not found.", "item_id")
+        del self._items[item_id]
+        self._audio.pop(item_id, None)
+        await self.emit({"type": "conversation.item.deleted", "item_id": item_id})
+
+    async def _on_conversation_item_retrieve(self, event: dict[str, Any]) -> None:
+        item_id = event.get("item_id")
+        if item_id not in self._items:
+            raise ProtocolError("item_not_found", f"Item with item_id '{item_id}' not found.", "item_id")
+        await self.emit({"type": "conversation.item.retrieved", "item": self._items[item_id]})
+
+    # ------------------------------------------------------------ responses
+    async def _on_response_create(self, event: dict[str, Any]) -> None:
+        params = validate_response_params(event.get("response"))
+        out_of_band = params.get("conversation") == "none"
+        if not out_of_band and self.active is not None:
+            raise ProtocolError(
+                "conversation_already_has_active_response",
+                f"Conversation already has an active response in progress: {self.active.id}. "
+                "Wait until the response is finished before creating a new one.",
+            )
+        instructions = params.get("instructions")
+        script = scripted_text(instructions)
+        if script is None and out_of_band:
+            script = loose_script(instructions) or "One moment."
+        plan = self._policy_plan if script is None else _constant(Reply(script))
+        await self._start_response(params, plan)
+
+    async def _on_response_cancel(self, event: dict[str, Any]) -> None:
+        wanted = event.get("response_id")
+        target = next((r for r in self._runs if r.id == wanted), None) if wanted else self.active
+        if target is None:
+            raise ProtocolError("response_cancel_not_active", "Cancellation failed: no active response found")
+        await target.cancel("client_cancelled")
+
+    async def _start_response(self, params: dict[str, Any], plan: Callable[[], Awaitable[Reply]]) -> None:
+        out_of_band = params.get("conversation") == "none"
+        fmt_param = ((params.get("audio") or {}).get("output") or {}).get("format")
+        fmt: FormatType = fmt_param["type"] if fmt_param else audio_format(self.session, "output")
+        run = ResponseRun(
+            emit=self.emit, render=self._render, hooks=self, plan=plan,
+            conversation_id=None if out_of_band else self.conversation_id,
+            fmt=fmt, voice=self.session["audio"]["output"].get("voice"),
+            modalities=list(params.get("output_modalities") or self.session["output_modalities"]),
+            metadata=params.get("metadata"),
+        )  # fmt: skip
+        self._runs.add(run)
+        if not out_of_band:
+            self.active = run
+        run.start()
+
+    async def _render(self, text: str, fmt: FormatType) -> bytes:
+        return await self._loop.run_in_executor(self._models.workers.tts, self._models.tts.render, text, fmt)
+
+    async def _policy_plan(self) -> Reply:
+        """Feed the policy everything heard since the last response (in order), then ask it."""
+        while self._inbox:
+            kind, key, value = self._inbox[0]
+            if kind == "user":
+                text = await asyncio.shield(value) if isinstance(value, asyncio.Future) else value
+                self.policy.hear(text)
+            else:
+                self.policy.tool_result(key, value)
+            self._inbox.popleft()
+        return self.policy.respond()
+
+    # ResponseHooks
+    def item_added(self, run: ResponseRun, item: dict[str, Any], record: AudioRecord | None) -> str | None:
+        if not run.in_conversation:
+            return None
+        previous = self._last_item_id()
+        self._items[item["id"]] = item
+        if record is not None:
+            self._audio[item["id"]] = record
+        return previous
+
+    def finishing(self, run: ResponseRun) -> None:
+        if self.active is run:
+            self.active = None
+        self._runs.discard(run)
+        if run.in_conversation:
+            for item_id, spoken in run.spoken.items():
+                self.policy.said(item_id, spoken)
+
+
+def _constant(reply: Reply) -> Callable[[], Awaitable[Reply]]:
+    async def plan() -> Reply:
+        return reply
+
+    return plan

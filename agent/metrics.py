@@ -1,0 +1,69 @@
+"""Prometheus metrics for one server process (its own registry: tests run several apps)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.requests import Request
+from starlette.responses import Response
+
+LATENCY_BUCKETS_MS = (50, 100, 200, 300, 400, 500, 700, 1000, 1500, 2000, 3000, 5000, 10000)
+FAST_BUCKETS_MS = (0.1, 0.5, 1, 2, 5, 10, 20, 50, 100, 250, 500, 1000)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.active_calls = Gauge("phone_agent_active_calls", "Calls in progress", registry=r)
+        self.calls_total = Counter("phone_agent_calls_total", "Calls ended, by outcome", ["outcome"], registry=r)
+        self.turn_latency = Histogram(
+            "phone_agent_turn_latency_ms", "Caller stopped speaking -> first bot audio sent",
+            buckets=LATENCY_BUCKETS_MS, registry=r)
+        self.filler_onset = Histogram(
+            "phone_agent_filler_onset_ms", "filler_after_ms deadline -> filler started",
+            buckets=FAST_BUCKETS_MS, registry=r)
+        self.fillers = Counter("phone_agent_fillers_total", "Fillers played", ["cached"], registry=r)
+        self.barge_in_clear = Histogram(
+            "phone_agent_barge_in_clear_ms", "Barge-in event -> Twilio clear sent",
+            buckets=FAST_BUCKETS_MS, registry=r)
+        self.tool_latency = Histogram(
+            "phone_agent_tool_latency_ms", "Tool call duration", ["tool"],
+            buckets=LATENCY_BUCKETS_MS, registry=r)
+        self.tool_errors = Counter(
+            "phone_agent_tool_errors_total", "Tool calls that failed or timed out", ["tool", "status"],
+            registry=r)
+        self.provider_errors = Counter(
+            "phone_agent_provider_errors_total", "Provider errors", ["fatal"], registry=r)
+        self.provider_reconnects = Counter(
+            "phone_agent_provider_reconnects_total", "Provider reconnects", ["reason"], registry=r)
+        self.webhooks = Counter(
+            "phone_agent_webhooks_total", "Twilio webhook requests", ["result"], registry=r)
+
+    def on_event(self, name: str, data: dict[str, Any]) -> None:
+        """The Call's event hook."""
+        if name == "call_started":
+            self.active_calls.inc()
+        elif name == "call_ended":
+            self.active_calls.dec()
+            self.calls_total.labels(data.get("outcome", "unknown")).inc()
+        elif name == "turn_latency":
+            self.turn_latency.observe(data["ms"])
+        elif name == "filler":
+            self.fillers.labels(str(bool(data.get("cached"))).lower()).inc()
+        elif name == "barge_in":
+            self.barge_in_clear.observe(data["clear_ms"])
+        elif name == "tool_done":
+            self.tool_latency.labels(data["name"]).observe(data["ms"])
+            for onset in data.get("filler_onset_ms", ()):
+                self.filler_onset.observe(onset)
+            if data["status"] not in ("ok",):
+                self.tool_errors.labels(data["name"], data["status"]).inc()
+        elif name == "provider_error":
+            self.provider_errors.labels(str(bool(data.get("fatal"))).lower()).inc()
+        elif name == "provider_reconnect":
+            self.provider_reconnects.labels(data.get("reason", "")[:40]).inc()
+
+    async def endpoint(self, _request: Request) -> Response:
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)

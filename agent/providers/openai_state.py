@@ -1,0 +1,301 @@
+"""What an OpenAI Realtime call knows, without sockets (sans-I/O, like h11).
+
+`CallState.handle(server_event)` translates one GA server event into provider-neutral
+`RealtimeEvent`s and updates the bookkeeping the session needs: which response is
+active (the gate), which item got how much audio (truncation), which responses are
+out-of-band fillers, and the transcript (to re-seed a replacement session).
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from agent.providers import openai_wire as wire
+from agent.providers.openai_gate import UNKNOWN_RESPONSE, ResponseGate
+from agent.realtime import (
+    AudioDone,
+    AudioOut,
+    ProviderError,
+    RealtimeEvent,
+    ResponseDone,
+    ResponseStarted,
+    SpeechStarted,
+    SpeechStopped,
+    ToolCall,
+    Transcript,
+)
+from telephony.audio import StreamResampler, pcm16_to_ulaw
+
+log = logging.getLogger("agent.providers.openai")
+
+# What the I/O layer must do after an event: send a queued response.create now, or
+# replace the session (session_expired).
+Action = Literal["pump", "expired"] | None
+
+TRUNCATED_NOTE = " [cut off: the caller interrupted]"
+
+
+@dataclass(eq=False)
+class Tracks:
+    """Per-provider-session bookkeeping; a replacement session starts empty."""
+
+    oob_responses: set[str] = field(default_factory=set)
+    oob_active: set[str] = field(default_factory=set)
+    oob_items: set[str] = field(default_factory=set)
+    rx_bytes: dict[str, int] = field(default_factory=dict)  # item -> provider audio bytes
+    item_response: dict[str, str] = field(default_factory=dict)
+    done_items: set[str] = field(default_factory=set)
+    call_ids: set[str] = field(default_factory=set)
+    cancelled: set[str] = field(default_factory=set)  # response.cancel already sent
+    resamplers: dict[str, StreamResampler] = field(default_factory=dict)  # pcm24, per item
+    caller_speaking: bool = False
+    awaiting_reply: bool = False  # VAD committed a turn; its response has not started
+
+
+@dataclass(eq=False)
+class Line:
+    role: wire.Role
+    text: str
+
+
+class CallState:
+    def __init__(self, audio_format: str) -> None:
+        self.fmt = audio_format
+        self.bpm = wire.BYTES_PER_MS[audio_format]
+        self.gate = ResponseGate()
+        self.tracks = Tracks()
+        self.history: list[Line] = []
+        self.pending_calls: set[str] = set()  # ToolCalls emitted, result not yet given
+        self.rate_limits: list[dict[str, Any]] = []
+        self.session: dict[str, Any] = {}  # latest session.updated
+        self._bot_lines: dict[str, Line] = {}
+        self._heard: dict[str, float] = {}  # item -> fraction heard, for cut-off replies
+
+    # ------------------------------------------------------------ server events
+
+    def handle(self, ev: dict[str, Any]) -> tuple[list[RealtimeEvent], Action]:
+        kind = ev.get("type")
+        tr = self.tracks
+        out: list[RealtimeEvent] = []
+        if kind == "response.output_audio.delta":  # the hot path first
+            self._on_audio(ev, out)
+        elif kind == "response.output_audio.done":
+            item, rid = ev.get("item_id", ""), ev.get("response_id", "")
+            rs = tr.resamplers.pop(item, None)
+            tail = rs.flush() if rs is not None else b""  # the filter's last few ms
+            if tail:
+                out.append(AudioOut(pcm16_to_ulaw(tail), item, rid, rid in tr.oob_responses))
+            tr.done_items.add(item)
+            out.append(AudioDone(item, rid))
+        elif kind == "response.output_audio_transcript.delta":
+            if ev.get("delta"):
+                out.append(Transcript("bot", ev["delta"], False, ev.get("item_id", "")))
+        elif kind == "response.output_audio_transcript.done":
+            item, text = ev.get("item_id", ""), ev.get("transcript", "")
+            if ev.get("response_id") not in tr.oob_responses:  # fillers stay out of context
+                self._bot_lines[item] = line = Line("assistant", text)
+                self.history.append(line)
+                self._trim_bot_line(item)
+            out.append(Transcript("bot", text, True, item))
+        elif kind == "input_audio_buffer.speech_started":
+            tr.caller_speaking = True
+            # interrupt_response=true: the server cancels a running default response.
+            out.append(
+                SpeechStarted(ev.get("audio_start_ms"), interrupted=self.gate.active is not None)
+            )
+        elif kind == "input_audio_buffer.speech_stopped":
+            tr.caller_speaking = False
+            tr.awaiting_reply = True  # create_response=true: a reply is coming
+            out.append(SpeechStopped(ev.get("audio_end_ms")))
+        elif kind == "conversation.item.input_audio_transcription.delta":
+            if ev.get("delta"):
+                out.append(Transcript("caller", ev["delta"], False, ev.get("item_id", "")))
+        elif kind == "conversation.item.input_audio_transcription.completed":
+            text = ev.get("transcript", "")
+            self.history.append(Line("user", text))
+            out.append(Transcript("caller", text, True, ev.get("item_id", "")))
+        elif kind == "response.function_call_arguments.done":
+            raw = ev.get("arguments") or ""
+            args = wire.parse_arguments(raw)
+            if args is None:
+                log.warning("tool %s: arguments are not a JSON object: %.200s", ev.get("name"), raw)
+            call_id = ev.get("call_id", "")
+            tr.call_ids.add(call_id)
+            self.pending_calls.add(call_id)
+            out.append(ToolCall(call_id, ev.get("name", ""), args or {}, raw))
+        elif kind == "response.created":
+            self._on_created(ev.get("response") or {}, out)
+        elif kind == "response.done":
+            self._on_done(ev.get("response") or {}, out)
+            return out, "pump"  # a queued say()/tool reply may go now
+        elif kind == "error":
+            return out, self._on_error(ev.get("error") or {}, out)
+        elif kind == "rate_limits.updated":
+            self.rate_limits = ev.get("rate_limits") or []
+            log.debug("rate limits: %s", self.rate_limits)
+        elif kind == "session.updated":
+            self.session = ev.get("session") or self.session
+        else:
+            log.debug("ignoring server event %s", kind)
+        return out, None
+
+    def _on_audio(self, ev: dict[str, Any], out: list[RealtimeEvent]) -> None:
+        tr = self.tracks
+        item, rid = ev.get("item_id", ""), ev.get("response_id", "")
+        data = binascii.a2b_base64(ev.get("delta", ""))
+        tr.rx_bytes[item] = tr.rx_bytes.get(item, 0) + len(data)
+        oob = rid in tr.oob_responses
+        if item not in tr.item_response:
+            tr.item_response[item] = rid
+            if oob:
+                tr.oob_items.add(item)
+        if self.fmt == "pcm24":
+            # One stateful resampler per item: a filler may stream alongside a reply.
+            rs = tr.resamplers.get(item)
+            if rs is None:
+                rs = tr.resamplers[item] = StreamResampler(24000, 8000)
+            pcm = rs.process(data)
+            data = pcm16_to_ulaw(pcm) if pcm else b""
+        if data:
+            out.append(AudioOut(data, item, rid, oob))
+
+    def _on_created(self, resp: dict[str, Any], out: list[RealtimeEvent]) -> None:
+        rid = resp.get("id", "")
+        tr = self.tracks
+        oob = (resp.get("metadata") or {}).get("kind") == wire.FILLER_KIND
+        if oob:
+            tr.oob_responses.add(rid)
+            tr.oob_active.add(rid)
+        else:
+            self.gate.on_created(rid)
+            tr.awaiting_reply = False
+        out.append(ResponseStarted(rid, out_of_band=oob))
+
+    def _on_done(self, resp: dict[str, Any], out: list[RealtimeEvent]) -> None:
+        rid = resp.get("id", "")
+        status = resp.get("status") or "completed"
+        tr = self.tracks
+        oob = rid in tr.oob_responses
+        if oob:
+            tr.oob_active.discard(rid)
+        else:
+            self.gate.on_done(rid)
+            tr.awaiting_reply = False
+        out.append(ResponseDone(rid, status, out_of_band=oob))
+        if status == "failed":
+            err = (resp.get("status_details") or {}).get("error") or {}
+            msg = err.get("message") or "response failed"
+            out.append(ProviderError(msg, err.get("code") or "response_failed"))
+
+    def _on_error(self, err: dict[str, Any], out: list[RealtimeEvent]) -> Action:
+        code, msg = err.get("code") or "", err.get("message") or ""
+        if code == "conversation_already_has_active_response":
+            log.info("response.create raced an active response; queued again: %s", msg)
+            self.gate.on_active_error(msg)
+        elif code == "response_cancel_not_active":
+            log.debug("cancel after the server already stopped: %s", msg)
+        elif code == "session_expired":
+            log.info("OpenAI Realtime session expired: %s", msg)
+            return "expired"
+        else:
+            log.warning("OpenAI Realtime error %s: %s", code or err.get("type"), msg)
+            out.append(ProviderError(msg, code))
+        return None
+
+    # ------------------------------------------------------------ client side
+
+    def interrupt_events(self, item_id: str | None, heard_ms: int | None) -> list[dict[str, Any]]:
+        """response.cancel (only for what is still running) + a clamped truncate."""
+        tr = self.tracks
+        out: list[dict[str, Any]] = []
+        # Server VAD (interrupt_response) usually cancelled it already: cancel only what
+        # we still believe is running, once, to avoid response_cancel_not_active spam.
+        active = self.gate.active
+        if active and active != UNKNOWN_RESPONSE and active not in tr.cancelled:
+            tr.cancelled.add(active)
+            out.append(wire.response_cancel(active))
+        for rid in sorted(tr.oob_active - tr.cancelled):  # a filler must not outlive barge-in
+            tr.cancelled.add(rid)
+            out.append(wire.response_cancel(rid))
+        end = self.truncate_point(item_id, heard_ms)
+        if item_id and end is not None:
+            out.append(wire.truncate(item_id, end))
+            received = tr.rx_bytes[item_id] // self.bpm
+            self._heard[item_id] = end / received if received else 0.0
+            self._trim_bot_line(item_id)
+        return out
+
+    def truncate_point(self, item_id: str | None, heard_ms: int | None) -> int | None:
+        """Where to cut `item_id`: what the caller heard, never past what we received."""
+        tr = self.tracks
+        if not item_id or heard_ms is None or item_id in tr.oob_items:
+            return None
+        rx = tr.rx_bytes.get(item_id)
+        if rx is None:
+            return None  # unknown here (or from a replaced session)
+        received_ms = rx // self.bpm
+        heard = max(0, heard_ms)
+        if heard >= received_ms and item_id in tr.done_items:
+            return None  # played to the end: nothing to cut
+        # Still streaming: the server has (or will have) more than we got; cut at ours.
+        return min(heard, received_ms)
+
+    def tool_result_event(self, call: ToolCall, result: dict[str, Any]) -> dict[str, Any]:
+        self.pending_calls.discard(call.call_id)
+        text = f"Result of {call.name}: {json.dumps(result)}"
+        self.note(text)
+        if call.call_id in self.tracks.call_ids:
+            return wire.item_create(wire.function_output_item(call.call_id, result))
+        # Called in a session since replaced: the new one cannot know the call id.
+        return wire.item_create(wire.message_item("system", text))
+
+    def note(self, text: str) -> None:
+        self.history.append(Line("system", text))
+
+    def _trim_bot_line(self, item_id: str) -> None:
+        """Keep only the part of a cut-off reply the caller heard (as the server does)."""
+        line, frac = self._bot_lines.get(item_id), self._heard.get(item_id)
+        if line is None or frac is None or line.text.endswith(TRUNCATED_NOTE):
+            return
+        words = line.text.split()
+        line.text = " ".join(words[: round(len(words) * frac)]) + TRUNCATED_NOTE
+
+    # ------------------------------------------------------------ hand-over
+
+    @property
+    def idle(self) -> bool:
+        """A quiet moment to swap sessions: nobody speaking, nothing running or owed."""
+        tr = self.tracks
+        return not (
+            self.gate.busy
+            or tr.oob_active
+            or tr.caller_speaking
+            or tr.awaiting_reply
+            or self.pending_calls
+        )
+
+    def outage_events(self) -> list[RealtimeEvent]:
+        """What was streaming on a lost session will never finish there: close it out."""
+        tr = self.tracks
+        out: list[RealtimeEvent] = []
+        running = set(tr.oob_active)
+        if self.gate.active and self.gate.active != UNKNOWN_RESPONSE:
+            running.add(self.gate.active)
+        for item, rid in tr.item_response.items():
+            if item not in tr.done_items and rid in running:
+                out.append(AudioDone(item, rid))
+        for rid in sorted(running):
+            out.append(ResponseDone(rid, "cancelled", out_of_band=rid in tr.oob_responses))
+        return out
+
+    def new_session(self) -> None:
+        self.tracks = Tracks()
+        self.gate.reset()
+
+    def seed_line(self, index: int) -> dict[str, Any] | None:
+        line = self.history[index]
+        return wire.item_create(wire.message_item(line.role, line.text)) if line.text else None

@@ -1,0 +1,306 @@
+"""The emulated phone's brain, sans-I/O: what to send each tick, what a message means.
+
+`CallCore` never touches a socket or a clock. The I/O layer (`EmulatedCall`) calls
+`tick(now)` once per 20 ms of call time and sends what it returns, and feeds every
+server message to `on_message(text, now)`, sending back the marks it returns. All the
+bookkeeping (turns, marks, violations, timeline, recordings) lives here, so per-frame
+cost is a handful of attribute updates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from telephony.audio import FRAME_BYTES
+from telephony.emulator_dial import StreamTarget
+from telephony.emulator_metrics import MarkRecord, TimelineEvent, TurnMetrics, Violation
+from telephony.emulator_playout import PendingMark, Playout
+from telephony.protocol import InboundBuilder, OutMark, OutMedia, ProtocolError, parse_outbound
+
+SILENCE = b"\xff" * FRAME_BYTES
+SILENCE_B64 = base64.b64encode(SILENCE).decode("ascii")
+
+
+@dataclass(slots=True)
+class FastBuilder(InboundBuilder):
+    def media_b64(self, payload_b64: str, timestamp_ms: int) -> str:
+        """`InboundBuilder.media` for a payload already in base64 (encoded once per say())."""
+        self._chunk += 1
+        return (
+            f'{{"event":"media","sequenceNumber":"{self._next()}","streamSid":"{self.stream_sid}",'
+            f'"media":{{"track":"inbound","chunk":"{self._chunk}","timestamp":"{timestamp_ms}",'
+            f'"payload":"{payload_b64}"}}}}'
+        )
+
+
+@dataclass(slots=True)
+class Segment:
+    """Caller audio queued by say()/pause(), sent one frame per tick."""
+
+    payloads: list[str]  # base64, encoded once up front
+    frames: list[bytes]  # raw, for the caller recording
+    speech: bool
+    done: asyncio.Future[None]
+    pos: int = 0
+
+    @classmethod
+    def of(cls, ulaw: bytes, speech: bool, done: asyncio.Future[None]) -> Segment:
+        """Cut into 20 ms frames (the last padded with silence, as a phone would)."""
+        frames = [bytes(ulaw[i : i + FRAME_BYTES]) for i in range(0, len(ulaw), FRAME_BYTES)]
+        if frames and len(frames[-1]) < FRAME_BYTES:
+            frames[-1] += SILENCE[len(frames[-1]) :]
+        return cls([base64.b64encode(f).decode("ascii") for f in frames], frames, speech, done)
+
+    @classmethod
+    def silence(cls, n_frames: int, done: asyncio.Future[None]) -> Segment:
+        return cls([SILENCE_B64] * n_frames, [SILENCE] * n_frames, False, done)
+
+
+@dataclass(slots=True)
+class ReplyWaiter:
+    turn: TurnMetrics
+    quiet_ticks: int
+    future: asyncio.Future[TurnMetrics]
+
+
+@dataclass(slots=True)
+class BargeIn:
+    turn: TurnMetrics
+    after_ms: float
+    segment: Segment
+    triggered: asyncio.Future[None]
+
+
+class CallCore:
+    def __init__(
+        self,
+        target: StreamTarget,
+        stream_sid: str,
+        *,
+        record_audio: bool = True,
+        on_event: Callable[[TimelineEvent], None] | None = None,
+    ) -> None:
+        self.builder = FastBuilder(stream_sid, target.call_sid, target.account_sid)
+        self.stream_sid = stream_sid
+        self.record_audio = record_audio
+        self.on_event = on_event
+        self.playout = Playout()
+        self.started_at = 0.0
+        self.segments: deque[Segment] = deque()
+        self.reply_waiters: list[ReplyWaiter] = []
+        self.barge_ins: list[BargeIn] = []
+        self.barge_turn: TurnMetrics | None = None  # barged in, no `clear` seen yet
+        self.quiet_ticks = 0  # ticks since bot audio last played
+        self.audio_end_at: float | None = None
+        self.turns: list[TurnMetrics] = []
+        self.marks: list[MarkRecord] = []
+        self.violations: list[Violation] = []
+        self.timeline: list[TimelineEvent] = []
+        self.frames_sent = 0
+        self.speech_frames_sent = 0
+        self.frames_late = 0
+        self.max_lateness_ms = 0.0
+        self.caller = bytearray()  # what we sent, in real time
+        self.played = bytearray()  # what the phone's speaker played, in real time
+        self.received = bytearray()  # every byte of bot audio received
+
+    def begin(self, now: float) -> None:
+        self.started_at = now
+        self.turns.append(TurnMetrics(index=0, opened_at=now))  # the greeting turn
+
+    # ------------------------------------------------------------ each 20 ms
+
+    def tick(self, now: float) -> tuple[list[PendingMark], str, Segment | None]:
+        """One frame of call time: finish/start playout, fire barge-ins, pick the caller
+        frame. Returns (marks to echo now, base64 payload to send, segment it completes)."""
+        result = self.playout.tick()
+        if self.barge_ins:  # before this frame counts: N ms must have *finished* playing
+            self._trigger_barge_ins()
+        audio = result.audio
+        if audio:
+            self.quiet_ticks = 0
+            for turn, n in result.shares:
+                turn.bot_audio_played_ms += n / 8
+            if self.record_audio:
+                self.played += audio
+                if len(audio) < FRAME_BYTES:
+                    self.played += SILENCE[len(audio) :]
+        else:
+            self.quiet_ticks += 1
+            if self.quiet_ticks == 1:
+                self.audio_end_at = now
+            if self.record_audio:
+                self.played += SILENCE
+        if self.reply_waiters:
+            self._check_reply_waiters(now)
+
+        segments = self.segments
+        while segments and segments[0].done.done():  # its say() was cancelled
+            segments.popleft()
+        if not segments:
+            if self.record_audio:
+                self.caller += SILENCE
+            return result.finished_marks, SILENCE_B64, None
+        segment = segments[0]
+        pos = segment.pos
+        if self.record_audio:
+            self.caller += segment.frames[pos]
+        if segment.speech:
+            self.speech_frames_sent += 1
+            if pos == 0:
+                self._speech_starts(now)
+        segment.pos = pos + 1
+        if segment.pos < len(segment.payloads):
+            return result.finished_marks, segment.payloads[pos], None
+        segments.popleft()
+        if segment.speech:
+            self._speech_ends(now)
+        return result.finished_marks, segment.payloads[pos], segment
+
+    def note_lateness(self, late_s: float) -> None:
+        self.frames_late += 1
+        if late_s * 1000 > self.max_lateness_ms:
+            self.max_lateness_ms = late_s * 1000
+
+    def _speech_starts(self, now: float) -> None:
+        turn = self.turns[-1]
+        playout = self.playout
+        if (playout.busy or playout.queued_bytes) and turn.barge_in_at is None:
+            turn.barge_in_at = now
+            self.barge_turn = turn
+            self.event("barge-in", f"over {playout.queued_ms:.0f} ms of queued bot audio", now)
+        else:
+            self.event("speech", "caller starts speaking", now)
+
+    def _speech_ends(self, now: float) -> None:
+        # The caller's last speech frame goes out now: the next turn is the bot's answer.
+        self.turns.append(TurnMetrics(len(self.turns), now, caller_speech_end_at=now))
+        self.event("speech-end", f"turn {len(self.turns) - 1} opens", now)
+
+    def _trigger_barge_ins(self) -> None:
+        for barge in list(self.barge_ins):
+            if barge.turn.bot_audio_played_ms >= barge.after_ms:
+                self.barge_ins.remove(barge)
+                if not barge.triggered.done():
+                    barge.triggered.set_result(None)
+                    self.segments.append(barge.segment)
+
+    def _check_reply_waiters(self, now: float) -> None:
+        if self.playout.queued_bytes:
+            return
+        for waiter in list(self.reply_waiters):
+            turn = waiter.turn
+            if turn.first_bot_media_at is not None and self.quiet_ticks >= waiter.quiet_ticks:
+                self.reply_waiters.remove(waiter)
+                if not waiter.future.done():
+                    waiter.future.set_result(turn)
+                if turn.reply_done_at is None:
+                    turn.reply_done_at = self.audio_end_at
+                    played = turn.bot_audio_played_ms
+                    self.event("reply-done", f"turn {turn.index}: {played:.0f} ms played", now)
+
+    # ------------------------------------------------------------ server messages
+
+    def on_message(self, message: str | bytes, now: float) -> list[PendingMark] | None:
+        """Validate and apply one server message; returns marks to echo right away."""
+        if not isinstance(message, str):
+            detail = f"{len(message)} bytes; Twilio expects JSON text frames"
+            self._violation("binary-frame", detail, now)
+            return None
+        try:
+            event = parse_outbound(message)
+        except ProtocolError as exc:
+            self._violation("bad-message", f"{exc}: {message[:80]!r}", now)
+            return None
+        if event.stream_sid != self.stream_sid:
+            detail = f"{event.stream_sid[:40]!r} in {type(event).__name__}"
+            self._violation("wrong-stream-sid", detail, now)
+            return None
+        turn = self.turns[-1]
+        if type(event) is OutMedia:
+            self._on_media(event.payload, turn, now)
+            return None
+        if type(event) is OutMark:
+            turn.marks_received += 1
+            record = MarkRecord(event.name, now, self.playout.queued_ms, turn=turn.index)
+            self.marks.append(record)
+            due = self.playout.add_mark(event.name, now, record)
+            return [due] if due is not None else None
+        return self._on_clear(turn, now)
+
+    def _on_media(self, payload: bytes, turn: TurnMetrics, now: float) -> None:
+        if payload[:4] == b"RIFF":
+            self._violation("wav-header", "media payload starts with a WAV header (noise)", now)
+        if turn.first_bot_media_at is None:
+            turn.first_bot_media_at = now
+            if turn.caller_speech_end_at is not None:
+                turn.response_latency_ms = (now - turn.caller_speech_end_at) * 1000
+            self.event("bot-audio", f"turn {turn.index} reply starts", now)
+        turn.bot_audio_received_ms += len(payload) / 8
+        self.playout.push(payload, turn)
+        lead = self.playout.queued_bytes / 8
+        if lead > turn.max_playback_lead_ms:
+            turn.max_playback_lead_ms = lead
+        if self.record_audio:
+            self.received += payload
+
+    def _on_clear(self, turn: TurnMetrics, now: float) -> list[PendingMark]:
+        # Drop everything unplayed and hand back every pending mark at once, in order.
+        marks, dropped = self.playout.clear()
+        dropped_ms = 0.0
+        for owner, n in dropped:
+            owner.bot_audio_discarded_ms += n / 8
+            dropped_ms += n / 8
+        target = self.barge_turn or turn  # the clear answers the barge-in, if any
+        self.barge_turn = None
+        if target.clear_at is None:
+            target.clear_at = now
+            if target.barge_in_at is not None:
+                target.clear_latency_ms = (now - target.barge_in_at) * 1000
+        for mark in marks:
+            mark.owner.cleared = True
+        self.event("clear", f"dropped {dropped_ms:.0f} ms, echoing {len(marks)} marks", now)
+        return marks
+
+    def echo(self, mark: PendingMark, now: float) -> str:
+        """The inbound `mark` for a finished mark; build it right before sending it so
+        sequence numbers go out in order."""
+        record: MarkRecord = mark.owner
+        record.echoed_at = now
+        self.turns[record.turn].mark_echo_delays_ms.append((now - record.received_at) * 1000)
+        return self.builder.mark(mark.name)
+
+    # ------------------------------------------------------------ ending
+
+    def end(self, error: Exception) -> None:
+        """The call is over: fail whatever still waits on it."""
+        for segment in self.segments:
+            if not segment.done.done():
+                segment.done.set_exception(error)
+        self.segments.clear()
+        for barge in self.barge_ins:
+            if not barge.triggered.done():
+                barge.triggered.set_exception(error)
+        self.barge_ins.clear()
+        for waiter in self.reply_waiters:
+            if not waiter.future.done():
+                # A reply cut short by the hang-up is still the reply.
+                if waiter.turn.first_bot_media_at is not None:
+                    waiter.future.set_result(waiter.turn)
+                else:
+                    waiter.future.set_exception(error)
+        self.reply_waiters.clear()
+
+    def _violation(self, kind: str, detail: str, now: float) -> None:
+        self.violations.append(Violation(round((now - self.started_at) * 1000, 1), kind, detail))
+        self.event("violation", f"{kind}: {detail}", now)
+
+    def event(self, kind: str, detail: str, at: float) -> None:
+        event = TimelineEvent(round((at - self.started_at) * 1000, 1), kind, detail)
+        self.timeline.append(event)
+        if self.on_event is not None:
+            self.on_event(event)

@@ -1,0 +1,120 @@
+"""What the emulator measures and records: turns, marks, violations, timeline, WAV.
+
+Times named `*_at` are `loop.time()` seconds (the same monotonic clock a test server
+in the same process sees); `*_ms` durations are wall-clock milliseconds except the
+`*_audio_*` and lead figures, which are milliseconds of audio (1 byte = 1/8 ms).
+"""
+
+from __future__ import annotations
+
+import audioop  # stdlib up to 3.12; the audioop-lts package provides it on >= 3.13
+import wave
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(slots=True)
+class TurnMetrics:
+    """One exchange: opened by the end of caller speech (turn 0: the call start).
+
+    Bot audio is attributed to the turn during which it was *received*.
+    """
+
+    index: int
+    opened_at: float
+    caller_speech_end_at: float | None = None  # last speech frame sent (None: greeting)
+    first_bot_media_at: float | None = None
+    response_latency_ms: float | None = None  # voice-to-voice: speech end -> first bot media
+    barge_in_at: float | None = None  # first caller speech frame sent over bot audio
+    clear_at: float | None = None
+    clear_latency_ms: float | None = None  # barge-in speech -> `clear` received
+    reply_done_at: float | None = None  # set when wait_for_bot_reply() saw the bot go quiet
+    bot_audio_received_ms: float = 0.0
+    bot_audio_played_ms: float = 0.0
+    bot_audio_discarded_ms: float = 0.0
+    max_playback_lead_ms: float = 0.0  # most audio queued ahead of playout
+    marks_received: int = 0
+    mark_echo_delays_ms: list[float] = field(default_factory=list)
+
+    @property
+    def max_mark_echo_delay_ms(self) -> float | None:
+        return max(self.mark_echo_delays_ms) if self.mark_echo_delays_ms else None
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["max_mark_echo_delay_ms"] = self.max_mark_echo_delay_ms
+        return data
+
+
+@dataclass(slots=True)
+class MarkRecord:
+    name: str
+    received_at: float
+    queued_ahead_ms: float  # audio that had to play before it, when it arrived
+    echoed_at: float | None = None
+    cleared: bool = False  # echoed because of `clear`, its audio was discarded
+    turn: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    t_ms: float
+    kind: str  # bad-message | binary-frame | wrong-stream-sid | wav-header
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEvent:
+    t_ms: float  # since the socket opened
+    kind: str
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class CallSummary:
+    call_sid: str
+    stream_sid: str
+    speed: float
+    duration_ms: float
+    frames_sent: int
+    speech_frames_sent: int
+    frames_late: int  # sent more than 5 ms after their deadline
+    max_lateness_ms: float
+    bot_audio_received_ms: float
+    bot_audio_played_ms: float
+    bot_audio_discarded_ms: float
+    max_playback_lead_ms: float
+    marks_received: int
+    marks_echoed: int
+    max_mark_echo_delay_ms: float | None
+    violations: int
+    closed_by_server: bool
+    close_code: int | None
+    close_reason: str
+    turns: list[TurnMetrics]
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "turns"}
+        data["turns"] = [t.as_dict() for t in self.turns]
+        return data
+
+
+def write_wav(path: str | Path, ulaw: bytes | list[bytes], rate: int = 8000) -> None:
+    """μ-law mono, or [left, right] μ-law tracks of equal length, as a PCM16 WAV."""
+    tracks = [ulaw] if isinstance(ulaw, bytes | bytearray) else list(ulaw)
+    pcm = [audioop.ulaw2lin(bytes(t), 2) for t in tracks]
+    if len(pcm) == 2:
+        n = min(len(pcm[0]), len(pcm[1]))
+        left = audioop.tostereo(pcm[0][:n], 2, 1, 0)
+        right = audioop.tostereo(pcm[1][:n], 2, 0, 1)
+        frames = audioop.add(left, right, 2)
+    elif len(pcm) == 1:
+        frames = pcm[0]
+    else:
+        raise ValueError("write_wav takes one or two tracks")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(len(pcm))
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(frames)

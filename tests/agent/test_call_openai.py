@@ -1,0 +1,120 @@
+"""The bridge end to end: real uvicorn + the Twilio emulator + the fake OpenAI server.
+
+The fake validates every client message against the `openai` SDK's own types; the
+emulator plays bot audio in real time and echoes marks only once audio has played.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from agent.fixture_runner import record_collector
+from agent.inprocess import local_stack
+from telephony.emulator import EmulatedCall, dial_webhook
+from tests.agent.conftest import speech_like
+from tests.fakes.openai_server import FakeOpenAIRealtime, Scenario, ToolStep, Turn
+
+ORDER_TO = "+15550002000"  # the example flows route this number to order-status
+CALLER = "+15551230001"
+
+
+async def _call(stack, records, *, to=ORDER_TO, speed=1.0):
+    target = await dial_webhook(stack.base_url, stack.auth_token, to=to, from_=CALLER)
+    records[target.call_sid] = asyncio.get_running_loop().create_future()
+    return target, EmulatedCall(target, speed=speed)
+
+
+async def test_audio_both_ways_and_a_function_call_round_trip(tmp_path: Path) -> None:
+    scenario = Scenario(turns=[
+        Turn(transcript="Where is order 4567?", reply="",
+             tool=ToolStep("lookup_order", {"order_number": "4567"}, reply="Your order {output}")),
+    ])
+    async with FakeOpenAIRealtime(scenario) as fake:
+        url = await fake.start() if not getattr(fake, "url", None) else fake.url
+        records: dict = {}
+        async with local_stack(data_dir=tmp_path, engine=False, realtime_url=url,
+                               openai_api_key=scenario.api_key) as stack:
+            stack.service.listeners.append(record_collector(records))
+            target, call = await _call(stack, records)
+            async with call:
+                greeting = await call.wait_for_bot_reply(timeout=10)
+                assert greeting.bot_audio_played_ms > 300
+                await call.say(speech_like(700))
+                reply = await call.wait_for_bot_reply(timeout=10)
+                assert reply.response_latency_ms is not None
+                assert reply.bot_audio_played_ms > 300
+            record = await asyncio.wait_for(records[target.call_sid], 10)
+        fake.assert_clean()
+        sess = fake.sessions[0]
+        # Caller audio reached the model unchanged in length (μ-law passthrough).
+        assert sess.appended_ms >= 700
+        assert sess.config["audio"]["input"]["format"] == {"type": "audio/pcmu"}
+        (output,) = sess.function_outputs
+        result = json.loads(output["output"])
+        assert result["found"] is True and result["order_number"] == "4567"
+    assert [t["name"] for t in record.tool_calls] == ["lookup_order"]
+    assert record.tool_calls[0]["status"] == "ok"
+    assert call.violations == []
+
+
+async def test_barge_in_clears_twilio_and_truncates_at_what_was_heard(tmp_path: Path) -> None:
+    scenario = Scenario(turns=[Turn(transcript="Tell me everything", reply="x", reply_ms=6000)])
+    async with FakeOpenAIRealtime(scenario) as fake:
+        url = fake.url
+        records: dict = {}
+        async with local_stack(data_dir=tmp_path, engine=False, realtime_url=url,
+                               openai_api_key=scenario.api_key) as stack:
+            stack.service.listeners.append(record_collector(records))
+            target, call = await _call(stack, records)
+            async with call:
+                await call.wait_for_bot_reply(timeout=10)
+                await call.say(speech_like(600))
+                turn = await call.interrupt_after(1200, speech_like(600), timeout=15)
+                await fake.wait_for(lambda: bool(fake.sessions[0].truncates), 5)
+                assert turn.clear_latency_ms is not None
+            record = await asyncio.wait_for(records[target.call_sid], 10)
+        fake.assert_clean()
+        (truncate,) = fake.sessions[0].truncates
+        (barge,) = [e for e in record.events if e["kind"] == "barge_in"]
+        # Truncated exactly at the acked playback position (marks), not wall-clock time.
+        assert truncate["audio_end_ms"] == barge["heard_ms"]
+        # ...which trails what the phone really played by at most one mark interval + a frame.
+        played = turn.bot_audio_played_ms
+        assert barge["heard_ms"] <= played + 20
+        assert played - barge["heard_ms"] <= 100 + 20 + 40
+        # Pacing: the phone never held more than ~200 ms; the server dropped the rest.
+        assert turn.bot_audio_discarded_ms <= 220
+        assert barge["dropped_ms"] > 1000
+        assert call.violations == []
+
+
+async def test_provider_disconnect_apologises_and_leaves_other_calls_alone(tmp_path: Path) -> None:
+    scenario = Scenario(max_connections=2,
+                        turns=[Turn(transcript="hi", reply="Hello there, still here.")] * 5)
+    async with FakeOpenAIRealtime(scenario) as fake:
+        records: dict = {}
+        async with local_stack(data_dir=tmp_path, engine=False, realtime_url=fake.url,
+                               openai_api_key=scenario.api_key) as stack:
+            stack.service.listeners.append(record_collector(records))
+            a_target, a = await _call(stack, records)
+            async with a:
+                await a.wait_for_bot_reply(timeout=10)
+                b_target, b = await _call(stack, records)
+                async with b:
+                    await b.wait_for_bot_reply(timeout=10)
+                    # A's provider connection drops; its one reconnect is refused (503).
+                    await fake.drop(0)
+                    a_record = await asyncio.wait_for(records[a_target.call_sid], 20)
+                    await a.wait_closed(10)
+                    # B keeps talking normally.
+                    await b.say(speech_like(600))
+                    reply = await b.wait_for_bot_reply(timeout=10)
+                    assert reply.bot_audio_played_ms > 200
+            b_record = await asyncio.wait_for(records[b_target.call_sid], 10)
+    assert a_record.outcome == "provider_failed"
+    assert any(e["kind"] == "apology" for e in a_record.events)
+    # The caller heard the apology before the line closed: never dead silence.
+    assert a.turns[-1].bot_audio_played_ms > 2000 or sum(t.bot_audio_played_ms for t in a.turns) > 3000
+    assert b_record.outcome != "provider_failed"

@@ -1,0 +1,317 @@
+"""The rule-based dialog: intents, multi-turn slot filling, tool calls, result phrasing."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+import pytest
+
+from agent.local.policy import DialogPolicy, Reply, default_today
+
+TODAY = date(2026, 11, 24)  # Tuesday
+ALL_TOOLS = {
+    "check_availability", "book_appointment", "cancel_appointment", "reschedule_appointment",
+    "find_my_appointments", "lookup_order", "transfer_call", "end_call",
+}  # fmt: skip
+
+
+def policy(tools: set[str] = ALL_TOOLS) -> DialogPolicy:
+    return DialogPolicy(today=TODAY, tools=tools)
+
+
+def turn(p: DialogPolicy, text: str) -> Reply:
+    p.hear(text)
+    return p.respond()
+
+
+def result(p: DialogPolicy, reply: Reply, data: Any) -> Reply:
+    assert reply.calls, reply
+    p.tool_result(reply.calls[-1].call_id, json.dumps(data))
+    return p.respond()
+
+
+def only_call(reply: Reply) -> tuple[str, dict[str, Any]]:
+    assert len(reply.calls) == 1, reply
+    return reply.calls[0].name, reply.calls[0].arguments
+
+
+def test_greets_when_nothing_was_said() -> None:
+    assert policy().respond().text == "Hello! How can I help you today?"
+
+
+@pytest.mark.parametrize(
+    "utterance",
+    [
+        "I'd like to book an appointment tomorrow at 10 am, my name is Ana.",
+        "I'd like to book an appointment tomorrow at 10 a. m. My name is Anna.",
+        "Hi, can I book tomorrow at ten? My name's Ana.",
+        "Book me in for tomorrow at 10am please, it's Ana",
+        "Could I get an appointment for Wednesday at 10 o'clock? This is Ana.",
+        "I want to schedule something on November 25th at 10, name is Ana",
+    ],
+)
+def test_one_shot_booking(utterance: str) -> None:
+    name, args = only_call(turn(policy(), utterance))
+    assert name == "book_appointment"
+    assert args["day"] == "2026-11-25" and args["time"] == "10:00"
+    assert args["name"] in ("Ana", "Anna")
+
+
+def test_multi_turn_booking_with_availability() -> None:
+    p = policy()
+    assert turn(p, "I'd like to make an appointment").text == "What day works for you?"
+    reply = turn(p, "Thursday")
+    assert only_call(reply) == ("check_availability", {"day": "2026-11-26"})
+    assert reply.text == ""
+    offer = result(p, reply, {"day": "2026-11-26", "free_slots": ["09:00", "10:30", "14:00", "15:00"]})
+    assert offer.text == "On Thursday, November 26 I have 9 AM, 10:30 AM or 2 PM free. What time works for you?"
+    assert turn(p, "ten thirty").text == "Can I have your name?"
+    reply = turn(p, "Ana Lopez")
+    assert only_call(reply) == ("book_appointment", {"day": "2026-11-26", "time": "10:30", "name": "Ana Lopez"})
+    done = result(p, reply, {"status": "booked", "booking_id": "BK-7", "day": "2026-11-26", "time": "10:30", "name": "Ana Lopez"})
+    assert done.text == (
+        "You're booked for Thursday, November 26 at 10:30 AM. Your confirmation number is BK-7. "
+        "Is there anything else I can help you with?"
+    )
+    bye = turn(p, "No, that's it.")
+    assert bye.text == "Thanks for calling. Goodbye!"
+    assert only_call(bye) == ("end_call", {"reason": "caller said goodbye"})
+
+
+def test_asks_time_without_availability_tool() -> None:
+    p = policy(ALL_TOOLS - {"check_availability"})
+    assert turn(p, "Can I book for Friday?").text == "And what time?"
+    assert turn(p, "2 pm").text == "Can I have your name?"
+    name, args = only_call(turn(p, "It's Kim."))
+    assert (name, args) == ("book_appointment", {"day": "2026-11-27", "time": "14:00", "name": "Kim"})
+
+
+def test_requested_time_checked_against_availability() -> None:
+    p = policy()
+    p.hear("Book me Thursday afternoon at 3, my name is Ana")
+    p.hear("")  # a breath the VAD let through
+    reply = p.respond()
+    assert only_call(reply) == ("book_appointment", {"day": "2026-11-26", "time": "15:00", "name": "Ana"})
+
+    p = policy()
+    reply = turn(p, "Anything free on Thursday? I'm Ana")
+    assert only_call(reply)[0] == "check_availability"
+    p.state.time = "11:00"  # asked for 11 meanwhile
+    offer = result(p, reply, {"day": "2026-11-26", "free_slots": ["09:00", "14:00"]})
+    assert offer.text.startswith("Sorry, 11 AM isn't free on Thursday, November 26. I have 9 AM or 2 PM.")
+    assert only_call(turn(p, "2 then"))[1]["time"] == "14:00"
+
+
+def test_fully_booked_day_asks_for_another() -> None:
+    p = policy()
+    turn(p, "book an appointment")
+    reply = turn(p, "Friday")
+    assert result(p, reply, {"day": "2026-11-27", "free_slots": []}).text == (
+        "Sorry, Friday, November 27 is fully booked. What day works for you?"
+    )
+
+
+def test_slot_taken_offers_alternatives() -> None:
+    p = policy()
+    reply = turn(p, "Book tomorrow at 10 am for Ana")
+    assert only_call(reply)[1]["name"] == "Ana"
+    taken = result(p, reply, {"error": "slot_taken", "alternatives": ["11:00", "13:30"]})
+    assert taken.text == "Sorry, that time is taken. I can do 11 AM or 1:30 PM. Which would you like?"
+    assert only_call(turn(p, "1:30 please"))[1] == {"day": "2026-11-25", "time": "13:30", "name": "Ana"}
+
+
+def test_retryable_error_retries_once_then_offers_a_person() -> None:
+    p = policy()
+    reply = turn(p, "Where's my order 4567?")
+    retry = result(p, reply, {"error": "timeout", "retryable": True})
+    assert retry.text == "Sorry, I had trouble with that. Let me try again."
+    assert only_call(retry) == ("lookup_order", {"order_number": "4567"})
+    assert retry.calls[0].call_id != reply.calls[0].call_id
+    failed = result(p, retry, {"error": "timeout", "retryable": True})
+    assert failed.text == "Sorry, I couldn't do that right now. Would you like me to connect you with someone?"
+    assert only_call(turn(p, "yes please")) == ("transfer_call", {"reason": "caller asked for a person"})
+
+
+def test_non_retryable_error_without_transfer_tool() -> None:
+    p = policy({"lookup_order"})
+    reply = turn(p, "order 4567")
+    assert result(p, reply, {"error": "database unavailable", "retryable": False}).text == (
+        "Sorry, I couldn't do that right now. Please try again a bit later."
+    )
+
+
+@pytest.mark.parametrize(
+    ("utterance", "number"),
+    [
+        ("Where is my order? The number is 4567.", "4567"),
+        ("I'm checking on order four five six seven", "4567"),
+        ("Can you track my package, it's 4, 5, 6, 7", "4567"),
+    ],
+)
+def test_order_status(utterance: str, number: str) -> None:
+    p = policy()
+    reply = turn(p, utterance)
+    assert only_call(reply) == ("lookup_order", {"order_number": number})
+    assert p.state.order_raw
+    spoken = result(p, reply, {"found": True, "order_number": number, "status": "shipped", "items": ["mug"], "eta": "2026-11-28"})
+    assert spoken.text.startswith(f"Order {number} has shipped and should arrive on Saturday, November 28.")
+
+
+def test_order_number_asked_for_and_not_found() -> None:
+    p = policy()
+    assert turn(p, "I have a question about my order").text == "What's your order number?"
+    reply = turn(p, "nine nine nine nine")
+    assert only_call(reply) == ("lookup_order", {"order_number": "9999"})
+    missing = result(p, reply, {"found": False, "order_number": "9999", "message": "not found"})
+    assert missing.text == "I couldn't find order 9999. Could you check the number?"
+    assert only_call(turn(p, "sorry, 9998"))[1] == {"order_number": "9998"}
+
+
+def test_delivered_order_has_no_eta() -> None:
+    p = policy()
+    reply = turn(p, "order 1234")
+    text = result(p, reply, {"found": True, "order_number": "1234", "status": "delivered", "eta": "2026-11-20"}).text
+    assert text.startswith("Order 1234 was delivered.")
+
+
+def test_cancel_uses_booking_from_this_call() -> None:
+    p = policy()
+    reply = turn(p, "Book tomorrow at 9 am, my name is Ana")
+    result(p, reply, {"status": "booked", "booking_id": "BK-1", "day": "2026-11-25", "time": "09:00", "name": "Ana"})
+    reply = turn(p, "Actually, please cancel that appointment")
+    assert only_call(reply) == ("cancel_appointment", {"booking_id": "BK-1"})
+    done = result(p, reply, {"status": "cancelled", "booking_id": "BK-1", "day": "2026-11-25", "time": "09:00"})
+    assert done.text.startswith("Your appointment on Wednesday, November 25 at 9 AM has been cancelled.")
+
+
+def test_cancel_without_known_booking() -> None:
+    name, args = only_call(turn(policy(), "I need to cancel my appointment"))
+    assert (name, args) == ("cancel_appointment", {})
+
+
+def test_reschedule_multi_turn() -> None:
+    p = policy()
+    assert turn(p, "I'd like to reschedule my appointment").text == "What day would you like to move it to?"
+    assert turn(p, "Friday").text == "And what time?"
+    reply = turn(p, "at noon")
+    assert only_call(reply) == ("reschedule_appointment", {"new_day": "2026-11-27", "new_time": "12:00"})
+    done = result(p, reply, {"status": "rescheduled", "booking_id": "BK-3", "day": "2026-11-27", "time": "12:00"})
+    assert done.text.startswith("Done. Your appointment is now on Friday, November 27 at noon.")
+
+
+def test_reschedule_in_one_go() -> None:
+    name, args = only_call(turn(policy(), "Could we move my appointment to Friday at 2pm?"))
+    assert (name, args) == ("reschedule_appointment", {"new_day": "2026-11-27", "new_time": "14:00"})
+
+
+def test_find_my_appointments() -> None:
+    p = policy()
+    reply = turn(p, "When is my appointment?")
+    assert only_call(reply) == ("find_my_appointments", {})
+    text = result(p, reply, {"appointments": [{"booking_id": "BK-9", "day": "2026-11-30", "time": "16:00"}]}).text
+    assert text.startswith("You have an appointment on Monday, November 30 at 4 PM.")
+    assert p.state.booking_id == "BK-9"
+    reply = turn(p, "cancel it")
+    assert only_call(reply) == ("cancel_appointment", {"booking_id": "BK-9"})
+
+
+@pytest.mark.parametrize("utterance", ["Can I speak to a person?", "Let me talk to a human please", "Representative!"])
+def test_transfer(utterance: str) -> None:
+    reply = turn(policy(), utterance)
+    assert reply.text == "Sure, let me connect you with someone who can help."
+    assert only_call(reply) == ("transfer_call", {"reason": "caller asked for a person"})
+
+
+def test_transfer_result_is_silent_and_failure_is_spoken() -> None:
+    p = policy()
+    reply = turn(p, "get me a person")
+    assert result(p, reply, {"status": "transferring"}).text == ""
+    reply = turn(p, "operator")
+    assert result(p, reply, {"error": "no agents", "retryable": False}).text.startswith(
+        "Sorry, I couldn't transfer you right now."
+    )
+
+
+@pytest.mark.parametrize("utterance", ["Bye!", "That's all, thanks.", "No thanks, goodbye", "that is all"])
+def test_goodbye(utterance: str) -> None:
+    reply = turn(policy(), utterance)
+    assert reply.text == "Thanks for calling. Goodbye!"
+    assert only_call(reply)[0] == "end_call"
+
+
+def test_goodbye_without_end_call_tool_only_speaks() -> None:
+    reply = turn(policy({"book_appointment"}), "bye")
+    assert reply == Reply("Thanks for calling. Goodbye!")
+
+
+def test_only_declared_tools_are_used() -> None:
+    p = policy({"lookup_order"})
+    reply = turn(p, "I'd like to book an appointment tomorrow at 10")
+    assert not reply.calls
+    assert reply.text == "Sorry, I can't do that on this line. I can check on an order. What would you like to do?"
+    assert turn(policy({"book_appointment"}), "Can I talk to a person?").text.startswith(
+        "Sorry, I can't transfer calls on this line."
+    )
+
+
+def test_unknown_utterance_gets_a_clarifying_question() -> None:
+    reply = turn(policy(), "What's the weather like?")
+    assert reply.text == (
+        "Sorry, I didn't quite get that. I can book an appointment, change or cancel an appointment, "
+        "or check on an order. What would you like to do?"
+    )
+    assert turn(policy(), "").text == "Sorry, I didn't catch that. Could you say that again?"
+
+
+def test_unclear_answer_repeats_the_question() -> None:
+    p = policy(ALL_TOOLS - {"check_availability"})
+    turn(p, "book an appointment for Monday")
+    assert turn(p, "hmm let me think").text == "Sorry, and what time?"
+    assert p.state.awaiting == "time"
+
+
+def test_yes_to_anything_else_and_idle_prompts() -> None:
+    p = policy()
+    reply = turn(p, "order 4567")
+    result(p, reply, {"found": True, "order_number": "4567", "status": "processing"})
+    assert turn(p, "yes").text == "Sure, what can I help you with?"
+    assert p.respond().text == "Is there anything else I can help you with?"
+
+
+def test_truncation_forgets_unheard_question() -> None:
+    p = policy()
+    assert turn(p, "I'd like to book").text == "What day works for you?"
+    p.said("item_1", "What day works for you?")
+    p.truncated("item_1", "What")
+    assert p.state.history[-1] == ("assistant", "What")
+    assert p.state.awaiting is None
+    # a bare ordinal is no longer taken as the answer to a question they never heard
+    assert turn(p, "27th").text == "What day works for you?"
+
+
+def test_results_and_speech_in_one_response() -> None:
+    p = policy()
+    reply = turn(p, "order 4567")
+    p.tool_result(reply.calls[0].call_id, json.dumps({"found": True, "order_number": "4567", "status": "shipped"}))
+    p.hear("and can I book for tomorrow at 9, my name is Ana")
+    combined = p.respond()
+    assert combined.text.startswith("Order 4567 has shipped.")
+    assert only_call(combined)[0] == "book_appointment"
+
+
+def test_unknown_call_ids_and_non_json_outputs_are_harmless() -> None:
+    p = policy()
+    p.tool_result("call_unknown", "{}")
+    assert p.respond().text == "Hello! How can I help you today?"
+    reply = turn(p, "cancel my appointment")
+    p.tool_result(reply.calls[0].call_id, "cancelled ok")
+    assert p.respond().text.startswith("I couldn't find an appointment to cancel.")
+
+
+def test_today_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOCAL_ENGINE_TODAY", "2030-01-02")
+    assert default_today() == date(2030, 1, 2)
+    monkeypatch.delenv("LOCAL_ENGINE_TODAY")
+    assert default_today() == date.today()

@@ -1,0 +1,494 @@
+"""The Media Streams endpoint over a real uvicorn server and real websockets clients.
+
+The client plays Twilio: `connected`, `start` with our parameters, μ-law media built
+by `InboundBuilder`, and mark echoes. Synchronisation is by message order and
+asyncio queues; the only timeouts are upper bounds on waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from telephony.protocol import (
+    InboundBuilder,
+    OutboundEvent,
+    OutClear,
+    OutMark,
+    OutMedia,
+    parse_outbound,
+)
+from telephony.protocol import (
+    Dtmf as DtmfEvent,
+)
+from telephony.protocol import (
+    Stop as StopEvent,
+)
+from telephony.stream import StreamStats, TwilioStream, echo_handler, media_stream_route
+from telephony.tokens import MemoryUsedTokens, StreamTokens
+from tests.helpers.servers import run_app
+
+SECRET = b"k" * 32
+WAIT = 10.0  # upper bound for any single wait; tests normally finish far sooner
+
+
+def frame(seed: int) -> bytes:
+    return random.Random(seed).randbytes(160)
+
+
+@dataclass
+class Server:
+    url: str
+    tokens: StreamTokens
+    ran: list[str] = field(default_factory=list)  # call sids whose handler ran
+    done: asyncio.Queue[tuple[str, StreamStats, int]] = field(default_factory=asyncio.Queue)
+
+
+@asynccontextmanager
+async def serve(
+    handler: Callable[[TwilioStream], Awaitable[None]],
+    *,
+    tokens: StreamTokens | None = None,
+    ws_max_size: int = 64 * 1024,
+    **route_options: Any,
+) -> AsyncIterator[Server]:
+    tokens = tokens or StreamTokens(SECRET, used=MemoryUsedTokens())
+    server = Server(url="", tokens=tokens)
+
+    async def recording(stream: TwilioStream) -> None:
+        server.ran.append(stream.call_sid)
+        try:
+            await handler(stream)
+        finally:
+            server.done.put_nowait((stream.call_sid, stream.stats, stream.heard_ms))
+
+    app = Starlette(routes=[media_stream_route("/twilio/media", recording, tokens, **route_options)])
+    async with run_app(app, ws_max_size=ws_max_size) as base:
+        server.url = base.replace("http://", "ws://") + "/twilio/media"
+        yield server
+
+
+class Phone:
+    """Twilio's side of one call."""
+
+    def __init__(self, ws: ClientConnection, call_sid: str) -> None:
+        self.ws = ws
+        self.call_sid = call_sid
+        self.twilio = InboundBuilder(stream_sid="MZ" + call_sid[2:], call_sid=call_sid, account_sid="AC" + "0" * 32)
+
+    async def start(self, token: str, **params: str) -> None:
+        await self.ws.send(self.twilio.connected())
+        await self.ws.send(self.twilio.start({"flow": "echo", "token": token, **params}))
+
+    async def media(self, ulaw: bytes) -> None:
+        await self.ws.send(self.twilio.media(ulaw, timestamp_ms=self.twilio._chunk * 20))
+
+    async def echo(self, name: str) -> None:
+        await self.ws.send(self.twilio.mark(name))
+
+    async def recv(self) -> OutboundEvent | None:
+        """Next message from the server, or None once the socket has closed."""
+        try:
+            text = await asyncio.wait_for(self.ws.recv(), WAIT)
+        except ConnectionClosed:
+            return None
+        event = parse_outbound(text)
+        assert event.stream_sid == self.twilio.stream_sid
+        return event
+
+    async def closed(self) -> tuple[int | None, str | None]:
+        """Drain until the server closes; (code, reason)."""
+        while await self.recv() is not None:
+            pass
+        return self.ws.close_code, self.ws.close_reason
+
+
+@asynccontextmanager
+async def dial(server: Server, call_sid: str = "CA" + "1" * 32) -> AsyncIterator[Phone]:
+    async with connect(server.url, max_size=None) as ws:
+        yield Phone(ws, call_sid)
+
+
+async def handler_result(server: Server) -> tuple[str, StreamStats, int]:
+    return await asyncio.wait_for(server.done.get(), WAIT)
+
+
+# ---------------------------------------------------------------- authentication
+
+
+async def test_valid_token_runs_handler_with_parameters() -> None:
+    seen: asyncio.Queue[TwilioStream] = asyncio.Queue()
+
+    async def handler(stream: TwilioStream) -> None:
+        seen.put_nowait(stream)
+        await stream.close()
+
+    async with serve(handler) as server, dial(server) as phone:
+        await phone.start(server.tokens.issue(phone.call_sid), **{"from": "+15551112222"})
+        assert await phone.closed() == (1000, "")
+        stream = seen.get_nowait()
+    assert stream.call_sid == phone.call_sid
+    assert stream.stream_sid == phone.twilio.stream_sid
+    assert stream.parameters["flow"] == "echo" and stream.parameters["from"] == "+15551112222"
+    assert stream.start.call_sid == phone.call_sid
+
+
+def _expired_token(call_sid: str) -> str:
+    past = StreamTokens(SECRET, ttl_s=60, used=MemoryUsedTokens(), clock=lambda: 1_000_000.0)
+    return past.issue(call_sid)
+
+
+@pytest.mark.parametrize(
+    ("make_token", "reason"),
+    [
+        (lambda tokens, sid: "not-a-token", "malformed"),
+        (lambda tokens, sid: StreamTokens(b"x" * 32).issue(sid), "bad signature"),
+        (lambda tokens, sid: _expired_token(sid), "expired"),
+        (lambda tokens, sid: tokens.issue("CA" + "9" * 32), "wrong call"),
+        (lambda tokens, sid: "", "malformed"),
+    ],
+)
+async def test_bad_token_closes_1008_and_handler_never_runs(
+    make_token: Callable[[StreamTokens, str], str], reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="telephony.stream")
+    async with serve(echo_handler) as server, dial(server) as phone:
+        await phone.start(make_token(server.tokens, phone.call_sid))
+        assert await phone.closed() == (1008, f"stream token {reason}")
+        assert server.ran == []
+    assert f"stream token rejected: {reason}" in caplog.text
+
+
+async def test_reused_token_closes_1008() -> None:
+    async def handler(stream: TwilioStream) -> None:
+        await stream.close()
+
+    async with serve(handler) as server:
+        token = server.tokens.issue("CA" + "1" * 32)
+        async with dial(server) as first:
+            await first.start(token)
+            assert (await first.closed())[0] == 1000
+        async with dial(server) as replay:
+            await replay.start(token)
+            assert await replay.closed() == (1008, "stream token already used")
+        assert len(server.ran) == 1
+
+
+@pytest.mark.parametrize(
+    ("opening", "reason"),
+    [
+        (lambda p: [p.twilio.connected(), p.twilio.media(frame(1), 0)], "expected 'start', got 'media'"),
+        (lambda p: [p.twilio.start({"token": "t"})], "expected 'connected', got 'start'"),
+        (lambda p: ["{not json"], "invalid message before start"),
+        (lambda p: [b"\x00\x01"], "binary frame before start"),
+        (lambda p: [p.twilio.connected(), "x" * 5000], "oversized message before start"),
+    ],
+)
+async def test_anything_but_connected_then_start_is_a_policy_violation(
+    opening: Callable[[Phone], list[str | bytes]], reason: str
+) -> None:
+    async with serve(echo_handler, max_message_bytes=4096) as server, dial(server) as phone:
+        for message in opening(phone):
+            await phone.ws.send(message)
+        code, why = await phone.closed()
+        assert code == 1008 and why is not None and why.startswith(reason)
+        assert server.ran == []
+
+
+async def test_no_start_in_time_closes_1008() -> None:
+    async with serve(echo_handler, start_timeout_s=0.2) as server, dial(server) as phone:
+        await phone.ws.send(phone.twilio.connected())
+        assert await phone.closed() == (1008, "no start message in time")
+
+
+# ---------------------------------------------------------------- echo and marks
+
+
+async def run_echo_call(server: Server, phone: Phone, frames: list[bytes]) -> list[bytes]:
+    """Send `frames`, echo every mark like a phone, return the audio played back."""
+    received: list[bytes] = []
+    all_played = asyncio.Event()
+
+    async def listen() -> None:
+        while (event := await phone.recv()) is not None:
+            if isinstance(event, OutMedia):
+                received.append(event.payload)
+            elif isinstance(event, OutMark):
+                await phone.echo(event.name)
+                if len(received) == len(frames):
+                    all_played.set()  # the mark after the last frame has been echoed
+
+    await phone.start(server.tokens.issue(phone.call_sid))
+    listener = asyncio.create_task(listen())
+    for f in frames:
+        await phone.media(f)
+    await asyncio.wait_for(all_played.wait(), WAIT)
+    await phone.ws.send(phone.twilio.stop())
+    await asyncio.wait_for(listener, WAIT)  # the server closes after the handler returns
+    return received
+
+
+async def test_echo_plays_the_callers_audio_back_byte_exact() -> None:
+    frames = [frame(i) for i in range(100)]
+    async with serve(echo_handler) as server, dial(server) as phone:
+        received = await run_echo_call(server, phone, frames)
+        call_sid, stats, heard_ms = await handler_result(server)
+    assert b"".join(received) == b"".join(frames)
+    assert call_sid == phone.call_sid
+    assert heard_ms == 2000  # every mark echoed: the caller heard it all
+    assert stats.frames_in == 100 and stats.frames_out == 100
+    assert stats.marks_sent >= 20 and stats.marks_acked == stats.marks_sent
+    assert len(stats.mark_rtt_ms) == stats.marks_acked or len(stats.mark_rtt_ms) > 0
+    assert all(ms >= 0 for ms in stats.mark_rtt_ms)
+    assert stats.malformed == 0 and stats.sequence_gaps == 0
+
+
+async def test_pacing_never_exceeds_lead_and_heard_follows_echoes() -> None:
+    results: asyncio.Queue[tuple[bool, int, int]] = asyncio.Queue()
+    audio = bytes(random.Random(7).randbytes(8 * 3000))  # 3 s
+
+    async def handler(stream: TwilioStream) -> None:
+        async def speak() -> None:
+            await stream.send_audio(audio, "reply")
+            await stream.end_segment("reply")
+            played = await stream.wait_played(WAIT)
+            results.put_nowait((played, stream.heard_ms, stream.heard_ms_of("reply")))
+            await stream.close()
+
+        speaker = asyncio.create_task(speak())
+        async for _ in stream:
+            pass
+        await speaker
+
+    async with serve(handler, lead_ms=200) as server, dial(server) as phone:
+        await phone.start(server.tokens.issue(phone.call_sid))
+        received = bytearray()
+        acked_frames = 0
+        while (event := await phone.recv()) is not None:
+            if isinstance(event, OutMedia):
+                received += event.payload
+                # The server can only have seen echoes we already sent.
+                assert len(received) // 160 <= acked_frames + 10
+            elif isinstance(event, OutMark):
+                acked_frames = len(received) // 160
+                await phone.echo(event.name)
+        assert phone.ws.close_code == 1000
+    assert bytes(received) == audio
+    assert results.get_nowait() == (True, 3000, 3000)
+
+
+async def test_withheld_echoes_hold_audio_back_then_clear_drops_it() -> None:
+    probes: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+
+    async def handler(stream: TwilioStream) -> None:
+        await stream.send_audio(b"\x55" * 16000, "reply")  # 2 s
+        probes.put_nowait(("sent", stream.playback.sent_ms, stream.playback.queued_ms))
+        async for event in stream:
+            if isinstance(event, DtmfEvent) and event.digit == "1":
+                probes.put_nowait(("clear", await stream.clear()))
+            elif isinstance(event, DtmfEvent) and event.digit == "2":
+                probes.put_nowait(("heard", stream.heard_ms, stream.playback.marks_discarded))
+                await stream.send_audio(b"\x42" * 160, "next")
+                await stream.end_segment("next")
+            elif isinstance(event, DtmfEvent) and event.digit == "3":
+                probes.put_nowait(("heard", stream.heard_ms, stream.heard_ms_of("next")))
+            elif isinstance(event, StopEvent):
+                return
+
+    async with serve(handler, lead_ms=200) as server, dial(server) as phone:
+        await phone.start(server.tokens.issue(phone.call_sid))
+        await phone.ws.send(phone.twilio.dtmf("1"))  # the handler clears after sending
+        media, marks = 0, []
+        while not isinstance(event := await phone.recv(), OutClear):
+            if isinstance(event, OutMedia):
+                media += 1
+            elif isinstance(event, OutMark):
+                marks.append(event.name)
+        # Nothing echoed: only lead_ms of the 2 s ever left the server.
+        assert media == 10 and marks
+        assert probes.get_nowait() == ("sent", 200, 1800)
+        _, snapshot = await asyncio.wait_for(probes.get(), WAIT)
+        assert (snapshot.heard_ms, snapshot.dropped_ms, snapshot.heard_segment) == (0, 2000, None)
+
+        for name in marks:  # Twilio returns every pending mark on clear: discarded, not heard
+            await phone.echo(name)
+        await phone.ws.send(phone.twilio.dtmf("2"))
+        assert await asyncio.wait_for(probes.get(), WAIT) == ("heard", 0, len(marks))
+        after = await phone.recv()
+        assert isinstance(after, OutMedia) and after.payload == b"\x42" * 160  # nothing stale
+        mark = await phone.recv()
+        assert isinstance(mark, OutMark)
+        await phone.echo(mark.name)
+        await phone.ws.send(phone.twilio.dtmf("3"))
+        assert await asyncio.wait_for(probes.get(), WAIT) == ("heard", 20, 20)
+        await phone.ws.send(phone.twilio.stop())
+        assert (await phone.closed())[0] == 1000
+
+
+async def test_wait_played_times_out_without_echoes_and_ends_with_the_call() -> None:
+    results: asyncio.Queue[bool] = asyncio.Queue()
+
+    async def handler(stream: TwilioStream) -> None:
+        await stream.send_audio(b"\x55" * 800, "a")
+        results.put_nowait(await stream.wait_played(0.05))
+        waiter = asyncio.create_task(stream.wait_played(WAIT))
+        async for _ in stream:
+            pass
+        results.put_nowait(await waiter)  # the caller hung up: resolves, not played
+
+    async with serve(handler) as server, dial(server) as phone:
+        await phone.start(server.tokens.issue(phone.call_sid))
+        assert await asyncio.wait_for(results.get(), WAIT) is False
+        await phone.ws.close()
+    assert await asyncio.wait_for(results.get(), WAIT) is False
+
+
+async def test_handler_failure_closes_1011() -> None:
+    async def handler(stream: TwilioStream) -> None:
+        raise RuntimeError("boom")
+
+    async with serve(handler) as server, dial(server) as phone:
+        await phone.start(server.tokens.issue(phone.call_sid))
+        assert await phone.closed() == (1011, "internal error")
+
+
+# ---------------------------------------------------------------- hostile input
+
+
+def malformed_messages(phone: Phone) -> list[str | bytes]:
+    sid = phone.twilio.stream_sid
+    good = json.loads(phone.twilio.media(frame(0), 0))
+    phone.twilio._seq -= 1  # that message was never sent
+    phone.twilio._chunk -= 1
+    bad_b64 = {**good, "media": {**good["media"], "payload": "!!!not base64!!!"}}
+    other_stream = {**good, "streamSid": "MZ" + "f" * 32}
+    return [
+        "{not json",
+        json.dumps(bad_b64),
+        json.dumps({"event": "bogus", "sequenceNumber": "1", "streamSid": sid}),
+        json.dumps({**good, "pad": "x" * 5000}),  # over the route's 4 KiB cap
+        b"\x00\x01binary",
+        json.dumps(other_stream),
+        "[]",
+        json.dumps({"event": "dtmf", "sequenceNumber": "1", "streamSid": sid, "dtmf": {"digit": "Z"}}),
+        phone.twilio.connected(),
+        json.dumps({"event": "media", "sequenceNumber": "x", "streamSid": sid}),
+    ] * 2
+
+
+async def test_malformed_messages_on_one_call_leave_a_parallel_call_untouched(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="telephony.stream")
+    async with serve(echo_handler, max_message_bytes=4096, ws_max_size=64 * 1024) as server:
+        async with dial(server, "CA" + "a" * 32) as bad, dial(server, "CA" + "b" * 32) as good:
+            # A third connection sends media before start: closed on its own.
+            async with dial(server, "CA" + "c" * 32) as early:
+                await early.ws.send(early.twilio.connected())
+                await early.ws.send(early.twilio.media(frame(1), 0))
+                assert (await early.closed())[0] == 1008
+
+            await bad.start(server.tokens.issue(bad.call_sid))
+            junk = malformed_messages(bad)
+            assert len(junk) == 20
+            good_frames = [frame(1000 + i) for i in range(50)]
+            good_call = asyncio.create_task(run_echo_call(server, good, good_frames))
+            for message in junk:
+                await bad.ws.send(message)
+            # The noisy call still works afterwards.
+            bad_frames = [frame(2000 + i) for i in range(5)]
+            assert b"".join(await run_echo_call_started(bad, bad_frames)) == b"".join(bad_frames)
+            assert b"".join(await asyncio.wait_for(good_call, WAIT)) == b"".join(good_frames)
+
+        results = {sid: stats for sid, stats, _ in [await handler_result(server) for _ in range(2)]}
+    assert results[bad.call_sid].malformed == 20
+    assert results[good.call_sid].malformed == 0
+    assert results[good.call_sid].frames_out == 50
+    assert f"call {bad.call_sid}: skipping malformed message" in caplog.text
+    assert f"call {good.call_sid}: skipping" not in caplog.text
+
+
+async def run_echo_call_started(phone: Phone, frames: list[bytes]) -> list[bytes]:
+    """Like run_echo_call, for a call whose start was already sent."""
+    received: list[bytes] = []
+    done = asyncio.Event()
+
+    async def listen() -> None:
+        while (event := await phone.recv()) is not None:
+            if isinstance(event, OutMedia):
+                received.append(event.payload)
+            elif isinstance(event, OutMark):
+                await phone.echo(event.name)
+                if len(received) == len(frames):
+                    done.set()
+
+    listener = asyncio.create_task(listen())
+    for f in frames:
+        await phone.media(f)
+    await asyncio.wait_for(done.wait(), WAIT)
+    await phone.ws.send(phone.twilio.stop())
+    await asyncio.wait_for(listener, WAIT)
+    return received
+
+
+async def test_too_many_malformed_messages_close_1008() -> None:
+    async with serve(echo_handler, malformed_limit=5) as server, dial(server) as phone:
+        await phone.start(server.tokens.issue(phone.call_sid))
+        for _ in range(5):
+            await phone.ws.send("{bad")
+        assert await phone.closed() == (1008, "too many malformed messages")
+        _, stats, _ = await handler_result(server)
+    assert stats.malformed == 5
+
+
+async def test_on_malformed_close_closes_at_the_first() -> None:
+    async with serve(echo_handler, on_malformed="close") as server, dial(server) as phone:
+        await phone.start(server.tokens.issue(phone.call_sid))
+        await phone.ws.send(b"binary")
+        assert await phone.closed() == (1008, "too many malformed messages")
+
+
+async def test_frames_over_the_server_cap_are_refused_by_uvicorn() -> None:
+    async with serve(echo_handler, ws_max_size=16 * 1024) as server, dial(server) as phone:
+        await phone.start(server.tokens.issue(phone.call_sid))
+        await phone.media(frame(1))
+        assert isinstance(await phone.recv(), OutMedia)  # the call is up (and echoing)
+        await phone.ws.send("x" * (20 * 1024))
+        assert (await phone.closed())[0] == 1009  # message too big, before any parsing
+        _, stats, _ = await handler_result(server)
+    assert stats.malformed == 0
+
+
+async def test_sequence_gap_is_counted_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="telephony.stream")
+    async with serve(echo_handler) as server, dial(server) as phone:
+        await phone.start(server.tokens.issue(phone.call_sid))
+        await phone.media(frame(1))
+        phone.twilio._seq += 3  # three messages lost on the way
+        await phone.media(frame(2))
+        await phone.ws.send(phone.twilio.stop())
+        assert (await phone.closed())[0] == 1000
+        _, stats, _ = await handler_result(server)
+    assert stats.sequence_gaps == 1 and stats.last_inbound_seq == 7
+    assert "inbound sequence gap: expected 3, got 6" in caplog.text
+
+
+async def test_unknown_mark_echo_is_ignored() -> None:
+    async with serve(echo_handler) as server, dial(server) as phone:
+        await phone.start(server.tokens.issue(phone.call_sid))
+        await phone.echo("never-sent")
+        await phone.ws.send(phone.twilio.stop())
+        assert (await phone.closed())[0] == 1000
+        _, stats, heard = await handler_result(server)
+    assert heard == 0 and stats.marks_acked == 0 and stats.malformed == 0
