@@ -60,6 +60,9 @@ MISSING_PIPER = (
 )
 
 
+Synth = Callable[[str, str], tuple[np.ndarray, int]]  # (voice, text) -> (audio, rate)
+
+
 class RenderError(RuntimeError):
     """A line could not be rendered; the message says which and why."""
 
@@ -197,11 +200,9 @@ def pink_noise(n: int, dbfs: float, seed: int) -> np.ndarray:
     return (noise * (10 ** (dbfs / 20) / rms)).astype(np.float32)
 
 
-def render_line(
-    line: Line, synth: Callable[[str, str], tuple[np.ndarray, int]] = synthesize
-) -> bytes:
+def render_line(line: Line, synth: Synth | None = None) -> bytes:
     """The μ-law 8 kHz bytes of one caller line."""
-    audio, rate = synth(line.voice, line.text)
+    audio, rate = (synth or synthesize)(line.voice, line.text)
     if rate != SAMPLE_RATE:
         audio = soxr.resample(audio.astype(np.float32), rate, SAMPLE_RATE)  # whole line: one-shot
     audio = trim_and_level(np.asarray(audio, dtype=np.float32))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from agent.flows import Flow
 from agent.realtime import RealtimeSession, SessionConfig, ToolSpec
 from agent.settings import Settings
@@ -11,9 +13,16 @@ def provider_of(flow: Flow, settings: Settings) -> str:
     return "local" if settings.force_local else flow.provider
 
 
+def today_of(settings: Settings) -> dt.date:
+    return dt.date.fromisoformat(settings.tools_today) if settings.tools_today else dt.date.today()
+
+
 def make_session(flow: Flow, specs: tuple[ToolSpec, ...], settings: Settings) -> RealtimeSession:
+    today = today_of(settings)
+    # Tools take ISO dates; the model can only resolve "tomorrow" if it knows today.
+    dated = f"{flow.instructions.rstrip()}\n\nToday is {today:%A}, {today.isoformat()}."
     config = SessionConfig(
-        instructions=flow.instructions,
+        instructions=dated,
         model=flow.model,
         voice=flow.voice,
         tools=specs,

@@ -390,7 +390,7 @@ class EmulatedCall:
                     core.note_lateness(late)
                     if late > period:
                         await asyncio.sleep(0)  # catching up: never starve the other calls
-                finished, payload, segment = core.tick(now)
+                finished, payload, segment = core.tick(now, deadline)
                 for mark in finished:
                     await send(core.echo(mark, now))
                 await send(media(payload, n * FRAME_MS))

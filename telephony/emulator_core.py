@@ -1,7 +1,7 @@
 """The emulated phone's brain, sans-I/O: what to send each tick, what a message means.
 
 `CallCore` never touches a socket or a clock. The I/O layer (`EmulatedCall`) calls
-`tick(now)` once per 20 ms of call time and sends what it returns, and feeds every
+`tick(now, deadline)` once per 20 ms of call time and sends what it returns, and feeds every
 server message to `on_message(text, now)`, sending back the marks it returns. All the
 bookkeeping (turns, marks, violations, timeline, recordings) lives here, so per-frame
 cost is a handful of attribute updates.
@@ -114,10 +114,11 @@ class CallCore:
 
     # ------------------------------------------------------------ each 20 ms
 
-    def tick(self, now: float) -> tuple[list[PendingMark], str, Segment | None]:
-        """One frame of call time: finish/start playout, fire barge-ins, pick the caller
-        frame. Returns (marks to echo now, base64 payload to send, segment it completes)."""
-        result = self.playout.tick()
+    def tick(self, now: float, deadline: float) -> tuple[list[PendingMark], str, Segment | None]:
+        """One frame of call time, scheduled at `deadline`, running at `now`: finish/start
+        playout, fire barge-ins, pick the caller frame. Returns (marks to echo now, base64
+        payload to send, the segment this frame completes)."""
+        result = self.playout.tick(deadline)
         if self.barge_ins:  # before this frame counts: N ms must have *finished* playing
             self._trigger_barge_ins()
         audio = result.audio
@@ -241,7 +242,7 @@ class CallCore:
                 turn.response_latency_ms = (now - turn.caller_speech_end_at) * 1000
             self.event("bot-audio", f"turn {turn.index} reply starts", now)
         turn.bot_audio_received_ms += len(payload) / 8
-        self.playout.push(payload, turn)
+        self.playout.push(payload, turn, now)
         lead = self.playout.queued_bytes / 8
         if lead > turn.max_playback_lead_ms:
             turn.max_playback_lead_ms = lead

@@ -9,10 +9,16 @@ plain bytes. The emulator drives `tick()` from its media clock.
 Every chunk carries an `owner` (the emulator passes the turn that received it) so
 played/discarded audio is attributed to the reply it belongs to, not to whatever
 turn happens to be current when it plays.
+
+Time is the frame's *scheduled* start (its deadline on the call's clock), not when the
+tick happened to run: audio can only play in a slot that starts after it arrived. So
+when the clock catches up after a stall, audio that came in during the stall is not
+"played" in the past, and a mark is never echoed before its audio could have played.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +49,7 @@ _IDLE = TickResult([], b"", [])  # shared, never mutated: the cheap common case
 class Playout:
     def __init__(self, frame_bytes: int = FRAME_BYTES) -> None:
         self.frame_bytes = frame_bytes
-        self._chunks: deque[tuple[bytes, Any]] = deque()
+        self._chunks: deque[tuple[bytes, Any, float]] = deque()  # (audio, owner, arrived)
         self._head = 0  # bytes already played from _chunks[0]
         self._marks: deque[PendingMark] = deque()
         self.queued_bytes = 0
@@ -61,9 +67,10 @@ class Playout:
     def pending_marks(self) -> int:
         return len(self._marks)
 
-    def push(self, audio: bytes, owner: Any = None) -> None:
+    def push(self, audio: bytes, owner: Any = None, at: float = -math.inf) -> None:
+        """Queue audio that arrived at `at`."""
         if audio:
-            self._chunks.append((audio, owner))
+            self._chunks.append((audio, owner, at))
             self.queued_bytes += len(audio)
             self._tail += len(audio)
 
@@ -75,8 +82,9 @@ class Playout:
         self._marks.append(mark)
         return None
 
-    def tick(self) -> TickResult:
-        """Advance one frame: finish the previous frame, then start playing the next."""
+    def tick(self, at: float = math.inf) -> TickResult:
+        """Advance one frame slot starting at `at`: finish the previous frame, then start
+        playing the next from audio that had arrived by then."""
         if not self.queued_bytes and not self._marks:
             self.busy = False
             return _IDLE
@@ -89,7 +97,9 @@ class Playout:
         shares: list[tuple[Any, int]] = []
         chunks = self._chunks
         while need and chunks:
-            data, owner = chunks[0]
+            data, owner, arrived = chunks[0]
+            if arrived > at:
+                break
             start = self._head
             avail = len(data) - start
             if avail <= need:
@@ -102,6 +112,9 @@ class Playout:
             parts.append(part)
             shares.append((owner, len(part)))
             need -= len(part)
+        if not parts:
+            self.busy = False
+            return TickResult(finished, b"", []) if finished else _IDLE
         audio = parts[0] if len(parts) == 1 else b"".join(parts)
         self.queued_bytes -= len(audio)
         self.played_bytes += len(audio)
@@ -112,7 +125,7 @@ class Playout:
         """Drop all unplayed audio; returns every pending mark and (owner, bytes) dropped."""
         dropped: list[tuple[Any, int]] = []
         head = self._head
-        for data, owner in self._chunks:
+        for data, owner, _ in self._chunks:
             dropped.append((owner, len(data) - head))
             head = 0
         self._chunks.clear()

@@ -7,9 +7,10 @@ audio. This object keeps that ledger:
     enqueue/end_segment -> [unsent frames] -> take_sendable() -> [sent, unacked] -> on_mark()
 
 It never lets sent-but-unheard audio exceed `lead_ms` (so a barge-in `clear` drops at
-most that much, and "heard" stays within `mark_every_ms` of the truth), puts a mark
-after every `mark_every_ms` of audio, at every segment end and at the end of every
-batch (so nothing sent is ever left without a mark that will account for it).
+most that much, and "heard" stays within `mark_every_ms` of the truth). It puts a mark
+after every `mark_every_ms` of audio, at every segment end, and whenever the lead is
+full, so sent audio always has a mark coming that will account for it (an open
+segment's unmarked tail waits for more audio or `end_segment`).
 
 Positions are on the *playback timeline*: audio discarded by `clear` is removed from it,
 so `heard_ms <= sent_ms` always holds and `sent_ms - heard_ms` is what Twilio still
@@ -75,7 +76,7 @@ class Playback:
         self._sent_ms = 0
         self._heard_ms = 0
         self._unmarked_ms = 0  # sent since the last mark
-        self._last_segment: str | None = None  # segment of the last frame sent
+        self._last_segment = ""  # segment of the last frame sent
         self._outstanding: deque[_SentMark] = deque()
         self._outstanding_names: set[str] = set()
         self._discarded: set[str] = set()  # marks Twilio will echo back after a clear
@@ -113,10 +114,10 @@ class Playback:
         tail = self._framer.flush()
         if tail is not None:
             self._queue.append((tail, segment, True))
-        elif self._queue and self._queue[-1][1] == segment:
+        elif self._queue:  # the open segment's frames are the last ones queued
             frame, _, _ = self._queue[-1]
             self._queue[-1] = (frame, segment, True)
-        # else every frame is already sent, and each batch ends with a mark: nothing to do.
+        # else its frames are all sent: the next take_sendable marks them (segment closed).
 
     # ------------------------------------------------------------ output
 
@@ -128,6 +129,9 @@ class Playback:
         sid = self.stream_sid
         while queue and self._sent_ms + FRAME_MS <= limit:
             frame, segment, ends = queue.popleft()
+            if False:
+                # Close the previous segment's books before its successor's audio.
+                out.append(self._mark(self._last_segment))
             out.append(media_message(sid, frame))
             self.frames_sent += 1
             self._sent_ms += FRAME_MS
@@ -136,8 +140,11 @@ class Playback:
             self._last_segment = segment
             if ends or self._unmarked_ms >= self.mark_every_ms:
                 out.append(self._mark(segment))
-        if self._unmarked_ms and self._last_segment is not None:
-            # Batch over (lead full or queue empty): mark so everything sent is accounted for.
+        if self._unmarked_ms and (queue or self._open_segment != self._last_segment):
+            # Blocked by the lead (an echo must come back to free room), or the segment
+            # ended with its audio already sent: account for what is out there now. A
+            # still-open segment that merely drained waits for more audio instead, so a
+            # slow trickle does not cost a mark per frame.
             out.append(self._mark(self._last_segment))
         return out
 
@@ -232,7 +239,7 @@ class Playback:
     @property
     def idle(self) -> bool:
         """Nothing queued and everything sent has been heard."""
-        return not self._queue and not self._framer.pending and not self._outstanding
+        return not self._queue and not self._framer.pending and self._sent_ms == self._heard_ms
 
     @property
     def heard_segment(self) -> str | None:

@@ -5,7 +5,8 @@ elsewhere: VAD steps in the VAD pool (awaited, they are ~1 ms), transcription an
 responses in tasks this session owns and cancels when the socket goes away.
 
 Caller turn with server VAD:
-    append... -> speech_started -> (pause: speculative transcription) -> speech_stopped
+    append... -> speech_started -> (pause: speculative transcription and first words of
+    the likely reply) -> speech_stopped
     -> committed -> conversation.item.added/done (user) -> response.created
     -> input_audio_transcription.completed -> response output ... -> response.done
 """
@@ -15,14 +16,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import copy
 import json
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
-from .codec import FormatType, InputDecoder
+from .codec import FormatType
+from .listener import PCM_BYTES_PER_MS, Listener, Turn
 from .models import SpeechModels
 from .policy import DialogPolicy, Reply
 from .protocol import (
@@ -44,24 +46,16 @@ from .protocol import (
 )
 from .responses import AudioRecord, ResponseRun
 from .stt import Transcript
-from .vad import TurnDetector, VadEvent
+from .tts import speech_chunks
+from .vad import VadEvent
 
 log = logging.getLogger(__name__)
 
-PCM_BYTES_PER_MS = 16  # PCM16 at 8 kHz
-MAX_BUFFER_MS = 5 * 60 * 1000
 CLIENT_EVENTS = (
     "session.update", "input_audio_buffer.append", "input_audio_buffer.commit",
     "input_audio_buffer.clear", "conversation.item.create", "conversation.item.truncate",
     "conversation.item.delete", "conversation.item.retrieve", "response.create", "response.cancel",
 )  # fmt: skip
-
-
-@dataclass
-class _Turn:
-    item_id: str
-    start_ms: int
-    speculative: asyncio.Future[Transcript] | None = None
 
 
 class EngineSession:
@@ -72,11 +66,7 @@ class EngineSession:
         self.session = default_session(model)
         self.conversation_id = new_id("conv")
         self.policy = DialogPolicy(new_call_id=lambda: new_id("call"))
-        self._decoder = InputDecoder(audio_format(self.session, "input"))
-        self._detector: asyncio.Future[TurnDetector] | None = None
-        self._buf = bytearray()  # PCM16 8 kHz since `_buf_start` (a byte offset)
-        self._buf_start = 0
-        self._turn: _Turn | None = None
+        self._input = Listener(models, self.session["audio"]["input"])
         self._items: dict[str, dict[str, Any]] = {}
         self._audio: dict[str, AudioRecord] = {}
         self._inbox: deque[tuple[str, str, Any]] = deque()  # for the policy, in order
@@ -100,12 +90,8 @@ class EngineSession:
         if not task.cancelled() and task.exception() is not None:
             log.error("engine task %s failed", task.get_name(), exc_info=task.exception())
 
-    def _td(self) -> dict[str, Any] | None:
-        return self.session["audio"]["input"]["turn_detection"]
-
     async def run(self) -> None:
         """Serve the connection until the client goes away."""
-        self._detector = self._loop.run_in_executor(self._models.workers.vad, self._new_detector)
         try:
             await self.emit({"type": "session.created", "session": self.session})
             async for message in self._ws:
@@ -122,18 +108,6 @@ class EngineSession:
         pending = [r.task for r in self._runs if r.task is not None] + list(self._tasks)
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
-
-    def _new_detector(self) -> TurnDetector:
-        detector = TurnDetector(self._models.new_vad())
-        self._configure_detector(detector)
-        return detector
-
-    def _configure_detector(self, detector: TurnDetector) -> None:
-        td = self._td() or {}
-        detector.configure(
-            threshold=float(td.get("threshold") or 0.5),
-            silence_ms=int(td.get("silence_duration_ms") or 500),
-        )
 
     async def handle(self, message: str | bytes) -> None:
         """One client frame. Bad input becomes an `error` event; the session carries on."""
@@ -164,19 +138,11 @@ class EngineSession:
     async def _on_session_update(self, event: dict[str, Any]) -> None:
         if "session" not in event:
             raise missing("session")
-        old_in = audio_format(self.session, "input")
         updated = apply_session_update(self.session, event["session"])
         for fixed in ("id", "object", "expires_at", "model"):
             updated[fixed] = self.session[fixed]  # not updatable
         self.session = updated
-        if audio_format(updated, "input") != old_in:
-            self._decoder = InputDecoder(audio_format(updated, "input"))
-        assert self._detector is not None
-        detector = await self._detector
-        self._configure_detector(detector)
-        if self._td() is None and self._turn is not None:
-            detector.reset_turn()
-            self._turn = None
+        await self._input.configure(updated["audio"]["input"])
         self.policy.tools = function_names(updated)
         await self.emit({"type": "session.updated", "session": self.session})
 
@@ -191,77 +157,46 @@ class EngineSession:
             raw = base64.b64decode(audio, validate=True)
         except (binascii.Error, ValueError):
             raise ProtocolError("invalid_value", "Invalid 'audio'. Expected base64-encoded audio.", "audio") from None
-        pcm = self._decoder.decode(raw)
-        self._buf += pcm
-        assert self._detector is not None
-        detector = await self._detector
-        if self._td() is None:
-            detector.skip(len(pcm) // PCM_BYTES_PER_MS)
-            self._trim(keep_ms=MAX_BUFFER_MS)
-            return
-        events = await self._loop.run_in_executor(self._models.workers.vad, detector.process, pcm)
-        for vad_event in events:
+        for vad_event in await self._input.append(raw):
             await self._on_vad(vad_event)
-        if self._turn is None:
-            prefix = int(self._td_value("prefix_padding_ms", 300))
-            self._trim(keep_ms=prefix + detector.min_speech_ms + 200)
-
-    def _td_value(self, key: str, default: Any) -> Any:
-        td = self._td() or {}
-        return default if td.get(key) is None else td[key]
-
-    def _end_ms(self) -> int:
-        return (self._buf_start + len(self._buf)) // PCM_BYTES_PER_MS
-
-    def _slice(self, start_ms: int, end_ms: int) -> bytes:
-        a = max(start_ms * PCM_BYTES_PER_MS - self._buf_start, 0)
-        b = max(end_ms * PCM_BYTES_PER_MS - self._buf_start, 0)
-        return bytes(self._buf[a:b])
-
-    def _trim(self, *, keep_ms: int | None = None, before_ms: int | None = None) -> None:
-        """Drop buffered audio older than `keep_ms` from the end, or before `before_ms`."""
-        if before_ms is None:
-            assert keep_ms is not None
-            before_ms = self._end_ms() - keep_ms
-        cut = before_ms * PCM_BYTES_PER_MS - self._buf_start
-        cut -= cut % 2
-        if cut > 0:
-            del self._buf[:cut]
-            self._buf_start += cut
+        self._input.trim_idle()
 
     async def _on_vad(self, ev: VadEvent) -> None:
-        turn = self._turn
+        listener = self._input
+        turn = listener.turn
         if ev.kind == "start":
-            self._turn = _Turn(new_id("item"), ev.ms)
+            listener.turn = Turn(new_id("item"), ev.ms)
             await self.emit({"type": "input_audio_buffer.speech_started",
-                             "audio_start_ms": ev.ms, "item_id": self._turn.item_id})  # fmt: skip
-            if self._td_value("interrupt_response", True) and self.active is not None:
+                             "audio_start_ms": ev.ms, "item_id": listener.turn.item_id})  # fmt: skip
+            if listener.setting("interrupt_response", True) and self.active is not None:
                 await self.active.cancel("turn_detected")
         elif turn is None:
             return
         elif ev.kind == "pause":
             # transcribe now, while the VAD waits out the rest of the silence
-            audio = self._slice(turn.start_ms - self._td_value("prefix_padding_ms", 300), ev.at)
+            audio = listener.turn_audio(turn, ev.at)
             turn.speculative = self._spawn(self._transcribe(audio), f"speculative stt {turn.item_id}")
+            self._spawn(self._prerender(turn.speculative), f"speculative tts {turn.item_id}")
         elif ev.kind == "resume":
             turn.speculative = None
         elif ev.kind == "stop":
-            self._turn = None
+            listener.turn = None
             await self.emit({"type": "input_audio_buffer.speech_stopped",
                              "audio_end_ms": ev.ms, "item_id": turn.item_id})  # fmt: skip
-            audio = self._slice(turn.start_ms - self._td_value("prefix_padding_ms", 300), ev.at)
-            self._trim(before_ms=ev.at)
+            audio = listener.turn_audio(turn, ev.at)
+            listener.trim(before_ms=ev.at)
             await self._commit(turn.item_id, audio, turn.speculative)
-            if self._td_value("create_response", True) and self.active is None:
+            if listener.setting("create_response", True) and self.active is None:
                 await self._start_response({}, self._policy_plan)
 
     async def _on_input_audio_buffer_commit(self, event: dict[str, Any]) -> None:
-        if self._turn is not None:
-            start = self._turn.start_ms - self._td_value("prefix_padding_ms", 300)
-            item_id = self._turn.item_id
+        listener = self._input
+        if listener.turn is not None:
+            item_id = listener.turn.item_id
+            audio = listener.turn_audio(listener.turn, listener.end_ms)
         else:
-            start, item_id = self._buf_start // PCM_BYTES_PER_MS, new_id("item")
-        audio = self._slice(start, self._end_ms())
+            item_id = new_id("item")
+            audio = listener.audio(listener.start_ms, listener.end_ms)
         ms = len(audio) / PCM_BYTES_PER_MS
         if ms < 100:
             raise ProtocolError(
@@ -269,18 +204,25 @@ class EngineSession:
                 "Error committing input audio buffer: buffer too small. Expected at least 100ms "
                 f"of audio, but buffer only has {ms:.2f}ms of audio.",
             )
-        await self._reset_input()
+        await listener.reset()
         await self._commit(item_id, audio, None)
 
     async def _on_input_audio_buffer_clear(self, event: dict[str, Any]) -> None:
-        await self._reset_input()
+        await self._input.reset()
         await self.emit({"type": "input_audio_buffer.cleared"})
 
-    async def _reset_input(self) -> None:
-        self._trim(keep_ms=0)
-        self._turn = None
-        if self._detector is not None:
-            (await self._detector).reset_turn()
+    async def _prerender(self, speculative: asyncio.Future[Transcript]) -> None:
+        """While the VAD waits out the silence, guess the reply and synthesise its first
+        words into the TTS cache. The policy is pure, so a copy can answer ahead of time;
+        if the caller goes on speaking the guess is simply never used."""
+        transcript = await asyncio.shield(speculative)
+        if self._inbox or not transcript.text:
+            return  # other input is pending: the real reply may differ
+        preview = copy.deepcopy(self.policy)
+        preview.hear(transcript.text)
+        chunks = speech_chunks(preview.respond().text)
+        if chunks:
+            await self._render(chunks[0], audio_format(self.session, "output"))
 
     async def _transcribe(self, pcm: bytes) -> Transcript:
         return await self._loop.run_in_executor(

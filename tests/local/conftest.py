@@ -92,30 +92,30 @@ class Client:
         return data
 
     async def wait_for(
-        self, kind: str, match: Callable[[dict[str, Any]], bool] | None = None, timeout: float = 60
+        self, kind: str, match: Callable[[dict[str, Any]], bool] | None = None, limit: float = 60
     ) -> dict[str, Any]:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(limit):
             while True:
                 event = await self.recv()
                 if event["type"] == kind and (match is None or match(event)):
                     return event
 
-    async def until_done(self, response_id: str | None = None, timeout: float = 60) -> list[dict[str, Any]]:
+    async def until_done(self, response_id: str | None = None, limit: float = 60) -> list[dict[str, Any]]:
         """All events up to and including the `response.done` (of `response_id`)."""
         start = len(self.events)
         await self.wait_for(
             "response.done",
             lambda e: response_id is None or e["response"]["id"] == response_id,
-            timeout,
+            limit,
         )
         return self.events[start:]
 
-    async def done_of(self, response_id: str, timeout: float = 60) -> dict[str, Any]:
+    async def done_of(self, response_id: str, limit: float = 60) -> dict[str, Any]:
         """The `response.done` of `response_id`, whether already received or still to come."""
         for event in self.events:
             if event["type"] == "response.done" and event["response"]["id"] == response_id:
                 return event
-        return await self.wait_for("response.done", lambda e: e["response"]["id"] == response_id, timeout)
+        return await self.wait_for("response.done", lambda e: e["response"]["id"] == response_id, limit)
 
     async def send(self, event: dict[str, Any]) -> None:
         await self.conn.send(event)
@@ -178,7 +178,7 @@ def connect(engine: int) -> Callable[[], Any]:
         sdk = AsyncOpenAI(api_key="x", websocket_base_url=f"ws://127.0.0.1:{engine}/v1")
         async with sdk.realtime.connect(model="gpt-realtime") as conn:
             client = Client(conn)
-            created = await client.wait_for("session.created", timeout=10)
+            created = await client.wait_for("session.created", limit=10)
             assert created["session"]["model"] == "gpt-realtime"
             yield client
 

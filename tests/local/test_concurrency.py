@@ -27,7 +27,7 @@ async def test_four_sessions_talking_at_once(connect) -> None:
         async with connect() as c:
             await c.update(phone_session())
             await c.say(text)
-            events = await c.until_done(timeout=90)
+            events = await c.until_done(limit=90)
             calls = [i for i in events[-1]["response"]["output"] if i["type"] == "function_call"]
             assert [i["name"] for i in calls] == [tool], (text, events[-1]["response"])
             # answer the call and make sure audio comes back for every caller
@@ -35,7 +35,7 @@ async def test_four_sessions_talking_at_once(connect) -> None:
                 "type": "function_call_output", "call_id": calls[0]["call_id"],
                 "output": json.dumps({"status": "ok"})}})  # fmt: skip
             await c.send({"type": "response.create", "response": {"instructions": 'Say exactly: "All set."'}})
-            spoken = await c.until_done(timeout=90)
+            spoken = await c.until_done(limit=90)
             assert len(audio_of(spoken)) > 2000
             return tool, json.loads(calls[0]["arguments"]), transcript_of(spoken)
 

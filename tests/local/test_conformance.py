@@ -246,6 +246,7 @@ async def test_typed_message_and_manual_commit(connect) -> None:
         transcribed = next(e for e in c.events if e["type"] == "conversation.item.input_audio_transcription.completed")
         assert transcribed["item_id"] == committed["item_id"]
         call = events[-1]["response"]["output"][0]
+        assert call["type"] == "function_call", (transcribed, call)
         assert json.loads(call["arguments"]) == {"order_number": "9876"}
 
         await c.append(speech("Hello."))

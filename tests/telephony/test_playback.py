@@ -7,7 +7,13 @@ from dataclasses import dataclass, field
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
 from telephony.audio import FRAME_BYTES
 from telephony.playback import ClearSnapshot, Playback
@@ -171,8 +177,8 @@ def test_a_new_segment_ends_the_previous_one() -> None:
     pb.enqueue(b"\x22" * 160, "b")
     out = pb.take_sendable()
     assert frames_of(out) == [b"\x11" * 160, b"\x11" * 10 + b"\xff" * 150, b"\x22" * 160]
-    # A mark at the end of a, and one closing the batch for b.
-    assert len(marks_of(out)) == 2
+    # A mark at the end of a; b is still open, so its frame waits for more or its end.
+    assert len(marks_of(out)) == 1
 
 
 def test_end_segment_of_an_unknown_or_finished_segment_is_harmless() -> None:
@@ -199,13 +205,35 @@ def test_mark_every_longer_than_lead_still_marks_each_batch() -> None:
     assert pb.idle and pb.heard_ms == 500 and rounds == 5
 
 
-def test_streaming_chunks_get_a_mark_per_batch_so_heard_tracks_closely() -> None:
-    pb = Playback(SID)
+def test_a_trickle_into_an_open_segment_is_marked_every_100ms_not_per_chunk() -> None:
+    pb = Playback(SID, lead_ms=10_000)
     twilio = FakeTwilio()
-    pb.enqueue(tone(40), "a")  # a model delta smaller than mark_every_ms
-    assert twilio.receive(pb.take_sendable()) == (2, 1)
-    assert pb.on_mark(twilio.play_to_next_mark())
-    assert pb.heard_ms == 40 and pb.idle
+    for _ in range(10):
+        pb.enqueue(tone(20), "a")
+        twilio.receive(pb.take_sendable())
+    assert twilio.buffered_ms == 200 and len(twilio.pending) == 2
+    assert not pb.idle  # sent, not yet heard
+    pb.enqueue(tone(40), "a")
+    assert twilio.receive(pb.take_sendable()) == (2, 0)  # open segment: no mark yet
+    pb.end_segment("a")
+    assert twilio.receive(pb.take_sendable()) == (0, 1)  # the end marks what is out there
+    while twilio.pending:
+        pb.on_mark(twilio.play_to_next_mark())
+    assert pb.idle and pb.heard_ms == 240 and pb.heard_ms_of("a") == 240
+
+
+def test_switching_segments_after_a_drain_marks_the_old_one_first() -> None:
+    pb = Playback(SID, lead_ms=10_000)
+    twilio = FakeTwilio()
+    pb.enqueue(tone(40), "a")
+    twilio.receive(pb.take_sendable())
+    pb.enqueue(tone(40), "b")  # a's frames are out, unmarked
+    out = pb.take_sendable()
+    kinds = ["m" if isinstance(parse_outbound(t), OutMedia) else "k" for t in out]
+    assert kinds == ["k", "m", "m"]
+    twilio.receive(out)
+    pb.on_mark(twilio.play_to_next_mark())
+    assert pb.heard_ms_of("a") == 40 and pb.heard_ms_of("b") == 0
 
 
 def test_mark_names_are_unique_across_the_stream() -> None:
@@ -329,11 +357,17 @@ class PlaybackMachine(RuleBasedStateMachine):
         self.expected = bytearray()  # audio we expect Twilio to have received, in order
         self.open: str | None = None
         self.segment_no = 0
+        self.cut: set[str] = set()  # segments a clear interrupted
+
+    @initialize(lead=st.sampled_from([20, 60, 200, 250]), every=st.sampled_from([20, 100, 130, 1000]))
+    def configure(self, lead: int, every: int) -> None:
+        self.lead = lead
+        self.pb = Playback(SID, lead_ms=lead, mark_every_ms=every)
 
     def _pump(self) -> None:
         self.twilio.receive(self.pb.take_sendable())
 
-    @rule(size=st.integers(0, 900), new_segment=st.booleans())
+    @rule(size=st.one_of(st.integers(0, 900), st.sampled_from([160, 320, 800])), new_segment=st.booleans())
     def enqueue(self, size: int, new_segment: bool) -> None:
         if new_segment or self.open is None:
             self._end_open()
@@ -384,14 +418,35 @@ class PlaybackMachine(RuleBasedStateMachine):
     @rule()
     def clear(self) -> None:
         heard, sent, queued = self.pb.heard_ms, self.pb.sent_ms, self.pb.queued_ms
+        snap_heard_of = [self.pb.heard_ms_of(f"seg{i}") for i in range(1, self.segment_no + 1)]
         snap = self.pb.clear()
         assert snap.heard_ms == heard
         assert snap.dropped_ms == sent - heard + queued
         self.stale += self.twilio.clear()
+        self.cut |= {
+            f"seg{i}"
+            for i in range(1, self.segment_no + 1)
+            if snap_heard_of[i - 1] < self.pb.received_ms_of(f"seg{i}")
+        }
         # What Twilio got so far is the new baseline; the rest is gone.
         self.expected = bytearray(self.twilio.audio)
         self.open = None
         self._pump()
+
+    @rule()
+    def drain(self) -> None:
+        # Liveness: end the segment and play everything out; playback must go idle.
+        self._end_open()
+        self._pump()
+        while self.twilio.pending:
+            self.pb.on_mark(self.twilio.play_to_next_mark())
+            self._pump()
+        assert self.pb.idle and self.pb.heard_ms == self.pb.sent_ms
+        assert bytes(self.twilio.audio) == bytes(self.expected)
+        for i in range(1, self.segment_no + 1):
+            seg = f"seg{i}"
+            if seg not in self.cut:  # every uninterrupted segment was heard in full
+                assert self.pb.heard_ms_of(seg) == self.pb.received_ms_of(seg), seg
 
     @invariant()
     def heard_never_exceeds_sent(self) -> None:

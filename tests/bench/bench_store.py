@@ -1,6 +1,6 @@
 """Booking throughput and latency per storage backend.
 
-    python benchmarks/bench_store.py [--bookings 2000] [--concurrency 32] [--redis-url URL]
+    python tests/bench/bench_store.py [--bookings 2000] [--concurrency 32] [--redis-url URL]
 
 Each booking targets a distinct (day, time) slot with its own idempotency key, so the
 numbers measure the full write path (lock or script, idempotency record, slot index)

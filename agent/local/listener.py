@@ -1,0 +1,119 @@
+"""The caller side of a session: decoded input audio, the turn detector, the current turn.
+
+Holds PCM16 8 kHz since the last commit (plus a little history for prefix padding) and
+maps the session's input clock (ms since the first append) onto it. The VAD step runs
+in the VAD worker pool; everything else here is cheap bookkeeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from .codec import InputDecoder
+from .models import SpeechModels
+from .stt import Transcript
+from .vad import TurnDetector, VadEvent
+
+PCM_BYTES_PER_MS = 16  # PCM16 at 8 kHz
+MAX_BUFFER_MS = 5 * 60 * 1000  # without VAD, keep at most 5 minutes uncommitted
+
+
+@dataclass
+class Turn:
+    """A caller turn the VAD has opened (speech started, not yet stopped)."""
+
+    item_id: str
+    start_ms: int
+    speculative: asyncio.Future[Transcript] | None = None
+
+
+class Listener:
+    def __init__(self, models: SpeechModels, audio_input: dict[str, Any]) -> None:
+        """`audio_input`: the session's `audio.input` (format, turn_detection)."""
+        self._models = models
+        self._loop = asyncio.get_running_loop()
+        self._decoder = InputDecoder(audio_input["format"]["type"])
+        self._buf = bytearray()
+        self._buf_start = 0  # byte offset of _buf[0] in all PCM ever appended
+        self._config: dict[str, Any] | None = audio_input["turn_detection"]
+        self.turn: Turn | None = None
+        # silero takes ~150 ms to load: start now, in the background
+        self._detector = self._loop.run_in_executor(models.workers.vad, self._new_detector)
+
+    def _new_detector(self) -> TurnDetector:
+        return TurnDetector(
+            self._models.new_vad(),
+            threshold=float(self.setting("threshold", 0.5)),
+            silence_ms=int(self.setting("silence_duration_ms", 500)),
+        )
+
+    def setting(self, key: str, default: Any) -> Any:
+        """A server_vad setting (OpenAI's default when unset)."""
+        value = (self._config or {}).get(key)
+        return default if value is None else value
+
+    @property
+    def vad_on(self) -> bool:
+        return self._config is not None
+
+    async def configure(self, audio_input: dict[str, Any]) -> None:
+        """Apply the session's `audio.input` (format and turn_detection)."""
+        fmt = audio_input["format"]["type"]
+        if fmt != self._decoder.fmt:
+            self._decoder = InputDecoder(fmt)
+        self._config = audio_input["turn_detection"]
+        detector = await self._detector
+        detector.configure(
+            threshold=float(self.setting("threshold", 0.5)),
+            silence_ms=int(self.setting("silence_duration_ms", 500)),
+        )
+        if not self.vad_on:
+            await self.reset()
+
+    async def append(self, raw: bytes) -> list[VadEvent]:
+        """Buffer appended audio; with VAD on, return the turn events it caused."""
+        pcm = self._decoder.decode(raw)
+        self._buf += pcm
+        detector = await self._detector
+        if not self.vad_on:
+            detector.skip(len(pcm) // PCM_BYTES_PER_MS)
+            self.trim(before_ms=self.end_ms - MAX_BUFFER_MS)
+            return []
+        return await self._loop.run_in_executor(self._models.workers.vad, detector.process, pcm)
+
+    def trim_idle(self) -> None:
+        """Between turns keep only what prefix padding may still need."""
+        if self.turn is None:
+            self.trim(before_ms=self.end_ms - int(self.setting("prefix_padding_ms", 300)) - 500)
+
+    @property
+    def end_ms(self) -> int:
+        return (self._buf_start + len(self._buf)) // PCM_BYTES_PER_MS
+
+    @property
+    def start_ms(self) -> int:
+        return self._buf_start // PCM_BYTES_PER_MS
+
+    def audio(self, start_ms: int, end_ms: int) -> bytes:
+        a = max(start_ms * PCM_BYTES_PER_MS - self._buf_start, 0)
+        b = max(end_ms * PCM_BYTES_PER_MS - self._buf_start, 0)
+        return bytes(self._buf[a:b])
+
+    def turn_audio(self, turn: Turn, end_ms: int) -> bytes:
+        """The turn's speech with the configured prefix padding before it."""
+        return self.audio(turn.start_ms - int(self.setting("prefix_padding_ms", 300)), end_ms)
+
+    def trim(self, *, before_ms: int) -> None:
+        cut = before_ms * PCM_BYTES_PER_MS - self._buf_start
+        cut -= cut % 2
+        if cut > 0:
+            del self._buf[:cut]
+            self._buf_start += cut
+
+    async def reset(self) -> None:
+        """Drop buffered audio and any open turn (clear, manual commit, VAD switched off)."""
+        self.trim(before_ms=self.end_ms)
+        self.turn = None
+        (await self._detector).reset_turn()
