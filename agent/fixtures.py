@@ -22,12 +22,17 @@ was rendered: a line whose text, voice or noise changed no longer matches its si
       - interrupt: {after_ms: 1200, say: "Sorry, make it Friday."}
       - hangup: {}
     expect:
-      tools: [{name: book_appointment, args: {time: "10:00"}}]
+      tools: [{name: book_appointment, args: {day: "@tomorrow", time: "10:00"}}]
       no_tools: [cancel_appointment]   # fnmatch patterns: "*" = no tool call at all
-      bot_says: ["booked"]
-      booking: {day: "2026-12-01", time: "10:00", name_contains: "lopez"}
+      bot_says: ["booked"]             # whole words, case and punctuation ignored
+      booking: {day: "@tomorrow", time: "10:00", name_contains: "lopez"}
+      no_booking: false                # true: no active booking left (after a cancel)
       barge_in: true
       outcome: [bot_ended, caller_hung_up]
+
+Days in expectations may be ISO dates or tokens (@today, @tomorrow, @today+N,
+@friday) counted from the run's `today`: a runner moves `today` forward once the
+pinned date has passed, and absolute dates would then never match.
 
 The checks themselves (`check_expectations`) are a pure function over what a run
 recorded, so the call runner, the load tester and unit tests share one definition.
@@ -52,6 +57,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -77,6 +83,7 @@ __all__ = [
     "WaitBot",
     "WavFormatError",
     "check_expectations",
+    "resolve_day",
     "line_key",
     "pcm16_to_ulaw",
     "load_script",
@@ -192,16 +199,69 @@ Step = WaitBot | Say | Dtmf | Pause | Interrupt | Hangup
 
 
 # ---------------------------------------------------------------------------- expectations
+# Relative days, resolved against the run's `today` when checking: the runner moves
+# `today` forward once a fixture's pinned date has passed, so expectations must move too.
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_DAY_TOKEN_RE = re.compile(rf"^@(today|tomorrow|today\+(\d{{1,3}})|{'|'.join(_WEEKDAYS)})$")
+DAY_TOKENS_HELP = "@today, @tomorrow, @today+N or a weekday like @friday"
+
+
+def resolve_day(token: str, today: dt.date) -> dt.date:
+    """ "@tomorrow" -> today + 1; "@friday" -> the next Friday after today (never today,
+    as the offline engine reads "Friday" said on a Friday); "@today+3" -> today + 3."""
+    m = _DAY_TOKEN_RE.match(token.strip().lower())
+    if m is None:
+        raise ValueError(f"unknown day token {token!r}; use {DAY_TOKENS_HELP}")
+    word = m[1]
+    if word == "today":
+        return today
+    if word == "tomorrow":
+        return today + dt.timedelta(days=1)
+    if m[2]:
+        return today + dt.timedelta(days=int(m[2]))
+    ahead = (_WEEKDAYS.index(word) - today.weekday()) % 7 or 7
+    return today + dt.timedelta(days=ahead)
+
+
+def _check_day_tokens(value: Any) -> Any:
+    """Reject a mistyped "@tomorow" at load time, wherever it sits in tool args."""
+    if isinstance(value, str) and value.startswith("@"):
+        resolve_day(value, dt.date(2000, 1, 3))
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            _check_day_tokens(v)
+    elif isinstance(value, list):
+        for v in value:
+            _check_day_tokens(v)
+    return value
+
+
 class ToolExpect(_Model):
     name: str = Field(min_length=1)
-    args: dict[str, Any] = Field(default_factory=dict)  # subset match
+    args: Annotated[dict[str, Any], AfterValidator(_check_day_tokens)] = Field(
+        default_factory=dict
+    )  # subset match; "@tomorrow"-style values are days
 
 
 class BookingExpect(_Model):
-    day: dt.date | None = None
+    day: str | None = None  # "2026-12-01" or a day token ("@tomorrow")
     time: Annotated[str, Field(pattern=_TIME_RE.pattern)] | None = None
     name_contains: str | None = None
-    status: Literal["active", "cancelled"] = "active"
+    status: Literal["active", "cancelled"] = "active"  # needs bookings with their status
+
+    @field_validator("day", mode="before")
+    @classmethod
+    def _day(cls, value: Any) -> Any:
+        if isinstance(value, dt.date):  # unquoted YAML date
+            return value.isoformat()
+        if isinstance(value, str) and not value.startswith("@"):
+            try:
+                return dt.date.fromisoformat(value).isoformat()
+            except ValueError:
+                raise ValueError(
+                    f"{value!r} is not a date (YYYY-MM-DD) or a day token ({DAY_TOKENS_HELP})"
+                ) from None
+        return _check_day_tokens(value)
 
 
 class Expectations(_Model):
@@ -209,8 +269,10 @@ class Expectations(_Model):
     no_tools: list[str] = Field(default_factory=list)  # fnmatch patterns
     bot_says: list[str] = Field(default_factory=list)
     booking: BookingExpect | None = None
+    no_booking: bool | None = None  # True: the caller has no active booking at the end
     barge_in: bool | None = None
     outcome: list[str] | None = None
+    _today: dt.date | None = PrivateAttr(None)  # the script's `today`, for day tokens
 
     @field_validator("tools", mode="before")
     @classmethod
@@ -283,6 +345,7 @@ class CallScript(_Model):
         for i, step in enumerate(self.steps[:-1]):
             if isinstance(step, Hangup):
                 raise ValueError(f"steps[{i}]: hangup must be the last step")
+        self.expect._today = self.today  # default for check_expectations' day tokens
         return self
 
     @property
@@ -550,6 +613,17 @@ def _norm(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s:']", " ", text).split())
 
 
+def _resolve(value: Any, today: dt.date) -> Any:
+    """Day tokens in expected values -> ISO dates."""
+    if isinstance(value, str) and value.startswith("@"):
+        return resolve_day(value, today).isoformat()
+    if isinstance(value, Mapping):
+        return {k: _resolve(v, today) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve(v, today) for v in value]
+    return value
+
+
 def _matches(expected: Any, actual: Any) -> bool:
     """Subset match: dicts by their expected keys, strings case-insensitively."""
     if isinstance(expected, Mapping):
@@ -599,16 +673,24 @@ def check_expectations(
     outcome: str,
     bookings: Sequence[Mapping[str, Any]],
     barge_ins: int,
+    *,
+    today: dt.date | None = None,
 ) -> list[str]:
-    """What a run got wrong, one readable line per failure ([] = passed)."""
+    """What a run got wrong, one readable line per failure ([] = passed).
+
+    `tool_calls`: dicts (or objects) with `name` and `arguments` (a dict or JSON text).
+    `bookings`: the caller's bookings as dicts (day, time, name, status; no status =
+    active). `today`: what day tokens ("@tomorrow") count from; default the script's
+    `today`, else the real date. A runner that moves `today` must pass the one it used.
+    """
+    today = today or expect._today or dt.date.today()
     failures: list[str] = []
     calls = [_tool_call(c) for c in tool_calls]
     shown = ", ".join(_show_call(n, a) for n, a in calls) or "none"
     for want in expect.tools:
-        if not any(n == want.name and _matches(want.args, a) for n, a in calls):
-            failures.append(
-                f"expected tool call {_show_call(want.name, want.args)}; calls: {shown}"
-            )
+        args = _resolve(want.args, today)
+        if not any(n == want.name and _matches(args, a) for n, a in calls):
+            failures.append(f"expected tool call {_show_call(want.name, args)}; calls: {shown}")
     for pattern in expect.no_tools:
         hits = [_show_call(n, a) for n, a in calls if fnmatch.fnmatchcase(n, pattern)]
         if hits:
@@ -618,7 +700,10 @@ def check_expectations(
         if f" {_norm(phrase)} " not in said:
             failures.append(f"bot never said {phrase!r}; bot said: {bot_text.strip()[:300]!r}")
     if expect.booking is not None:
-        failures += _check_booking(expect.booking, bookings)
+        failures += _check_booking(expect.booking, bookings, today)
+    active = [b for b in bookings if str(b.get("status", "active")) == "active"]
+    if expect.no_booking and active:
+        failures.append(f"expected no active booking; store has: {_show_bookings(active)}")
     if expect.barge_in is True and barge_ins < 1:
         failures.append("expected a barge-in (a clear of the bot's audio), got none")
     if expect.barge_in is False and barge_ins > 0:
@@ -628,11 +713,19 @@ def check_expectations(
     return failures
 
 
-def _check_booking(want: BookingExpect, bookings: Sequence[Mapping[str, Any]]) -> list[str]:
+def _show_bookings(bookings: Sequence[Mapping[str, Any]]) -> Any:
+    return [{k: b.get(k) for k in ("day", "time", "name", "status")} for b in bookings] or "none"
+
+
+def _check_booking(
+    want: BookingExpect, bookings: Sequence[Mapping[str, Any]], today: dt.date
+) -> list[str]:
+    day = _resolve(want.day, today)
+
     def ok(b: Mapping[str, Any]) -> bool:
         if str(b.get("status", "active")) != want.status:
             return False
-        if want.day is not None and str(b.get("day", ""))[:10] != want.day.isoformat():
+        if day is not None and str(b.get("day", ""))[:10] != day:
             return False
         if want.time is not None and str(b.get("time", ""))[:5] != want.time:
             return False
@@ -641,6 +734,5 @@ def _check_booking(want: BookingExpect, bookings: Sequence[Mapping[str, Any]]) -
 
     if any(ok(b) for b in bookings):
         return []
-    wanted = want.model_dump(exclude_none=True, mode="json")
-    have = [{k: b.get(k) for k in ("day", "time", "name", "status")} for b in bookings] or "none"
-    return [f"expected a booking {wanted}; store has: {have}"]
+    wanted = {**want.model_dump(exclude_none=True, mode="json"), **({"day": day} if day else {})}
+    return [f"expected a booking {wanted}; store has: {_show_bookings(bookings)}"]

@@ -44,7 +44,9 @@ class TwilioControl:
         executor: Executor | None = None,
     ) -> None:
         # A timeout so a hung request cannot pin an executor thread forever.
-        self._client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout_s))
+        self._client = Client(
+            account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout_s)
+        )
         if api_base_url is not None:
             # Tests and proxies: the library has no base URL option, but each domain has one.
             self._client.api.base_url = api_base_url.rstrip("/")

@@ -168,8 +168,12 @@ class EmulatedCall:
         core = self._core
         core.begin(asyncio.get_running_loop().time())
         # Twilio's opening: `connected`, then `start` with the TwiML's <Parameter>s.
-        await self._ws.send(core.builder.connected())
-        await self._ws.send(core.builder.start(dict(self.target.parameters)))
+        try:
+            await self._ws.send(core.builder.connected())
+            await self._ws.send(core.builder.start(dict(self.target.parameters)))
+        except ConnectionClosed:  # the server hung up at once: a call, just a short one
+            self._finish(by_server=True)
+            return
         self._event("start", f"call {self.target.call_sid} stream {self.stream_sid}")
         self._tasks = [
             asyncio.create_task(self._run_clock(), name=f"emulator-clock-{self.stream_sid}"),
@@ -331,39 +335,16 @@ class EmulatedCall:
         (stereo: caller left, played bot audio right, aligned in time)."""
         if not self.record_audio:
             raise RuntimeError("this call was made with record_audio=False")
-        if track == "both":
-            write_wav(path, [self.caller_audio, self.played_audio])
-            return
-        tracks = {"played": self._core.played, "received": self._core.received}
-        tracks["caller"] = self._core.caller
-        if track not in tracks:
-            raise ValueError(f"unknown track {track!r}; use played, received, caller or both")
-        write_wav(path, bytes(tracks[track]))
+        write_wav(path, self._core.track(track))
 
     def summary(self) -> CallSummary:
         end = self.ended_at if self.ended_at is not None else asyncio.get_running_loop().time()
-        delays = [d for t in self.turns for d in t.mark_echo_delays_ms]
-        return CallSummary(
-            call_sid=self.target.call_sid,
-            stream_sid=self.stream_sid,
+        return self._core.summary(
             speed=self.speed,
             duration_ms=(end - self.started_at) * 1000,
-            frames_sent=self.frames_sent,
-            speech_frames_sent=self.speech_frames_sent,
-            frames_late=self.frames_late,
-            max_lateness_ms=self.max_lateness_ms,
-            bot_audio_received_ms=sum(t.bot_audio_received_ms for t in self.turns),
-            bot_audio_played_ms=sum(t.bot_audio_played_ms for t in self.turns),
-            bot_audio_discarded_ms=sum(t.bot_audio_discarded_ms for t in self.turns),
-            max_playback_lead_ms=max((t.max_playback_lead_ms for t in self.turns), default=0.0),
-            marks_received=len(self.marks),
-            marks_echoed=len(delays),
-            max_mark_echo_delay_ms=max(delays, default=None),
-            violations=len(self.violations),
             closed_by_server=self.closed_by_server,
             close_code=self.close_code,
             close_reason=self.close_reason,
-            turns=list(self.turns),
         )
 
     # ------------------------------------------------------------ the two tasks

@@ -17,7 +17,13 @@ from dataclasses import dataclass
 
 from telephony.audio import FRAME_BYTES
 from telephony.emulator_dial import StreamTarget
-from telephony.emulator_metrics import MarkRecord, TimelineEvent, TurnMetrics, Violation
+from telephony.emulator_metrics import (
+    CallSummary,
+    MarkRecord,
+    TimelineEvent,
+    TurnMetrics,
+    Violation,
+)
 from telephony.emulator_playout import PendingMark, Playout
 from telephony.protocol import InboundBuilder, OutMark, OutMedia, ProtocolError, parse_outbound
 
@@ -274,6 +280,51 @@ class CallCore:
         record.echoed_at = now
         self.turns[record.turn].mark_echo_delays_ms.append((now - record.received_at) * 1000)
         return self.builder.mark(mark.name)
+
+    # ------------------------------------------------------------ results
+
+    def track(self, name: str) -> bytes | list[bytes]:
+        """A recording: `played`, `received`, `caller`, or `both` ([caller, played])."""
+        if name == "both":
+            return [bytes(self.caller), bytes(self.played)]
+        tracks = {"played": self.played, "received": self.received, "caller": self.caller}
+        if name not in tracks:
+            raise ValueError(f"unknown track {name!r}; use played, received, caller or both")
+        return bytes(tracks[name])
+
+    def summary(
+        self,
+        *,
+        speed: float,
+        duration_ms: float,
+        closed_by_server: bool,
+        close_code: int | None,
+        close_reason: str,
+    ) -> CallSummary:
+        turns = self.turns
+        delays = [d for t in turns for d in t.mark_echo_delays_ms]
+        return CallSummary(
+            call_sid=self.builder.call_sid,
+            stream_sid=self.stream_sid,
+            speed=speed,
+            duration_ms=duration_ms,
+            frames_sent=self.frames_sent,
+            speech_frames_sent=self.speech_frames_sent,
+            frames_late=self.frames_late,
+            max_lateness_ms=self.max_lateness_ms,
+            bot_audio_received_ms=sum(t.bot_audio_received_ms for t in turns),
+            bot_audio_played_ms=sum(t.bot_audio_played_ms for t in turns),
+            bot_audio_discarded_ms=sum(t.bot_audio_discarded_ms for t in turns),
+            max_playback_lead_ms=max((t.max_playback_lead_ms for t in turns), default=0.0),
+            marks_received=len(self.marks),
+            marks_echoed=len(delays),
+            max_mark_echo_delay_ms=max(delays, default=None),
+            violations=len(self.violations),
+            closed_by_server=closed_by_server,
+            close_code=close_code,
+            close_reason=close_reason,
+            turns=list(turns),
+        )
 
     # ------------------------------------------------------------ ending
 

@@ -129,7 +129,7 @@ class Playback:
         sid = self.stream_sid
         while queue and self._sent_ms + FRAME_MS <= limit:
             frame, segment, ends = queue.popleft()
-            if False:
+            if self._unmarked_ms and segment != self._last_segment:
                 # Close the previous segment's books before its successor's audio.
                 out.append(self._mark(self._last_segment))
             out.append(media_message(sid, frame))

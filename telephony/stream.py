@@ -35,7 +35,6 @@ from telephony.protocol import (
     InboundEvent,
     Mark,
     Media,
-    ProtocolError,
     Start,
     Stop,
     clear_message,
@@ -147,10 +146,12 @@ class TwilioStream:
         if isinstance(raw, bytes):
             return self._reject_message(f"binary frame of {len(raw)} bytes")
         if len(raw) > self._max_message_bytes:
-            return self._reject_message(f"message of {len(raw)} chars exceeds {self._max_message_bytes}")
+            return self._reject_message(
+                f"message of {len(raw)} chars exceeds {self._max_message_bytes}"
+            )
         try:
             event = parse_inbound(raw)
-        except ProtocolError as exc:
+        except ValueError as exc:  # ProtocolError, or a stray ValueError from parsing
             return self._reject_message(str(exc))
         if isinstance(event, Connected | Start):
             return self._reject_message(f"unexpected {type(event).__name__.lower()} mid-stream")
@@ -174,7 +175,9 @@ class TwilioStream:
         """False (after closing 1008) when this call has had too many bad messages."""
         if self._on_malformed == "skip" and self.malformed < self._malformed_limit:
             return True
-        logger.warning("call %s: closing after %d malformed messages", self.call_sid, self.malformed)
+        logger.warning(
+            "call %s: closing after %d malformed messages", self.call_sid, self.malformed
+        )
         await self.close(POLICY_VIOLATION, "too many malformed messages")
         return False
 
@@ -225,7 +228,11 @@ class TwilioStream:
 
     # A timeout parameter (not asyncio.timeout) because a timeout is an answer here, not an error.
     async def wait_played(self, timeout: float) -> bool:  # noqa: ASYNC109
-        """Wait until everything sent has been heard. False on timeout or if the call ended first."""
+        """Until playback is idle: all sent audio heard (or dropped by `clear`).
+
+        False on timeout or if the call ended first. Event-driven: it wakes on the mark
+        echo that completes playback, so call it from a task other than the iterator's.
+        """
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
         except TimeoutError:
@@ -331,7 +338,7 @@ async def _read_event(websocket: WebSocket, max_message_bytes: int) -> InboundEv
         raise _Rejected("oversized message before start")
     try:
         return parse_inbound(raw)
-    except ProtocolError as exc:
+    except ValueError as exc:  # ProtocolError, or a stray ValueError from parsing
         raise _Rejected(f"invalid message before start: {exc}") from None
 
 

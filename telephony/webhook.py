@@ -55,11 +55,15 @@ class WebhookConfig:
         if self.public_url is not None:
             parts = urlsplit(self.public_url)
             if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise ValueError(f"public_url must be http(s)://host[:port], got {self.public_url!r}")
+                raise ValueError(
+                    f"public_url must be http(s)://host[:port], got {self.public_url!r}"
+                )
             if parts.path not in ("", "/") or parts.query:
                 # A path prefix would need the same prefix on every route; refuse rather
                 # than silently failing every signature check.
-                raise ValueError(f"public_url must be an origin without a path, got {self.public_url!r}")
+                raise ValueError(
+                    f"public_url must be an origin without a path, got {self.public_url!r}"
+                )
         object.__setattr__(self, "validator", RequestValidator(self.auth_token))
 
 
@@ -136,7 +140,9 @@ def voice_routes(
             try:
                 await _maybe_await(on_status(fields))
             except Exception:
-                logger.exception("status webhook: handler failed for call %s", fields.get("CallSid"))
+                logger.exception(
+                    "status webhook: handler failed for call %s", fields.get("CallSid")
+                )
                 return PlainTextResponse("status handler failed", status_code=500)
         return Response(status_code=204)
 
@@ -195,7 +201,9 @@ def _media_url(request: Request, config: WebhookConfig) -> str:
 async def _read_form(request: Request) -> FormData | None:
     """The urlencoded body as FormData, or None if it is too big to be Twilio's."""
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_FORM_BYTES):
+    if declared is not None and (
+        not (declared.isascii() and declared.isdigit()) or int(declared) > MAX_FORM_BYTES
+    ):
         return None
     body = bytearray()
     async for chunk in request.stream():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import shutil
@@ -74,8 +75,28 @@ def test_every_shipped_script_loads(path: Path) -> None:
     assert script.path == path
     assert script.name == path.stem  # one name for the file and its audio folder
     assert script.description
-    assert script.today is not None and script.today.weekday() < 5  # "tomorrow" logic is pinned
+    # Mon-Thu like the runner's own choice, so "tomorrow" is a business day either way.
+    assert script.today is not None and script.today.weekday() <= 3
     assert script.expect != Expectations()  # every fixture checks something
+
+
+def _absolute_dates(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [d for v in value.values() for d in _absolute_dates(v)]
+    if isinstance(value, list):
+        return [d for v in value for d in _absolute_dates(v)]
+    text = str(value)
+    return [text] if len(text) == 10 and text[4] == "-" and text[:4].isdigit() else []
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=_ids(SCRIPTS))
+def test_shipped_expectations_use_day_tokens(script: CallScript) -> None:
+    """The runner moves `today` once a fixture's date has passed: absolute dates would rot."""
+    expect = script.expect
+    found = _absolute_dates([t.args for t in expect.tools])
+    if expect.booking and expect.booking.day:
+        found += _absolute_dates(expect.booking.day)
+    assert found == [], f"{script.name}: use @tomorrow/@friday-style days, not {found}"
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=_ids(SCRIPTS))
@@ -183,12 +204,18 @@ class _FakeDesk:
         raise AssertionError(f"unexpected tool {name}")
 
 
-def dry_run(script: CallScript, tools: list[str], heard: dict[int, str] | None = None) -> list[str]:
+def dry_run(
+    script: CallScript,
+    tools: list[str],
+    heard: dict[int, str] | None = None,
+    today: dt.date | None = None,
+) -> list[str]:
     """Play the script's text (or `heard`: step index -> transcript) through the offline
     engine's dialog policy with fake tools; return check_expectations' failures."""
     from agent.local.policy import DialogPolicy
 
-    policy = DialogPolicy(today=script.today, tools=tools)
+    today = today or script.today
+    policy = DialogPolicy(today=today, tools=tools)
     desk = _FakeDesk()
     calls: list[dict[str, Any]] = []
     said: list[str] = []
@@ -228,7 +255,13 @@ def dry_run(script: CallScript, tools: list[str], heard: dict[int, str] | None =
         play(policy.respond())
     barge_ins = sum(isinstance(s, Interrupt) for s in script.steps)
     return check_expectations(
-        script.expect, calls, " ".join(said), outcome or "caller_hung_up", desk.bookings, barge_ins
+        script.expect,
+        calls,
+        " ".join(said),
+        outcome or "caller_hung_up",
+        desk.bookings,
+        barge_ins,
+        today=today,
     )
 
 
@@ -241,6 +274,20 @@ def test_script_text_satisfies_its_expectations_with_the_offline_policy(script: 
     flow = load_flows(DEFAULT_FLOWS_FILE).get(script.flow)
     assert flow is not None
     assert dry_run(script, list(flow.tools)) == []
+
+
+@pytest.mark.parametrize("today", ["2027-03-08", "2027-03-09", "2027-03-10", "2027-03-11"])
+def test_scripts_still_pass_when_the_runner_moves_today(today: str) -> None:
+    """Once a fixture's `today` has passed, the runner picks the next Mon-Thu instead."""
+    pytest.importorskip("agent.local.policy")
+    from agent.flows import DEFAULT_FLOWS_FILE, load_flows
+
+    flows = load_flows(DEFAULT_FLOWS_FILE)
+    day = dt.date.fromisoformat(today)
+    failures = {
+        s.name: f for s in SCRIPTS if (f := dry_run(s, list(flows.get(s.flow).tools), today=day))
+    }
+    assert failures == {}
 
 
 @pytest.mark.slow
@@ -377,6 +424,8 @@ def test_loader_reports_every_bad_step_at_once(tmp_path: Path) -> None:
         (BASE, "steps: [hangup: {}]\nexpect: {tools: [{args: {a: 1}}]}", "expect.tools[0].name: Field required"),
         (BASE, "steps: [hangup: {}]\nexpect: {booking: {time: '10am'}}", "expect.booking.time: String should match pattern"),
         (BASE, "steps: [hangup: {}]\nexpect: {bot_sez: [hi]}", "expect.bot_sez: unknown field"),
+        (BASE, "steps: [hangup: {}]\nexpect: {booking: {day: tomorrow}}", "expect.booking.day: 'tomorrow' is not a date (YYYY-MM-DD) or a day token"),
+        (BASE, "steps: [hangup: {}]\nexpect: {tools: [{name: x, args: {d: '@tomorow'}}]}", "expect.tools[0].args: unknown day token '@tomorow'; use @today, @tomorrow"),
         ("", "- a list", "a call script is a YAML mapping"),
         ("", "name: [unclosed", "not valid YAML"),
     ],
@@ -487,6 +536,40 @@ def test_expectations_booking_day_time_name_and_status() -> None:
     assert _check(_expect(booking={"name_contains": "garcia"}))
     assert _check(_expect(booking={"day": "2026-12-02"}))
     assert "store has: none" in _check(_expect(booking={"time": "10:00"}), bookings=[])[0]
+
+
+def test_expectations_resolve_day_tokens_against_today() -> None:
+    monday = dt.date(2026, 11, 30)
+    expect = _expect(
+        tools=[{"name": "book_appointment", "args": {"day": "@tomorrow"}}],
+        booking={"day": "@tomorrow", "time": "10:00"},
+    )
+    assert _check(expect, today=monday) == []
+    failures = _check(expect, today=dt.date(2026, 12, 1))
+    assert "expected tool call book_appointment(day='2026-12-02')" in failures[0]
+    assert "expected a booking {'day': '2026-12-02', 'time': '10:00'" in failures[1]
+    friday = _expect(booking={"day": "@friday"})
+    assert _check(friday, today=monday, bookings=[{"day": "2026-12-04"}]) == []
+    assert _check(friday, today=dt.date(2026, 12, 4), bookings=[{"day": "2026-12-04"}])  # next week
+    assert (
+        _check(_expect(booking={"day": "@today+2"}), today=monday, bookings=[{"day": "2026-12-02"}])
+        == []
+    )
+
+
+def test_expectations_default_today_is_the_scripts(tmp_path: Path) -> None:
+    script = _load(
+        tmp_path, "today: 2026-11-30\nsteps: [hangup: {}]\nexpect: {booking: {day: '@tomorrow'}}"
+    )
+    assert check_expectations(script.expect, [], "", "completed", [{"day": "2026-12-01"}], 0) == []
+
+
+def test_expectations_no_booking_ignores_cancelled_ones() -> None:
+    cancelled = [{**BOOKINGS[0], "status": "cancelled"}]
+    assert _check(_expect(no_booking=True), bookings=cancelled) == []
+    assert _check(_expect(no_booking=True), bookings=[]) == []
+    (failure,) = _check(_expect(no_booking=True))
+    assert failure.startswith("expected no active booking; store has: [{'day': '2026-12-01'")
 
 
 def test_expectations_barge_in_and_outcome() -> None:

@@ -84,8 +84,9 @@ class Listener:
         return await self._loop.run_in_executor(self._models.workers.vad, detector.process, pcm)
 
     def trim_idle(self) -> None:
-        """Between turns keep only what prefix padding may still need."""
-        if self.turn is None:
+        """Between VAD turns keep only what prefix padding may still need (without VAD,
+        everything stays until the client commits or clears)."""
+        if self.vad_on and self.turn is None:
             self.trim(before_ms=self.end_ms - int(self.setting("prefix_padding_ms", 300)) - 500)
 
     @property

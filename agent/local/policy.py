@@ -112,6 +112,14 @@ class DialogPolicy:
         """A caller utterance (a transcript or a typed user message)."""
         self._inbox.append(("user", "", text))
 
+    def recall(self, text: str) -> None:
+        """Something the caller said that was already answered (history from an earlier
+        session): we keep who they are, not the task, which the old session handled."""
+        st = self.state
+        st.history.append(("user", text))
+        self._absorb(text)
+        st.intent = st.day = st.time = st.order_number = st.awaiting = None
+
     def tool_result(self, call_id: str, output: str) -> None:
         self._inbox.append(("result", call_id, output))
 

@@ -25,6 +25,7 @@ from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from .models import SpeechModels, load_models, warm_up
@@ -59,8 +60,12 @@ async def _handler(connection: ServerConnection, models: SpeechModels) -> None:
         return
     model = parse_qs(urlsplit(request.path).query).get("model", [DEFAULT_MODEL])[0]
     session = EngineSession(connection, models, model)
-    with contextlib.suppress(Exception):
+    try:
         await session.run()
+    except ConnectionClosed:
+        pass  # the client went away mid-send: normal end of a call
+    except Exception:
+        log.exception("engine session failed")
 
 
 async def serve_engine(host: str = "127.0.0.1", port: int = 0, *, warm: bool = True) -> Server:

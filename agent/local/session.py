@@ -286,7 +286,10 @@ class EngineSession:
         elif item["type"] == "message" and item["role"] == "user":
             self._inbox.append(("user", item["id"], item_text(item)))
         elif item["type"] == "message" and item["role"] == "assistant":
-            self.policy.said(item["id"], item_text(item))
+            # A client-written answer (e.g. history re-seeded into a new session): what the
+            # caller said before it was already dealt with; remember it, don't act on it.
+            self._inbox = deque(("context", *entry[1:]) if entry[0] == "user" else entry for entry in self._inbox)
+            self._inbox.append(("said", item["id"], item_text(item)))
 
     async def _on_conversation_item_truncate(self, event: dict[str, Any]) -> None:
         for key in ("item_id", "content_index", "audio_end_ms"):
@@ -375,9 +378,11 @@ class EngineSession:
         """Feed the policy everything heard since the last response (in order), then ask it."""
         while self._inbox:
             kind, key, value = self._inbox[0]
-            if kind == "user":
+            if kind in ("user", "context"):
                 text = await asyncio.shield(value) if isinstance(value, asyncio.Future) else value
-                self.policy.hear(text)
+                (self.policy.hear if kind == "user" else self.policy.recall)(text)
+            elif kind == "said":
+                self.policy.said(key, value)
             else:
                 self.policy.tool_result(key, value)
             self._inbox.popleft()

@@ -47,7 +47,11 @@ async def run_app(app: Any, **uvicorn_options: Any) -> AsyncIterator[str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    options: dict[str, Any] = {"log_level": "warning", "lifespan": "auto", "timeout_graceful_shutdown": 2}
+    options: dict[str, Any] = {
+        "log_level": "warning",
+        "lifespan": "auto",
+        "timeout_graceful_shutdown": 2,
+    }
     options.update(uvicorn_options)
     server = _TestServer(uvicorn.Config(app, **options))
     serving = asyncio.create_task(server.serve(sockets=[sock]))

@@ -254,6 +254,33 @@ async def test_typed_message_and_manual_commit(connect) -> None:
         await c.wait_for("input_audio_buffer.cleared")
 
 
+async def test_reseeded_history_is_context_not_a_request(connect) -> None:
+    """A session hand-over re-seeds the transcript as items; nothing is redone."""
+    async with connect() as c:
+        await c.update(phone_session())
+        for role, text in [("system", "This call continues from an earlier session."),
+                           ("user", "Book me tomorrow at 10 am, my name is Ana."),
+                           ("assistant", "You're booked for Wednesday, November 25 at 10 AM.")]:  # fmt: skip
+            kind = "output_text" if role == "assistant" else "input_text"
+            await c.send({"type": "conversation.item.create",
+                          "item": {"type": "message", "role": role, "content": [{"type": kind, "text": text}]}})
+            await c.wait_for("conversation.item.done")
+        await c.send({"type": "response.create"})
+        events = await c.until_done()
+        assert not [i for i in events[-1]["response"]["output"] if i["type"] == "function_call"]
+        assert transcript_of(events) == "Is there anything else I can help you with?"
+
+
+async def test_client_leaving_mid_response_is_clean(connect) -> None:
+    async with connect() as c:
+        await c.update(phone_session())
+        await c.send({"type": "response.create", "response": {"instructions": f'Say exactly: "{LONG}"'}})
+        await c.wait_for("response.output_audio.delta")
+    async with connect() as c:  # the engine is still fine
+        await c.send({"type": "response.create", "response": {"instructions": 'Say exactly: "Hello again."'}})
+        assert transcript_of(await c.until_done()) == "Hello again."
+
+
 async def test_pcm24k_in_and_out(connect) -> None:
     async with connect() as c:
         session = phone_session()

@@ -315,3 +315,14 @@ def test_today_override(monkeypatch: pytest.MonkeyPatch) -> None:
     assert default_today() == date(2030, 1, 2)
     monkeypatch.delenv("LOCAL_ENGINE_TODAY")
     assert default_today() == date.today()
+
+
+def test_recalled_history_informs_but_does_not_act() -> None:
+    """A re-seeded session: old lines update what we know without re-running tools."""
+    p = policy()
+    p.recall("I'd like to book tomorrow at 10, my name is Ana")
+    p.said("item_old", "You're booked for Wednesday, November 25 at 10 AM.")
+    assert p.respond() == Reply("Is there anything else I can help you with?")
+    assert p.state.name == "Ana"
+    assert not turn(p, "Hmm, okay.").calls  # nothing is re-booked
+    assert only_call(turn(p, "Book another one for Friday at 9"))[1]["name"] == "Ana"

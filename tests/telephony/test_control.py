@@ -59,7 +59,11 @@ class FakeTwilioApi:
             sid = request.path_params["sid"]
             if sid == "CAmissing":
                 return JSONResponse(
-                    {"code": 20404, "message": "The requested resource was not found", "status": 404},
+                    {
+                        "code": 20404,
+                        "message": "The requested resource was not found",
+                        "status": 404,
+                    },
                     status_code=404,
                 )
             return JSONResponse({"sid": sid, "account_sid": AC, "status": "completed"})
@@ -72,28 +76,32 @@ class FakeTwilioApi:
             seen = await self.record(request)
             wanted = seen.query.get("PhoneNumber", [""])[0]
             found = [n for n in self.numbers if wanted in n["phone_number"]]
-            return JSONResponse({
-                "incoming_phone_numbers": found,
-                "page": 0,
-                "page_size": 20,
-                "first_page_uri": f"{BASE}/IncomingPhoneNumbers.json",
-                "next_page_uri": None,
-                "previous_page_uri": None,
-                "uri": f"{BASE}/IncomingPhoneNumbers.json",
-                "start": 0,
-                "end": len(found),
-            })
+            return JSONResponse(
+                {
+                    "incoming_phone_numbers": found,
+                    "page": 0,
+                    "page_size": 20,
+                    "first_page_uri": f"{BASE}/IncomingPhoneNumbers.json",
+                    "next_page_uri": None,
+                    "previous_page_uri": None,
+                    "uri": f"{BASE}/IncomingPhoneNumbers.json",
+                    "start": 0,
+                    "end": len(found),
+                }
+            )
 
         async def number(request: Request) -> JSONResponse:
             await self.record(request)
             return JSONResponse({"sid": request.path_params["sid"], "account_sid": AC})
 
-        return Starlette(routes=[
-            Route(f"{BASE}/Calls/{{sid}}.json", call, methods=["POST"]),
-            Route(f"{BASE}/Calls.json", calls, methods=["POST"]),
-            Route(f"{BASE}/IncomingPhoneNumbers.json", numbers, methods=["GET"]),
-            Route(f"{BASE}/IncomingPhoneNumbers/{{sid}}.json", number, methods=["POST"]),
-        ])
+        return Starlette(
+            routes=[
+                Route(f"{BASE}/Calls/{{sid}}.json", call, methods=["POST"]),
+                Route(f"{BASE}/Calls.json", calls, methods=["POST"]),
+                Route(f"{BASE}/IncomingPhoneNumbers.json", numbers, methods=["GET"]),
+                Route(f"{BASE}/IncomingPhoneNumbers/{{sid}}.json", number, methods=["POST"]),
+            ]
+        )
 
 
 @pytest.fixture
@@ -145,7 +153,10 @@ async def test_transfer_dials_the_number(api: tuple[FakeTwilioApi, TwilioControl
 async def test_place_call(api: tuple[FakeTwilioApi, TwilioControl]) -> None:
     fake, control = api
     sid = await control.place_call(
-        "+15551112222", NUMBER, "https://agent.example.com/twilio/voice", "https://agent.example.com/twilio/status"
+        "+15551112222",
+        NUMBER,
+        "https://agent.example.com/twilio/voice",
+        "https://agent.example.com/twilio/status",
     )
     assert sid == CA
     (seen,) = fake.requests
@@ -187,14 +198,18 @@ async def test_configure_number_looks_up_the_sid_then_updates(
     assert all(r.auth == basic(AC, TOKEN) for r in fake.requests)
 
 
-async def test_configure_unknown_number_fails_clearly(api: tuple[FakeTwilioApi, TwilioControl]) -> None:
+async def test_configure_unknown_number_fails_clearly(
+    api: tuple[FakeTwilioApi, TwilioControl],
+) -> None:
     fake, control = api
     with pytest.raises(ControlError, match="not a number on this account"):
         await control.configure_number(NUMBER, "https://a/v", "https://a/s")
     assert len(fake.requests) == 1  # no update attempted
 
 
-async def test_twilio_errors_become_control_errors(api: tuple[FakeTwilioApi, TwilioControl]) -> None:
+async def test_twilio_errors_become_control_errors(
+    api: tuple[FakeTwilioApi, TwilioControl],
+) -> None:
     _, control = api
     with pytest.raises(ControlError) as info:
         await control.hangup("CAmissing")

@@ -60,7 +60,6 @@ AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 PUBLIC_URL = "https://voice.example.test"
 SILENT_FRAME = b"\xff" * FRAME_BYTES
 SPEED = 4.0
-TICK_S = 0.020 / SPEED
 WAIT_S = 5.0  # bound on every wait for the server to see something
 
 

@@ -359,7 +359,9 @@ class PlaybackMachine(RuleBasedStateMachine):
         self.segment_no = 0
         self.cut: set[str] = set()  # segments a clear interrupted
 
-    @initialize(lead=st.sampled_from([20, 60, 200, 250]), every=st.sampled_from([20, 100, 130, 1000]))
+    @initialize(
+        lead=st.sampled_from([20, 60, 200, 250]), every=st.sampled_from([20, 100, 130, 1000])
+    )
     def configure(self, lead: int, every: int) -> None:
         self.lead = lead
         self.pb = Playback(SID, lead_ms=lead, mark_every_ms=every)
@@ -367,7 +369,10 @@ class PlaybackMachine(RuleBasedStateMachine):
     def _pump(self) -> None:
         self.twilio.receive(self.pb.take_sendable())
 
-    @rule(size=st.one_of(st.integers(0, 900), st.sampled_from([160, 320, 800])), new_segment=st.booleans())
+    @rule(
+        size=st.one_of(st.integers(0, 900), st.sampled_from([160, 320, 800])),
+        new_segment=st.booleans(),
+    )
     def enqueue(self, size: int, new_segment: bool) -> None:
         if new_segment or self.open is None:
             self._end_open()
@@ -480,5 +485,7 @@ class PlaybackMachine(RuleBasedStateMachine):
             assert self.pb.heard_ms_of(seg) <= self.pb.received_ms_of(seg)
 
 
-PlaybackMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=60, deadline=None)
+PlaybackMachine.TestCase.settings = settings(
+    max_examples=150, stateful_step_count=60, deadline=None
+)
 TestPlaybackProperties = PlaybackMachine.TestCase

@@ -132,7 +132,9 @@ async def test_tampered_form_is_403() -> None:
     async with serve(config()) as client:
         signature = sign(f"{PUBLIC}/twilio/voice", FORM)
         r = await client.post(
-            "/twilio/voice", data={**FORM, "To": "+19999999999"}, headers={"X-Twilio-Signature": signature}
+            "/twilio/voice",
+            data={**FORM, "To": "+19999999999"},
+            headers={"X-Twilio-Signature": signature},
         )
     assert r.status_code == 403
 
@@ -155,10 +157,14 @@ async def test_query_string_is_part_of_the_signed_url() -> None:
     async with serve(config(), choose_flow=choose) as client:
         url = f"{PUBLIC}/twilio/voice?flow=sales&x=a%20b"
         good = sign(url, FORM)
-        r = await client.post("/twilio/voice?flow=sales&x=a%20b", data=FORM, headers={"X-Twilio-Signature": good})
+        r = await client.post(
+            "/twilio/voice?flow=sales&x=a%20b", data=FORM, headers={"X-Twilio-Signature": good}
+        )
         assert r.status_code == 200
         # The same signature does not cover a different query string.
-        r2 = await client.post("/twilio/voice?flow=admin&x=a%20b", data=FORM, headers={"X-Twilio-Signature": good})
+        r2 = await client.post(
+            "/twilio/voice?flow=admin&x=a%20b", data=FORM, headers={"X-Twilio-Signature": good}
+        )
         assert r2.status_code == 403
     assert stream_parameters(parse(r.text))["flow"] == "sales"
     assert seen[0]["To"] == FORM["To"] and seen[0]["flow"] == "sales"
@@ -172,7 +178,9 @@ async def test_non_default_port_in_public_url_is_kept() -> None:
         ok = sign("https://agent.example.com:8443/twilio/voice", FORM)
         other_host = sign("https://agent.example.org:8443/twilio/voice", FORM)
         r_ok = await client.post("/twilio/voice", data=FORM, headers={"X-Twilio-Signature": ok})
-        r_bad = await client.post("/twilio/voice", data=FORM, headers={"X-Twilio-Signature": other_host})
+        r_bad = await client.post(
+            "/twilio/voice", data=FORM, headers={"X-Twilio-Signature": other_host}
+        )
     assert (r_ok.status_code, r_bad.status_code) == (200, 403)
     stream = parse(r_ok.text).find("./Connect/Stream")
     assert stream is not None and stream.get("url") == "wss://agent.example.com:8443/twilio/media"
@@ -221,7 +229,9 @@ async def test_oversized_body_is_rejected() -> None:
     async with serve(config()) as client:
         big = {**FORM, "Junk": "x" * 70_000}
         r = await client.post(
-            "/twilio/voice", data=big, headers={"X-Twilio-Signature": sign(f"{PUBLIC}/twilio/voice", big)}
+            "/twilio/voice",
+            data=big,
+            headers={"X-Twilio-Signature": sign(f"{PUBLIC}/twilio/voice", big)},
         )
     assert r.status_code == 403
 
@@ -233,7 +243,9 @@ async def test_voice_answers_connect_stream_with_parameters() -> None:
     tokens = stream_tokens()
     async with serve(config(tokens=tokens), choose_flow=lambda f: "booking") as client:
         r = await client.post(
-            "/twilio/voice", data=FORM, headers={"X-Twilio-Signature": sign(f"{PUBLIC}/twilio/voice", FORM)}
+            "/twilio/voice",
+            data=FORM,
+            headers={"X-Twilio-Signature": sign(f"{PUBLIC}/twilio/voice", FORM)},
         )
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/xml")
@@ -254,7 +266,9 @@ async def test_async_flow_chooser_is_awaited() -> None:
 
     async with serve(config(), choose_flow=choose) as client:
         r = await client.post(
-            "/twilio/voice", data=FORM, headers={"X-Twilio-Signature": sign(f"{PUBLIC}/twilio/voice", FORM)}
+            "/twilio/voice",
+            data=FORM,
+            headers={"X-Twilio-Signature": sign(f"{PUBLIC}/twilio/voice", FORM)},
         )
     assert stream_parameters(parse(r.text))["flow"] == "from-redis"
 
@@ -263,7 +277,9 @@ async def test_async_flow_chooser_is_awaited() -> None:
 async def test_no_flow_says_sorry_and_hangs_up(chooser: Callable[[Mapping[str, str]], Any]) -> None:
     async with serve(config(), choose_flow=chooser) as client:
         r = await client.post(
-            "/twilio/voice", data=FORM, headers={"X-Twilio-Signature": sign(f"{PUBLIC}/twilio/voice", FORM)}
+            "/twilio/voice",
+            data=FORM,
+            headers={"X-Twilio-Signature": sign(f"{PUBLIC}/twilio/voice", FORM)},
         )
     assert r.status_code == 200
     root = parse(r.text)
@@ -274,7 +290,9 @@ async def test_no_flow_says_sorry_and_hangs_up(chooser: Callable[[Mapping[str, s
 async def test_busy_rejects_the_call() -> None:
     async with serve(config(busy=lambda: True)) as client:
         r = await client.post(
-            "/twilio/voice", data=FORM, headers={"X-Twilio-Signature": sign(f"{PUBLIC}/twilio/voice", FORM)}
+            "/twilio/voice",
+            data=FORM,
+            headers={"X-Twilio-Signature": sign(f"{PUBLIC}/twilio/voice", FORM)},
         )
     root = parse(r.text)
     reject = root.find("Reject")
@@ -303,8 +321,14 @@ async def test_status_callback_validated_and_delivered() -> None:
     got: list[dict[str, str]] = []
     async with serve(config(), on_status=got.append) as client:
         url = f"{PUBLIC}/twilio/status"
-        r = await client.post("/twilio/status", data=STATUS_FORM, headers={"X-Twilio-Signature": sign(url, STATUS_FORM)})
-        forged = await client.post("/twilio/status", data=STATUS_FORM, headers={"X-Twilio-Signature": "AAAA"})
+        r = await client.post(
+            "/twilio/status",
+            data=STATUS_FORM,
+            headers={"X-Twilio-Signature": sign(url, STATUS_FORM)},
+        )
+        forged = await client.post(
+            "/twilio/status", data=STATUS_FORM, headers={"X-Twilio-Signature": "AAAA"}
+        )
     assert r.status_code == 204 and r.content == b""
     assert forged.status_code == 403
     assert got == [STATUS_FORM]
@@ -321,8 +345,14 @@ async def test_async_status_handler_and_failure() -> None:
     url = f"{PUBLIC}/twilio/status"
     failed = {**STATUS_FORM, "CallStatus": "failed"}
     async with serve(config(), on_status=record) as client:
-        ok = await client.post("/twilio/status", data=STATUS_FORM, headers={"X-Twilio-Signature": sign(url, STATUS_FORM)})
-        bad = await client.post("/twilio/status", data=failed, headers={"X-Twilio-Signature": sign(url, failed)})
+        ok = await client.post(
+            "/twilio/status",
+            data=STATUS_FORM,
+            headers={"X-Twilio-Signature": sign(url, STATUS_FORM)},
+        )
+        bad = await client.post(
+            "/twilio/status", data=failed, headers={"X-Twilio-Signature": sign(url, failed)}
+        )
     assert (ok.status_code, bad.status_code) == (204, 500)
     assert len(got) == 2
 
@@ -330,7 +360,11 @@ async def test_async_status_handler_and_failure() -> None:
 async def test_status_without_handler_still_answers_204() -> None:
     async with serve(config(), on_status=None) as client:
         url = f"{PUBLIC}/twilio/status"
-        r = await client.post("/twilio/status", data=STATUS_FORM, headers={"X-Twilio-Signature": sign(url, STATUS_FORM)})
+        r = await client.post(
+            "/twilio/status",
+            data=STATUS_FORM,
+            headers={"X-Twilio-Signature": sign(url, STATUS_FORM)},
+        )
     assert r.status_code == 204
 
 
@@ -338,7 +372,13 @@ async def test_status_without_handler_still_answers_204() -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["agent.example.com", "ftp://agent.example.com", "https://agent.example.com/prefix", "https://a.b?x=1"]
+    "url",
+    [
+        "agent.example.com",
+        "ftp://agent.example.com",
+        "https://agent.example.com/prefix",
+        "https://a.b?x=1",
+    ],
 )
 def test_public_url_must_be_an_origin(url: str) -> None:
     with pytest.raises(ValueError):
@@ -350,7 +390,8 @@ def test_public_url_with_trailing_slash_is_fine() -> None:
 
 
 @pytest.mark.parametrize(
-    ("number", "masked"), [("+15551112222", "***2222"), ("123", "***"), (None, "-"), ("client:alice", "***lice")]
+    ("number", "masked"),
+    [("+15551112222", "***2222"), ("123", "***"), (None, "-"), ("client:alice", "***lice")],
 )
 def test_mask_number(number: str | None, masked: str) -> None:
     assert mask_number(number) == masked
