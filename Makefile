@@ -31,7 +31,8 @@ serve: $(STAMP)
 
 bench: $(STAMP)
 	REDIS_URL="$$(bash tests/redis_up.sh)" && export REDIS_URL && \
-	  for b in tests/bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	  for b in tests/bench/bench_*.py; do m=$$(basename $$b .py); echo "== $$m"; \
+	    $(BIN)/python -m tests.bench.$$m || exit 1; done
 
 fixtures: $(STAMP)
 	$(BIN)/phone-agent fixtures build tests/fixtures/calls

@@ -76,7 +76,17 @@ class CallDeps:
 class _Filler:
     segment: str
     phrase: str
+    deadline: float = 0.0  # when the tool crossed filler_after_ms (monotonic)
+    onsets: list[float] | None = None  # where to report the first frame's lateness
     capture: bytearray | None = None  # audio being captured for the cache
+
+    def first_frame_sent(self) -> float | None:
+        if self.onsets is None:
+            return None
+        onset = (time.monotonic() - self.deadline) * 1000
+        self.onsets.append(onset)
+        self.onsets = None
+        return onset
 
 
 @dataclass
@@ -374,7 +384,7 @@ class Call:
     def _voice_key(self) -> str:
         return f"{self.deps.provider_name}:{self.flow.voice or 'default'}"
 
-    async def play_filler(self, phrase: str) -> bool:
+    async def play_filler(self, phrase: str, deadline: float, onsets: list[float]) -> bool:
         if self._filler is not None or not self.stream.playback.idle:
             return False  # never two fillers, never over the model's own speech
         self._filler_seq += 1
@@ -383,12 +393,13 @@ class Call:
         generic = self.deps.provider_name == "gemini"
         clip = await self.deps.fillers.get(self._voice_key(), phrase, allow_generic=generic)
         if clip is not None:
-            self._filler = _Filler(segment, phrase)
+            self._filler = filler = _Filler(segment, phrase, deadline, onsets)
             await self.stream.send_audio(clip, segment)
+            self._filler_started(filler)
             await self.stream.end_segment(segment)
         else:
             # No clip in this voice yet: ask the model out-of-band and keep the audio.
-            self._filler = _Filler(segment, phrase, capture=bytearray())
+            self._filler = _Filler(segment, phrase, deadline, onsets, capture=bytearray())
             await self.session.say_out_of_band(phrase)
         self.record.event("filler", phrase=phrase, cached=clip is not None)
         self._emit("filler", {"cached": clip is not None})
@@ -400,6 +411,13 @@ class Call:
             return  # a filler we already cut: drop its late audio
         filler.capture += event.audio
         await self.stream.send_audio(event.audio, filler.segment)
+        self._filler_started(filler)
+
+    def _filler_started(self, filler: _Filler) -> None:
+        onset = filler.first_frame_sent()
+        if onset is not None:
+            self.record.event("filler_started", phrase=filler.phrase, onset_ms=round(onset, 2))
+            self._emit("filler_onset", {"ms": onset})
 
     async def cut_filler(self) -> None:
         filler, self._filler = self._filler, None
@@ -423,6 +441,16 @@ class Call:
                 log.exception("call %s: REST hang-up failed; closing the stream", self.record.call_sid)
         await self.stream.close(1000, outcome)
         self._end(outcome)
+
+    async def hang_up(self, outcome: str = "admin_hangup") -> None:
+        """End the call now, without a goodbye (admin hang-up, drain deadline).
+
+        Closing the stream ends the Twilio call: no TwiML verb follows our <Connect>."""
+        if self._ending.is_set():
+            return
+        self.record.event("hangup", outcome=outcome)
+        self._end(outcome)  # first, so the caller pump's end of stream can't claim the outcome
+        await self.stream.close(1000, outcome)
 
     async def _apologise_and_end(self) -> None:
         """The model is gone for good: never leave the caller in dead silence."""

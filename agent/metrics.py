@@ -22,7 +22,7 @@ class Metrics:
             "phone_agent_turn_latency_ms", "Caller stopped speaking -> first bot audio sent",
             buckets=LATENCY_BUCKETS_MS, registry=r)
         self.filler_onset = Histogram(
-            "phone_agent_filler_onset_ms", "filler_after_ms deadline -> filler started",
+            "phone_agent_filler_onset_ms", "filler_after_ms deadline -> first filler frame sent to Twilio",
             buckets=FAST_BUCKETS_MS, registry=r)
         self.fillers = Counter("phone_agent_fillers_total", "Fillers played", ["cached"], registry=r)
         self.barge_in_clear = Histogram(
@@ -54,10 +54,10 @@ class Metrics:
             self.fillers.labels(str(bool(data.get("cached"))).lower()).inc()
         elif name == "barge_in":
             self.barge_in_clear.observe(data["clear_ms"])
+        elif name == "filler_onset":
+            self.filler_onset.observe(data["ms"])
         elif name == "tool_done":
             self.tool_latency.labels(data["name"]).observe(data["ms"])
-            for onset in data.get("filler_onset_ms", ()):
-                self.filler_onset.observe(onset)
             if data["status"] not in ("ok",):
                 self.tool_errors.labels(data["name"], data["status"]).inc()
         elif name == "provider_error":

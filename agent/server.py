@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
+from agent.admin import admin_routes, console_routes
 from agent.builtin_tools import tools_for
 from agent.call import Call, CallDeps
 from agent.callrecord import CallRecord
@@ -26,6 +27,7 @@ from agent.fillers import FillerCache
 from agent.flows import Flows, load_flows
 from agent.metrics import Metrics
 from agent.realtime import RealtimeSession, ToolSpec
+from agent.registry import LiveCall, Registry, new_instance_id, open_registry
 from agent.sessions import make_session, provider_of
 from agent.settings import Settings
 from telephony.control import TwilioControl
@@ -53,7 +55,13 @@ class Service:
         self.fillers = FillerCache()
         self.control: TwilioControl | None = None
         self.calls: dict[str, Call] = {}
+        self._idle = asyncio.Event()  # set while no call is live (drain waits on it)
+        self._idle.set()
         self.draining = False
+        self._drain_deadline: float | None = None  # loop time when draining gives up
+        self.instance_id = new_instance_id()
+        # Which instance holds which call + the admin control channel (Redis or in-process).
+        self.registry: Registry = open_registry(settings.redis_url, self, self.instance_id)
         self.call_status: dict[str, str] = {}
         self.metrics = Metrics()
         # Live observers of every call (console, `phone-agent call`): (call_sid, kind, data).
@@ -73,24 +81,66 @@ class Service:
             self.tokens.used = self.used_tokens
         if s.twilio_account_sid and s.twilio_auth_token:
             self.control = TwilioControl(s.twilio_account_sid, s.twilio_auth_token, s.twilio_api_base_url)
-        log.info("phone-agent ready: %d flows, store=%s", len(self.flows.flows), type(self.store).__name__)
+        await self.registry.start()
+        if not s.admin_token:
+            log.warning("admin API and console disabled: set ADMIN_TOKEN to enable /admin and /console")
+        log.info("phone-agent ready: %d flows, store=%s, instance %s",
+                 len(self.flows.flows), type(self.store).__name__, self.instance_id)
         try:
             yield
         finally:
-            await self._drain()
+            if not await self.drain():
+                await self.end_calls("drain_deadline")
+            await self.registry.close()
             await self.store.close()
             if hasattr(self.used_tokens, "close"):
                 await self.used_tokens.close()
 
-    async def _drain(self) -> None:
-        self.draining = True
-        if not self.calls:
+    def begin_drain(self) -> None:
+        """Stop taking calls (the webhook answers busy, /readyz 503); live calls go on."""
+        if self.draining:
             return
-        log.info("draining %d live calls (deadline %.0fs)", len(self.calls), self.settings.drain_deadline_s)
+        self.draining = True
+        self._drain_deadline = asyncio.get_running_loop().time() + self.settings.drain_deadline_s
+        log.info("draining: %d live calls, deadline %.0fs", len(self.calls), self.settings.drain_deadline_s)
+
+    async def drain(self) -> bool:
+        """Wait until no call is live or the drain deadline (counted from the first
+        `begin_drain`) passes. True if every call ended by itself."""
+        self.begin_drain()
+        assert self._drain_deadline is not None
+        remaining = self._drain_deadline - asyncio.get_running_loop().time()
+        try:
+            async with asyncio.timeout(max(0.0, remaining)):
+                await self._idle.wait()
+        except TimeoutError:
+            log.warning("drain deadline passed with %d live calls", len(self.calls))
+            return False
+        return True
+
+    async def end_calls(self, outcome: str, wait_s: float = 5.0) -> None:
+        """Hang up every live call (drain deadline) and give their records time to save."""
+        for call in list(self.calls.values()):
+            await call.hang_up(outcome)
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.settings.drain_deadline_s):
-                while self.calls:
-                    await asyncio.sleep(0.2)
+            async with asyncio.timeout(wait_s):
+                await self._idle.wait()
+
+    # ---------------------------------------------------------------- registry Holder
+
+    async def hang_up_local(self, call_sid: str, outcome: str) -> bool:
+        call = self.calls.get(call_sid)
+        if call is None:
+            return False
+        log.info("call %s: hanging up (%s)", call_sid, outcome)
+        await call.hang_up(outcome)
+        return True
+
+    def snapshot_local(self, call_sid: str) -> dict[str, Any] | None:
+        call = self.calls.get(call_sid)
+        if call is None:
+            return None
+        return {**call.record.to_dict(), "state": call.state.value}
 
     def busy(self) -> bool:
         return self.draining or len(self.calls) >= self.settings.max_concurrent_calls
@@ -131,7 +181,12 @@ class Service:
         )
         call = Call(stream, session, flow, deps)
         self.calls[stream.call_sid] = call
+        self._idle.clear()
         try:
+            record = call.record
+            await self.registry.add(
+                LiveCall(stream.call_sid, self.instance_id, record.started_at, flow.name, record.caller)
+            )
             try:
                 await session.connect()
             except Exception as exc:
@@ -141,6 +196,10 @@ class Service:
             await call.run()
         finally:
             self.calls.pop(stream.call_sid, None)
+            # After the record is saved: whoever waits for "ended" can then read it.
+            await self.registry.remove(stream.call_sid, call.record.outcome)
+            if not self.calls:
+                self._idle.set()
 
     def _clock(self) -> Any:
         import datetime as dt
@@ -191,6 +250,8 @@ def create_app(
         Route("/metrics", service.metrics.endpoint),
         *voice_routes(webhook, service.choose_flow, service.on_status),
         media_stream_route("/twilio/media", service.handle_stream, service.tokens),
+        *admin_routes(service, settings.admin_token),
+        *console_routes(settings.admin_token),
     ]
     app = Starlette(routes=routes, lifespan=service.lifespan)
     app.state.service = service

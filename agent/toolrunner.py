@@ -25,8 +25,11 @@ RETRY_BACKOFF_S = (0.2, 0.5, 1.0)
 
 
 class FillerPlayer(Protocol):
-    async def play_filler(self, phrase: str) -> bool:
-        """Start a filler now; False if it could not (e.g. the bot is already talking)."""
+    async def play_filler(self, phrase: str, deadline: float, onsets: list[float]) -> bool:
+        """Start a filler now; False if it could not (e.g. the bot is already talking).
+
+        When its first frame goes to Twilio, append ms since `deadline` (monotonic) to
+        `onsets`: the filler onset the caller experiences."""
 
     async def cut_filler(self) -> None:
         """Stop a playing filler at once; no-op when none plays."""
@@ -165,10 +168,9 @@ class ToolRunner:
                 return
             phrase = pool[self._phrase_turn % len(pool)]
             self._phrase_turn += 1
-            late_ms = (time.monotonic() - record.started - threshold) * 1000
-            if await self._player.play_filler(phrase):
+            deadline = record.started + threshold
+            if await self._player.play_filler(phrase, deadline, record.filler_onset_ms):
                 record.fillers.append(phrase)
-                record.filler_onset_ms.append(late_ms)
         await asyncio.wait({work})
 
     async def _execute(self, tool: Tool, call: ToolCall, record: ToolCallRecord) -> dict[str, Any]:

@@ -7,11 +7,14 @@ in the same process sees); `*_ms` durations are wall-clock milliseconds except t
 
 from __future__ import annotations
 
-import audioop  # stdlib up to 3.12; the audioop-lts package provides it on >= 3.13
 import wave
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+
+from telephony.audio import ulaw_to_pcm16
 
 
 @dataclass(slots=True)
@@ -103,16 +106,11 @@ class CallSummary:
 def write_wav(path: str | Path, ulaw: bytes | list[bytes], rate: int = 8000) -> None:
     """μ-law mono, or [left, right] μ-law tracks of equal length, as a PCM16 WAV."""
     tracks = [ulaw] if isinstance(ulaw, bytes | bytearray) else list(ulaw)
-    pcm = [audioop.ulaw2lin(bytes(t), 2) for t in tracks]
-    if len(pcm) == 2:
-        n = min(len(pcm[0]), len(pcm[1]))
-        left = audioop.tostereo(pcm[0][:n], 2, 1, 0)
-        right = audioop.tostereo(pcm[1][:n], 2, 0, 1)
-        frames = audioop.add(left, right, 2)
-    elif len(pcm) == 1:
-        frames = pcm[0]
-    else:
+    pcm = [np.frombuffer(ulaw_to_pcm16(bytes(t)), dtype=np.int16) for t in tracks]
+    if len(pcm) not in (1, 2):
         raise ValueError("write_wav takes one or two tracks")
+    n = min(len(p) for p in pcm)
+    frames = np.column_stack([p[:n] for p in pcm]).astype("<i2").tobytes()  # interleaved
     with wave.open(str(path), "wb") as out:
         out.setnchannels(len(pcm))
         out.setsampwidth(2)

@@ -1,0 +1,702 @@
+"""`phone-agent loadtest`: many emulated calls at once, then a latency report.
+
+    phone-agent loadtest --fixtures tests/fixtures/calls --calls 20 --concurrency 4
+    phone-agent loadtest --calls 200 --concurrency 200 --provider fake-openai
+    phone-agent loadtest --url https://staging.example.com --auth-token T --calls 100 \
+        --concurrency 50 --ramp 30
+
+Each call is a recorded fixture (`agent.fixtures`, cycled to make N calls) played by
+the Twilio emulator at real-time speed (`agent.fixture_runner.run_script`): webhook
+signed with the auth token, 20 ms frames, marks echoed only once their audio played.
+Targets:
+
+- `--url`: a deployment somewhere. Only what the phone sees is measured (no server
+  call records: filler onset and tool results are "n/a").
+- no `--url`, `--provider local` (default): an in-process server and the offline speech
+  engine. The speech models are slow: keep it to 2-4 calls at once.
+- no `--url`, `--provider fake-openai`: an in-process server talking to the fake OpenAI
+  Realtime server from `tests/fakes` (a source checkout only). Replies are a tone, so
+  fixture expectations (tools, words, bookings) are not checked; the bridge is.
+
+A run is bounded: N calls, and `--max-seconds`, at which in-flight calls are hung up
+and reported as timed out. One failed call never stops the run: its error is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import re
+import statistics
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from agent.callrecord import CallRecord
+from agent.fixture_runner import CallResult, business_today, record_collector, run_script
+from agent.fixtures import CallScript, Expectations, Hangup, ScriptError, load_scripts
+from agent.loadtest_report import percentile, print_report, summarise, write_report
+
+log = logging.getLogger(__name__)
+
+CLEANUP_S = 10.0  # after --max-seconds: time for cancelled calls to hang up cleanly
+LOCAL_ENGINE_COMFORT = 4  # the offline engine's speech models fall behind beyond this
+GAP_TOLERANCE_MS = 40.0  # first frame lands mid-slot + the quiet tick that ends a reply
+FRAME_MS = 20
+
+
+@dataclass
+class LoadTestOptions:
+    fixtures: Path = Path("tests/fixtures/calls")
+    calls: int = 20
+    concurrency: int = 4
+    url: str | None = None
+    auth_token: str | None = None
+    public_url: str | None = None
+    ramp_s: float = 0.0
+    report: Path | None = Path("reports/loadtest")
+    max_seconds: float = 600.0
+    provider: str = "local"  # local | fake-openai (in-process only)
+    speed: float = 1.0  # the emulator's clock; 1.0 = real time, as a phone
+
+    @classmethod
+    def from_args(cls, args: Any) -> LoadTestOptions:
+        return cls(
+            fixtures=Path(args.fixtures),
+            calls=args.calls,
+            concurrency=args.concurrency,
+            url=args.url,
+            auth_token=args.auth_token,
+            public_url=args.public_url,
+            ramp_s=args.ramp,
+            report=args.report,
+            max_seconds=args.max_seconds,
+            provider=args.provider,
+        )
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.calls < 1:
+            out.append("--calls must be at least 1")
+        if self.concurrency < 1:
+            out.append("--concurrency must be at least 1")
+        if self.ramp_s < 0:
+            out.append("--ramp must be >= 0")
+        if not self.max_seconds > 0:
+            out.append("--max-seconds must be > 0")
+        if self.url and self.provider != "local":
+            out.append(f"--provider {self.provider} is for the in-process server; drop --url")
+        if not self.speed > 0:
+            out.append("speed must be > 0")
+        return out
+
+    @property
+    def mode(self) -> str:
+        if self.url:
+            return f"remote {self.url}"
+        return (
+            f"in-process, {'fake OpenAI' if self.provider == 'fake-openai' else 'offline engine'}"
+        )
+
+
+@dataclass
+class CallSlot:
+    """One planned call and what became of it."""
+
+    index: int
+    script: CallScript
+    today: dt.date | None  # the calendar day this call runs under (in-process, local)
+    status: str = "pending"  # pending | running | ok | failed | timed_out | not_started
+    result: CallResult | None = None
+    error: str | None = None
+    started_s: float | None = None
+    ended_s: float | None = None
+
+    @property
+    def failures(self) -> list[str]:
+        if self.result is not None:
+            return list(self.result.failures)
+        return [self.error] if self.error else []
+
+
+@dataclass
+class Target:
+    """Where calls go, and what the runner may see of the server."""
+
+    base_url: str
+    auth_token: str
+    public_url: str | None = None
+    records: dict[str, asyncio.Future[CallRecord]] | None = None  # in-process only
+    store: Any = None  # in-process only
+    set_today: Callable[[dt.date], None] | None = None  # in-process offline engine only
+
+
+# ---------------------------------------------------------------- the fake provider
+
+
+def import_fake_openai() -> ModuleType:
+    """`tests.fakes.openai_server`, from a source checkout (it is a test utility)."""
+    try:
+        import tests.fakes.openai_server as fake
+    except ImportError as first:
+        # The `phone-agent` script's sys.path has no checkout root; an editable install
+        # still has tests/ beside agent/.
+        root = Path(__file__).resolve().parents[1]
+        if (root / "tests" / "fakes" / "openai_server.py").is_file() and str(root) not in sys.path:
+            sys.path.insert(0, str(root))
+            try:
+                import tests.fakes.openai_server as fake
+            except ImportError as exc:
+                raise RuntimeError(_fake_help(exc)) from exc
+        else:
+            raise RuntimeError(_fake_help(first)) from first
+    return fake
+
+
+def _fake_help(exc: ImportError) -> str:
+    return (
+        f"--provider fake-openai needs the test fakes (tests/fakes/openai_server.py) and the "
+        f"dev extra, i.e. a source checkout with `pip install -e '.[dev]'` ({exc})"
+    )
+
+
+def fake_scenario(fake: ModuleType) -> Any:
+    """Every caller turn gets a ~2.4 s spoken reply: long enough for a fixture's barge-in
+    (at most 1.5 s into the reply), short enough to keep calls brief."""
+    return fake.Scenario(
+        default_reply="Sure, I can help you with that. Anything else?",
+        ms_per_char=50,
+        min_reply_ms=800,
+        max_reply_ms=3000,
+        rate_limits=False,
+    )
+
+
+# ---------------------------------------------------------------- planning
+
+
+def plan_calls(scripts: Sequence[CallScript], options: LoadTestOptions) -> list[list[CallSlot]]:
+    """N calls (fixtures cycled), in phases of one calendar day each.
+
+    The offline engine's "today" is one per process (LOCAL_ENGINE_TODAY) and fixtures pin
+    different days, so calls under different days never overlap: one phase per day.
+    Elsewhere the day is not ours to set (remote) or does not matter (fake): one phase.
+    """
+    fake = options.provider == "fake-openai" and not options.url
+    slots: list[CallSlot] = []
+    for i in range(options.calls):
+        script = scripts[i % len(scripts)]
+        if fake:
+            script = _unchecked(script)
+        local = not options.url and not fake
+        slots.append(CallSlot(i, script, business_today(script) if local else None))
+    phases: dict[dt.date | None, list[CallSlot]] = {}
+    for slot in slots:
+        phases.setdefault(slot.today, []).append(slot)
+    return list(phases.values())
+
+
+def _unchecked(script: CallScript) -> CallScript:
+    """For the fake provider: no expectations, and the caller hangs up at the end (the
+    fake never ends a call, and run_script would wait for that)."""
+    steps = list(script.steps)
+    if not steps or not isinstance(steps[-1], Hangup):
+        steps.append(Hangup())
+    return script.model_copy(update={"expect": Expectations(), "steps": steps})
+
+
+# ---------------------------------------------------------------- targets
+
+
+@contextlib.asynccontextmanager
+async def open_target(
+    options: LoadTestOptions, first_today: dt.date | None
+) -> AsyncIterator[Target]:
+    if options.url:
+        token = options.auth_token or os.environ.get("TWILIO_AUTH_TOKEN", "")
+        yield Target(options.url, token, options.public_url)
+        return
+    from agent.inprocess import local_stack
+
+    # Leave room above the run's concurrency: the server answers busy at its limit.
+    limit = max(200, options.concurrency + 20)
+    records: dict[str, asyncio.Future[CallRecord]] = {}
+    if options.provider == "fake-openai":
+        fake = import_fake_openai()
+        scenario = fake_scenario(fake)
+        async with fake.FakeOpenAIRealtime(scenario) as server, local_stack(
+            engine=False, realtime_url=server.url, openai_api_key=scenario.api_key,
+            max_concurrent_calls=limit,
+        ) as stack:  # fmt: skip
+            stack.service.listeners.append(record_collector(records))
+            yield Target(stack.base_url, stack.auth_token, None, records, stack.service.store)
+        return
+
+    today = first_today or dt.date.today()
+    os.environ["LOCAL_ENGINE_TODAY"] = today.isoformat()
+    async with local_stack(tools_today=today.isoformat(), max_concurrent_calls=limit) as stack:
+        stack.service.listeners.append(record_collector(records))
+
+        def set_today(day: dt.date) -> None:
+            # Read when a call opens its session: safe between phases, never during one.
+            os.environ["LOCAL_ENGINE_TODAY"] = day.isoformat()
+            stack.service.settings.tools_today = day.isoformat()
+
+        yield Target(
+            stack.base_url, stack.auth_token, None, records, stack.service.store, set_today
+        )
+
+
+# ---------------------------------------------------------------- running
+
+
+class LoadRun:
+    """Runs the planned calls against a target; keeps counts, the timeline, progress."""
+
+    def __init__(
+        self,
+        options: LoadTestOptions,
+        phases: list[list[CallSlot]],
+        target: Target,
+        on_change: Callable[[LoadRun], None] | None = None,
+    ) -> None:
+        self.options = options
+        self.phases = phases
+        self.slots = [s for phase in phases for s in phase]
+        self.target = target
+        self.on_change = on_change
+        self.t0 = 0.0
+        self.in_flight = 0
+        self.finished = 0
+        self.failed = 0  # failed + timed out
+        self.stopped_early = False
+        self.latencies: list[float] = []  # voice-to-voice so far, for the live p50
+        self.timeline: list[tuple[float, int, int, int]] = [(0.0, 0, 0, 0)]
+        # In-process offline engine: a fixture books the same slot with the same phone every
+        # time, so two runs of it must not overlap and each must free its booking after.
+        self._exclusive = target.set_today is not None
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    @property
+    def p50(self) -> float | None:
+        return statistics.median(self.latencies) if self.latencies else None
+
+    def _now(self) -> float:
+        return time.monotonic() - self.t0
+
+    def _changed(self) -> None:
+        self.timeline.append((round(self._now(), 3), self.in_flight, self.finished, self.failed))
+        if self.on_change is not None:
+            self.on_change(self)
+
+    async def run(self) -> None:
+        self.t0 = time.monotonic()
+        deadline = self.t0 + self.options.max_seconds
+        sem = asyncio.Semaphore(self.options.concurrency)
+        for phase in self.phases:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self.stopped_early:
+                self.stopped_early = True
+                for slot in phase:
+                    slot.status = "not_started"
+                continue
+            if self.target.set_today is not None and phase[0].today is not None:
+                self.target.set_today(phase[0].today)
+            tasks = [
+                asyncio.create_task(self._one(slot, sem), name=f"loadtest-{slot.index}")
+                for slot in phase
+            ]
+            _, pending = await asyncio.wait(tasks, timeout=remaining)
+            if pending:
+                self.stopped_early = True
+                for task in pending:
+                    task.cancel()
+                # Cancelled calls hang up (`stop`, close) on their way out; bounded.
+                await asyncio.wait(pending, timeout=CLEANUP_S)
+        self._changed()
+
+    async def _one(self, slot: CallSlot, sem: asyncio.Semaphore) -> None:
+        opts = self.options
+        try:
+            start_at = self.t0 + opts.ramp_s * slot.index / opts.calls
+            if start_at > time.monotonic():
+                await asyncio.sleep(start_at - time.monotonic())  # the ramp schedule itself
+            lock = self._locks[slot.script.name] if self._exclusive else contextlib.nullcontext()
+            async with lock, sem:
+                await self._call(slot)
+        except asyncio.CancelledError:
+            if slot.status == "pending":
+                slot.status = "not_started"
+            raise
+
+    async def _call(self, slot: CallSlot) -> None:
+        t = self.target
+        slot.status = "running"
+        slot.started_s = self._now()
+        self.in_flight += 1
+        self._changed()
+        try:
+            result = await run_script(
+                slot.script, base_url=t.base_url, auth_token=t.auth_token,
+                public_url=t.public_url, speed=self.options.speed, records=t.records,
+                store=t.store,
+            )  # fmt: skip
+        except asyncio.CancelledError:
+            slot.status = "timed_out"
+            raise
+        except Exception as exc:  # one bad call must not end the run: record it
+            slot.status = "failed"
+            slot.error = f"{type(exc).__name__}: {exc}"
+        else:
+            slot.result = result
+            slot.status = "ok" if result.ok else "failed"
+            self.latencies += result.latencies_ms
+            if self._exclusive and t.store is not None:
+                await _free_bookings(t.store, slot.script.from_)
+        finally:
+            slot.ended_s = self._now()
+            self.in_flight -= 1
+            self.finished += 1
+            if slot.status != "ok":
+                self.failed += 1
+            self._changed()
+
+
+async def _free_bookings(store: Any, phone: str) -> None:
+    """Cancel what this run of a fixture booked, so its next run finds the slot free."""
+    try:
+        for booking in await store.find_by_phone(phone):
+            await store.cancel(booking.booking_id)
+    except Exception:  # cleanup trouble shows up as the next run's failure, with a reason
+        log.exception("could not free the bookings of %s", phone)
+
+
+# ---------------------------------------------------------------- the report
+
+
+def _gap_ms(result: CallResult) -> float:
+    """Silence inside bot replies: a reply's span from first audio to its end, minus the
+    audio that played. Audio the server did not deliver in time (or at all) shows up here;
+    so do deliberate pauses inside one reply (a filler, then the tool's answer)."""
+    total = 0.0
+    for turn in result.turns:
+        if turn.first_bot_media_at is None or turn.reply_done_at is None:
+            continue
+        if turn.barge_in_at is not None or turn.clear_at is not None:
+            continue  # cut short on purpose
+        span = (turn.reply_done_at - turn.first_bot_media_at) * 1000
+        total += max(0.0, span - turn.bot_audio_played_ms - GAP_TOLERANCE_MS)
+    return total
+
+
+def _reason_key(reason: str) -> str:
+    # Same failure, different numbers (sids, ms, dates): one group.
+    return re.sub(r"\d+(\.\d+)?", "#", reason)[:160]
+
+
+def build_report(
+    run: LoadRun, *, wall_s: float, cpu_s: float, started_at: dt.datetime
+) -> dict[str, Any]:
+    opts = run.options
+    slots = run.slots
+    results = [s.result for s in slots if s.result is not None]
+    in_process = not opts.url
+    fake = in_process and opts.provider == "fake-openai"
+    status = Counter(s.status for s in slots)
+
+    v2v = [x for r in results for x in r.latencies_ms]
+    clear = [x for r in results for x in r.clear_latencies_ms]
+    marks = [d for r in results for t in r.turns for d in t.mark_echo_delays_ms]
+    lead = [t.max_playback_lead_ms for r in results for t in r.turns if t.bot_audio_received_ms]
+    records = [r.record for r in results if r.record is not None]
+    filler = [
+        x for rec in records for tc in rec.tool_calls for x in tc.get("filler_onset_ms") or ()
+    ]
+
+    tools: dict[str, Any] | None = None
+    if in_process:
+        calls = [tc for rec in records for tc in rec.tool_calls]
+        by_status = Counter(str(tc.get("status")) for tc in calls)
+        bad = [tc for tc in calls if tc.get("status") not in ("ok", "cancelled")]
+        tools = {
+            "calls": len(calls),
+            "errors": len(bad),  # error / timeout; `cancelled` (barge-in, hang-up) apart
+            "by_status": dict(by_status),
+            "errors_by_tool": dict(Counter(f"{tc.get('name')}: {tc.get('status')}" for tc in bad)),
+        }
+
+    gap_ms = sum(_gap_ms(r) for r in results)
+    gap_frames = int(gap_ms // FRAME_MS)
+    violations = sum(r.violations for r in results)
+    approx_sent = int(sum(r.duration_s for r in results) * 1000 / FRAME_MS * opts.speed)
+    late = sum(r.frames_late for r in results)
+
+    groups: dict[str, dict[str, Any]] = {}
+    for slot in slots:
+        reasons = slot.failures if slot.status == "failed" else []
+        if slot.status == "timed_out":
+            reasons = [f"timed out: still running at --max-seconds {opts.max_seconds:g}"]
+        for reason in dict.fromkeys(reasons):
+            g = groups.setdefault(
+                _reason_key(reason), {"reason": reason, "calls": 0, "scripts": []}
+            )
+            g["calls"] += 1
+            if slot.script.name not in g["scripts"]:
+                g["scripts"].append(slot.script.name)
+
+    finished = status["ok"] + status["failed"]
+    notes = [
+        "Latencies are wall-clock and measured at the emulated phone; on a shared machine "
+        "(other tests, few cores) they are noisy: compare runs on the same machine only.",
+        "Frames late = caller frames the emulator itself sent > 5 ms after their 20 ms "
+        "deadline: high values mean this client was overloaded and inflate every latency.",
+        "Frames lost = silence inside a bot reply (audio not delivered in time; includes "
+        "deliberate pauses such as filler -> answer) in 20 ms frames, plus protocol violations.",
+    ]
+    if in_process:
+        notes.append(
+            "CPU includes the in-process server"
+            + (", fake provider" if fake else " and offline engine")
+            + "."
+        )
+    if len(run.phases) > 1:
+        days = ", ".join(str(p[0].today) for p in run.phases)
+        notes.append(f"Fixtures pin {len(run.phases)} different days ({days}); the offline engine's "
+                     "calendar is per process, so those ran as consecutive phases.")  # fmt: skip
+    if in_process and not fake and opts.concurrency > LOCAL_ENGINE_COMFORT:
+        notes.append(f"Concurrency {opts.concurrency} with the offline engine: its speech models "
+                     f"are CPU-bound, latencies above {LOCAL_ENGINE_COMFORT} calls mostly measure them.")  # fmt: skip
+
+    return {
+        "version": 1,
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "mode": opts.mode,
+        "config": {
+            "fixtures": str(opts.fixtures),
+            "calls": opts.calls,
+            "concurrency": opts.concurrency,
+            "ramp_s": opts.ramp_s,
+            "max_seconds": opts.max_seconds,
+            "url": opts.url,
+            "provider": None if opts.url else opts.provider,
+            "speed": opts.speed,
+        },
+        "wall_s": round(wall_s, 2),
+        "stopped_early": run.stopped_early,
+        "calls": {
+            "requested": len(slots),
+            "started": sum(1 for s in slots if s.started_s is not None),
+            "finished": finished,
+            "ok": status["ok"],
+            "failed": status["failed"],
+            "timed_out": status["timed_out"],
+            "not_started": status["not_started"] + status["pending"],
+        },
+        "failures": sorted(groups.values(), key=lambda g: -g["calls"]),
+        "latency_ms": {
+            "voice_to_voice": summarise(v2v),
+            "barge_in_to_clear": summarise(clear),
+            "mark_round_trip": summarise(marks),
+            "filler_onset": summarise(filler) if in_process else None,
+            "playback_lead": summarise(lead),
+        },
+        "frames": {
+            "approx_sent": approx_sent,
+            "late": late,
+            "late_pct": round(100 * late / approx_sent, 3) if approx_sent else 0.0,
+            "late_calls": sum(1 for r in results if r.frames_late),
+            "max_lateness_ms": round(max((r.max_lateness_ms for r in results), default=0.0), 1),
+            "gap_ms": round(gap_ms, 1),
+            "gap_frames": gap_frames,
+            "violations": violations,
+            "lost": gap_frames + violations,
+        },
+        "tools": tools,
+        "expectations": (
+            "not checked (fake provider: replies are a tone)"
+            if fake
+            else f"checked: {status['ok']} of {finished} finished calls met theirs"
+        ),  # fmt: skip
+        "cpu": {
+            "process_s": round(cpu_s, 2),
+            "per_call_s": round(cpu_s / finished, 3) if finished else 0.0,
+            "cores": round(cpu_s / wall_s, 2) if wall_s > 0 else 0.0,
+            "scope": (
+                "emulator + server + " + ("fake provider" if fake else "offline engine")
+                if in_process
+                else "emulator only"
+            ),  # fmt: skip
+        },
+        "phases": [
+            {"today": p[0].today.isoformat() if p[0].today else None, "calls": len(p)}
+            for p in run.phases
+        ],
+        "timeline": [list(row) for row in run.timeline],
+        "samples": {
+            "voice_to_voice": [round(x, 1) for x in v2v],
+            "barge_in_to_clear": [round(x, 1) for x in clear],
+            "mark_round_trip": [round(x, 1) for x in marks],
+            "filler_onset": [round(x, 1) for x in filler],
+        },
+        "per_call": [_call_row(s) for s in slots],
+        "notes": notes,
+    }
+
+
+def _call_row(slot: CallSlot) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "index": slot.index,
+        "script": slot.script.name,
+        "status": slot.status,
+        "started_s": None if slot.started_s is None else round(slot.started_s, 2),
+        "ended_s": None if slot.ended_s is None else round(slot.ended_s, 2),
+        "error": slot.error,
+    }
+    r = slot.result
+    if r is not None:
+        lat = r.latencies_ms
+        row.update(
+            call_sid=r.call_sid,
+            outcome=r.outcome,
+            duration_s=round(r.duration_s, 2),
+            turns=len(r.turns),
+            v2v_ms=[round(x, 1) for x in lat],
+            v2v_p50_ms=round(percentile(lat, 50), 1) if lat else None,
+            clear_ms=[round(x, 1) for x in r.clear_latencies_ms],
+            frames_late=r.frames_late,
+            max_lateness_ms=round(r.max_lateness_ms, 1),
+            gap_ms=round(_gap_ms(r), 1),
+            violations=r.violations,
+            failures=r.failures,
+        )
+    return row
+
+
+# ---------------------------------------------------------------- entry points
+
+
+async def run_loadtest(
+    options: LoadTestOptions,
+    *,
+    scripts: Sequence[CallScript] | None = None,
+    on_change: Callable[[LoadRun], None] | None = None,
+) -> dict[str, Any]:
+    """Run the load test; returns the report (a JSON-ready dict)."""
+    bad = options.problems()
+    if bad:
+        raise ValueError("; ".join(bad))
+    scripts = list(scripts) if scripts is not None else load_scripts(options.fixtures)
+    if not scripts:
+        raise ScriptError(f"{options.fixtures}: no call scripts (*.yaml) here")
+    phases = plan_calls(scripts, options)
+    started_at = dt.datetime.now(dt.UTC)
+    async with open_target(options, phases[0][0].today) as target:
+        run = LoadRun(options, phases, target, on_change)
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        await run.run()
+        wall_s, cpu_s = time.monotonic() - wall0, time.process_time() - cpu0
+    return build_report(run, wall_s=wall_s, cpu_s=cpu_s, started_at=started_at)
+
+
+class _Progress:
+    """A rich progress bar on a terminal; one line per finished call elsewhere (CI logs)."""
+
+    def __init__(self, console: Any, total: int) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.console = console
+        self.live = console.is_terminal
+        self._done: set[int] = set()
+        self.progress = Progress(
+            TextColumn("[bold]calls"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("[red]failed {task.fields[failed]}[/]"),
+            TextColumn("in flight {task.fields[in_flight]}"),
+            TextColumn("p50 {task.fields[p50]}"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not self.live,
+        )
+        self.task = self.progress.add_task("calls", total=total, failed=0, in_flight=0, p50="-")
+
+    def __enter__(self) -> _Progress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, run: LoadRun) -> None:
+        p50 = run.p50
+        self.progress.update(
+            self.task, completed=run.finished, failed=run.failed, in_flight=run.in_flight,
+            p50="-" if p50 is None else f"{p50:.0f} ms",
+        )  # fmt: skip
+        if not self.live:
+            for slot in sorted(run.slots, key=lambda s: s.ended_s or 0):
+                if slot.ended_s is None or slot.index in self._done:
+                    continue
+                self._done.add(slot.index)
+                why = f": {slot.failures[0][:120]}" if slot.status != "ok" and slot.failures else ""
+                self.console.print(
+                    f"[{run.finished}/{len(run.slots)}] {slot.script.name} {slot.status}{why}"
+                )
+
+
+async def run_loadtest_command(args: Any) -> int:
+    """The CLI: progress while it runs, then the table and the report files."""
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    options = LoadTestOptions.from_args(args)
+    bad = options.problems()
+    if bad:
+        for problem in bad:
+            console.print(f"[red]{problem}[/]")
+        return 2
+    try:
+        scripts = load_scripts(options.fixtures)
+    except ScriptError as exc:
+        console.print(f"[red]{exc}[/]")
+        return 2
+    if not scripts:
+        console.print(f"[red]{options.fixtures}: no call scripts (*.yaml) here[/]")
+        return 2
+    if options.provider == "fake-openai" and not options.url:
+        try:
+            import_fake_openai()
+        except RuntimeError as exc:
+            console.print(f"[red]{exc}[/]")
+            return 2
+    if "LOG_LEVEL" not in os.environ:
+        # The in-process server logs every call at INFO; that would bury the progress bar.
+        logging.getLogger().setLevel(logging.WARNING)
+    console.print(
+        f"[dim]{options.mode}: {options.calls} calls from {len(scripts)} fixtures, "
+        f"{options.concurrency} at once, stop at {options.max_seconds:g} s[/]"
+    )
+    with _Progress(console, options.calls) as progress:
+        report = await run_loadtest(options, scripts=scripts, on_change=progress)
+    print_report(console, report)
+    if options.report is not None:
+        files = write_report(report, options.report)
+        console.print(f"report: {files.json}  {files.html}")
+        if files.charts_note:
+            console.print(f"[yellow]{files.charts_note}[/]")
+    calls = report["calls"]
+    return 0 if calls["ok"] == calls["requested"] else 1
