@@ -92,7 +92,7 @@ def _serve(args: argparse.Namespace) -> int:
 async def _run_server(settings: object, *, local: bool) -> None:
     import uvicorn
 
-    from agent.server import create_app
+    from agent.server import SHUTDOWN_GRACE_S, DrainingServer, create_app
 
     engine = None
     if local:
@@ -110,10 +110,12 @@ async def _run_server(settings: object, *, local: bool) -> None:
         ws_max_size=64 * 1024,  # a Twilio frame is < 1 KiB; cap abuse at the ASGI layer
         log_config=None,
         proxy_headers=True,
-        timeout_graceful_shutdown=int(settings.drain_deadline_s),  # type: ignore[attr-defined]
+        # The drain itself happens before uvicorn's shutdown (see DrainingServer); this is
+        # only how long connections then get to close.
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )
     try:
-        await uvicorn.Server(config).serve()
+        await DrainingServer(config, app.state.service).serve()
     finally:
         if engine is not None:
             engine.close()

@@ -683,15 +683,20 @@ async def run_loadtest_command(args: Any) -> int:
         except RuntimeError as exc:
             console.print(f"[red]{exc}[/]")
             return 2
+    root = logging.getLogger()
+    level = root.level
     if "LOG_LEVEL" not in os.environ:
         # The in-process server logs every call at INFO; that would bury the progress bar.
-        logging.getLogger().setLevel(logging.WARNING)
+        root.setLevel(logging.WARNING)
     console.print(
         f"[dim]{options.mode}: {options.calls} calls from {len(scripts)} fixtures, "
         f"{options.concurrency} at once, stop at {options.max_seconds:g} s[/]"
     )
-    with _Progress(console, options.calls) as progress:
-        report = await run_loadtest(options, scripts=scripts, on_change=progress)
+    try:
+        with _Progress(console, options.calls) as progress:
+            report = await run_loadtest(options, scripts=scripts, on_change=progress)
+    finally:
+        root.setLevel(level)
     print_report(console, report)
     if options.report is not None:
         files = write_report(report, options.report)

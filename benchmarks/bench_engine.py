@@ -13,8 +13,8 @@ Latency is measured from `input_audio_buffer.speech_stopped` (the engine's end-o
 decision) to the first `response.output_audio.delta`; for turns answered with a tool call
 (no audio), to `response.function_call_arguments.done`. "from last word" adds the VAD
 hangover: wall time from the last voiced frame sent to the same first output.
-Tool results are answered at once and their spoken phrasing is timed from `response.create`
-(in the concurrent run those phrases are already in the engine's TTS cache from run 1).
+Tool results are answered at once and their spoken phrasing is timed from `response.create`.
+Every session uses its own dialog variant so data-dependent replies are not cache hits.
 Targets: p50 < 700 ms, peak RSS < 700 MB.
 """
 
@@ -44,19 +44,34 @@ TARGET_RSS_MB = 700
 FRAME = 160  # 20 ms of μ-law
 TOOLS = ["check_availability", "book_appointment", "lookup_order", "transfer_call", "end_call"]
 
-# (caller says, canned tool result if the engine calls a tool)
-DIALOG: list[tuple[str, dict[str, Any] | None]] = [
-    ("Hi, I'd like to book an appointment.", None),
-    ("Thursday, please.", {"day": "2026-11-26", "free_slots": ["09:00", "10:30", "14:00"]}),
-    ("Ten thirty.", None),
-    ("My name is Ana Lopez.", {"status": "booked", "booking_id": "BK-1042", "day": "2026-11-26",
-                               "time": "10:30", "name": "Ana Lopez"}),  # fmt: skip
-    ("Where is my order?", None),
-    ("Four five six seven.", {"found": True, "order_number": "4567", "status": "shipped",
-                              "items": ["mug"], "eta": "2026-11-28"}),  # fmt: skip
-    ("What's the weather like today?", None),
-    ("Can I speak to a person?", {"status": "transferring"}),
-]
+# Each session plays its own variant (other day, name, order number), so replies that
+# depend on the data are synthesised fresh instead of coming from the engine's phrase cache.
+DAYS = [("Monday", "2026-11-30"), ("Tuesday", "2026-12-01"), ("Wednesday", "2026-11-25"),
+        ("Thursday", "2026-11-26"), ("Friday", "2026-11-27"), ("Saturday", "2026-11-28")]  # fmt: skip
+NAMES = ["Ana Lopez", "Maria Gonzalez", "John Smith", "Kim Lee", "Peter Brown", "Sara Cohen"]
+ORDERS = [("four five six seven", "4567"), ("one two three four", "1234"), ("eight eight two one", "8821"),
+          ("three three nine zero", "3390"), ("five one seven two", "5172"), ("six zero four eight", "6048")]  # fmt: skip
+TIMES = [("Ten thirty.", "10:30"), ("Nine.", "09:00"), ("Two pm.", "14:00"), ("Eleven.", "11:00"),
+         ("Three thirty.", "15:30"), ("Noon.", "12:00")]  # fmt: skip
+
+
+def dialog(variant: int) -> list[tuple[str, dict[str, Any] | None]]:
+    """(caller says, canned tool result if the engine calls a tool)."""
+    (day_word, day), name = DAYS[variant % 6], NAMES[variant % 6]
+    (spoken_order, order), (spoken_time, time_) = ORDERS[variant % 6], TIMES[variant % 6]
+    slots = sorted({"09:00", "10:30", "14:00", time_})
+    return [
+        ("Hi, I'd like to book an appointment.", None),
+        (f"{day_word}, please.", {"day": day, "free_slots": slots}),
+        (spoken_time, None),
+        (f"My name is {name}.", {"status": "booked", "booking_id": f"BK-{1000 + variant}", "day": day,
+                                 "time": time_, "name": name}),  # fmt: skip
+        ("Where is my order?", None),
+        (spoken_order.capitalize() + ".", {"found": True, "order_number": order, "status": "shipped",
+                                            "items": ["mug"], "eta": DAYS[(variant + 2) % 6][1]}),  # fmt: skip
+        ("What's the weather like today?", None),
+        ("Can I speak to a person?", {"status": "transferring"}),
+    ]
 
 
 @dataclass
@@ -71,12 +86,12 @@ class Timings:
             getattr(self, name).extend(getattr(other, name))
 
 
-def render_dialog() -> list[bytes]:
+def render_dialog(variant: int) -> list[bytes]:
     from agent.local.codec import encode_output
     from agent.local.models import load_models
 
     tts = load_models().tts
-    return [encode_output(tts.synthesize(text), tts.rate, "audio/pcmu") for text, _ in DIALOG]
+    return [encode_output(tts.synthesize(text), tts.rate, "audio/pcmu") for text, _ in dialog(variant)]
 
 
 def free_port() -> int:
@@ -105,7 +120,7 @@ def memory_mb(pid: int) -> tuple[float, float]:
     return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
 
 
-async def run_session(port: int, audio: list[bytes]) -> Timings:
+async def run_session(port: int, variant: int, audio: list[bytes]) -> Timings:
     timings = Timings()
     async with connect(f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime", max_size=None) as ws:
         session = {
@@ -134,7 +149,7 @@ async def run_session(port: int, audio: list[bytes]) -> Timings:
         read_task = asyncio.create_task(reader())
         await next_event("session.updated")
         try:
-            for utterance, (_, tool_result) in zip(audio, DIALOG, strict=True):
+            for utterance, (_, tool_result) in zip(audio, dialog(variant), strict=True):
                 last_word = await play(ws, utterance)
                 stopped, _ = await next_event("input_audio_buffer.speech_stopped")
                 at, first = await next_event("response.output_audio.delta", "response.function_call_arguments.done")
@@ -206,19 +221,21 @@ async def main() -> int:
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
 
-    print("rendering caller audio ...", flush=True)
-    audio = render_dialog()
+    variants = args.rounds + args.sessions
+    print(f"rendering caller audio ({variants} dialog variants) ...", flush=True)
+    audio = [render_dialog(v) for v in range(variants)]
     port = args.port or free_port()
     t0 = time.perf_counter()
     engine = start_engine(port)
     print(f"engine pid {engine.pid} up in {time.perf_counter() - t0:.1f} s (models loaded, warmed)")
     try:
         single = Timings()
-        for _ in range(args.rounds):
-            single.extend(await run_session(port, audio))
+        for v in range(args.rounds):
+            single.extend(await run_session(port, v, audio[v]))
         solo = report("1 session", single)
         loaded = Timings()
-        for result in await asyncio.gather(*(run_session(port, audio) for _ in range(args.sessions))):
+        runs = (run_session(port, v, audio[v]) for v in range(args.rounds, variants))
+        for result in await asyncio.gather(*runs):
             loaded.extend(result)
         busy = report(f"{args.sessions} sessions at once", loaded)
         rss, hwm = memory_mb(engine.pid)

@@ -123,6 +123,7 @@ class EmulatedCall:
         self._closed_event = asyncio.Event()
         self._hanging_up = False
         self._error: BaseException | None = None
+        self._conditions: list[tuple[Callable[[EmulatedCall], bool], asyncio.Future[None]]] = []
         self.ended_at: float | None = None
         # What happened, for tests, fixtures and the load test (shared with the core).
         self.turns: list[TurnMetrics] = self._core.turns
@@ -378,6 +379,8 @@ class EmulatedCall:
                 core.frames_sent += 1
                 if segment is not None and not segment.done.done():
                     segment.done.set_result(None)
+                if self._conditions:
+                    self._check_conditions()
                 n += 1
         except ConnectionClosed:
             pass
@@ -402,6 +405,35 @@ class EmulatedCall:
             self._crash(exc)
             return
         self._finish(by_server=not self._hanging_up)
+
+    async def wait_until(
+        self,
+        predicate: Callable[[EmulatedCall], bool],
+        timeout: float = 30.0,  # noqa: ASYNC109 - a script-level limit, named in the error
+    ) -> None:
+        """Until `predicate(call)` holds, checked on every 20 ms tick of the call clock
+        (e.g. `lambda c: c.turn.bot_audio_played_ms >= 600`)."""
+        if predicate(self):
+            return
+        fut = self._future()
+        entry = (predicate, fut)
+        self._conditions.append(entry)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise TimeoutError(f"condition not met within {timeout} s") from None
+        finally:
+            if entry in self._conditions:
+                self._conditions.remove(entry)
+
+    def _check_conditions(self) -> None:
+        for predicate, fut in list(self._conditions):
+            if not fut.done():
+                try:
+                    if predicate(self):
+                        fut.set_result(None)
+                except Exception as exc:  # a broken predicate fails its waiter, not the call
+                    fut.set_exception(exc)
 
     # ------------------------------------------------------------ plumbing
 

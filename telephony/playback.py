@@ -114,10 +114,11 @@ class Playback:
         tail = self._framer.flush()
         if tail is not None:
             self._queue.append((tail, segment, True))
-        elif self._queue:  # the open segment's frames are the last ones queued
+        elif self._queue and self._queue[-1][1] == segment:
             frame, _, _ = self._queue[-1]
             self._queue[-1] = (frame, segment, True)
-        # else its frames are all sent: the next take_sendable marks them (segment closed).
+        # else its frames are all sent (the next take_sendable marks them, the segment
+        # being closed) or it never had any: nothing to queue.
 
     # ------------------------------------------------------------ output
 

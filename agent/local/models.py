@@ -16,13 +16,15 @@ from typing import TYPE_CHECKING
 from .stt import Transcriber
 from .tts import Synthesizer
 from .vad import Scorer, silero_scorer
+from .workers import PriorityPool
 
 if TYPE_CHECKING:
     from piper import PiperVoice
 
 STT_THREADS = 2
-STT_WORKERS = 2
-TTS_THREADS = 2  # two transcriptions may run at once (two calls ending a turn together)
+STT_WORKERS = 2  # two transcriptions may run at once (two calls ending a turn together)
+TTS_THREADS = 2
+TTS_WORKERS = 2
 
 # Prompts the policy says often: rendered once at start-up, off the critical path.
 WARM_PHRASES = (
@@ -43,11 +45,12 @@ class MissingLocalExtra(RuntimeError):
 @dataclass(frozen=True)
 class Workers:
     """Separate small pools per kind of work: a queue of 250 ms transcriptions must never
-    delay the 1 ms VAD step that notices a caller barging in, nor the next TTS sentence."""
+    delay the 1 ms VAD step that notices a caller barging in, nor a reply's first words.
+    STT and TTS pools run the most urgent job first (see workers.py)."""
 
     vad: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(2, "engine-vad"))
-    stt: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(STT_WORKERS, "engine-stt"))
-    tts: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(2, "engine-tts"))
+    stt: PriorityPool = field(default_factory=lambda: PriorityPool(STT_WORKERS, "engine-stt"))
+    tts: PriorityPool = field(default_factory=lambda: PriorityPool(TTS_WORKERS, "engine-tts"))
 
 
 @dataclass(frozen=True)

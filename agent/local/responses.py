@@ -24,11 +24,12 @@ from .codec import FormatType, bytes_per_ms, format_dict
 from .policy import Reply, ToolCall
 from .protocol import new_id
 from .tts import speech_chunks
+from .workers import LATER, URGENT
 
 DELTA_MS = 100
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
-Render = Callable[[str, FormatType], Awaitable[bytes]]
+Render = Callable[[str, FormatType, int], Awaitable[bytes]]  # (text, format, priority)
 
 
 class _Cancelled(Exception):
@@ -246,7 +247,9 @@ class ResponseRun:
     ) -> None:
         chunks = speech_chunks(text)
         step = DELTA_MS * bytes_per_ms(self.fmt)
-        upcoming = asyncio.ensure_future(self._render(chunks[0], self.fmt)) if chunks else None
+        # the first words are urgent (the caller waits in silence); later sentences have
+        # the playback time of the ones before them
+        upcoming = asyncio.ensure_future(self._render(chunks[0], self.fmt, URGENT)) if chunks else None
         try:
             for i, chunk in enumerate(chunks):
                 assert upcoming is not None
@@ -254,7 +257,7 @@ class ResponseRun:
                 # synthesise the next piece while this one goes out
                 upcoming = None
                 if i + 1 < len(chunks):
-                    upcoming = asyncio.ensure_future(self._render(chunks[i + 1], self.fmt))
+                    upcoming = asyncio.ensure_future(self._render(chunks[i + 1], self.fmt, LATER))
                 start = record.ms
                 delta = chunk if i == 0 else " " + chunk
                 await self._emit({"type": "response.output_audio_transcript.delta", **ids, "delta": delta})

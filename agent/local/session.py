@@ -48,6 +48,7 @@ from .responses import AudioRecord, ResponseRun
 from .stt import Transcript
 from .tts import speech_chunks
 from .vad import VadEvent
+from .workers import SOON, URGENT
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,7 @@ class EngineSession:
         elif ev.kind == "pause":
             # transcribe now, while the VAD waits out the rest of the silence
             audio = listener.turn_audio(turn, ev.at)
-            turn.speculative = self._spawn(self._transcribe(audio), f"speculative stt {turn.item_id}")
+            turn.speculative = self._spawn(self._transcribe(audio, SOON), f"speculative stt {turn.item_id}")
             self._spawn(self._prerender(turn.speculative), f"speculative tts {turn.item_id}")
         elif ev.kind == "resume":
             turn.speculative = None
@@ -222,12 +223,10 @@ class EngineSession:
         preview.hear(transcript.text)
         chunks = speech_chunks(preview.respond().text)
         if chunks:
-            await self._render(chunks[0], audio_format(self.session, "output"))
+            await self._render(chunks[0], audio_format(self.session, "output"), SOON)
 
-    async def _transcribe(self, pcm: bytes) -> Transcript:
-        return await self._loop.run_in_executor(
-            self._models.workers.stt, self._models.stt.transcribe, pcm
-        )
+    async def _transcribe(self, pcm: bytes, priority: int = URGENT) -> Transcript:
+        return await self._models.workers.stt.run(priority, self._models.stt.transcribe, pcm)
 
     async def _commit(self, item_id: str, pcm: bytes, speculative: asyncio.Future[Transcript] | None) -> None:
         previous = self._last_item_id()
@@ -371,8 +370,8 @@ class EngineSession:
             self.active = run
         run.start()
 
-    async def _render(self, text: str, fmt: FormatType) -> bytes:
-        return await self._loop.run_in_executor(self._models.workers.tts, self._models.tts.render, text, fmt)
+    async def _render(self, text: str, fmt: FormatType, priority: int) -> bytes:
+        return await self._models.workers.tts.run(priority, self._models.tts.render, text, fmt)
 
     async def _policy_plan(self) -> Reply:
         """Feed the policy everything heard since the last response (in order), then ask it."""

@@ -349,6 +349,9 @@ async def test_echo_round_trip_records_audio_and_turn_metrics(
         assert w.readframes(w.getnframes()) == ulaw_to_pcm16(call.played_audio)
     with wave.open(str(tmp_path / "both.wav")) as w:
         assert w.getnchannels() == 2 and w.getnframes() == len(call.caller_audio)
+        stereo = w.readframes(w.getnframes())
+    left = b"".join(stereo[i : i + 2] for i in range(0, len(stereo), 4))
+    assert left == ulaw_to_pcm16(call.caller_audio)  # caller left, bot right, aligned
 
 
 async def test_marks_echo_only_after_their_audio_has_played(server: Running) -> None:

@@ -181,6 +181,21 @@ def test_a_new_segment_ends_the_previous_one() -> None:
     assert len(marks_of(out)) == 1
 
 
+def test_an_empty_segment_does_not_steal_the_previous_segments_end() -> None:
+    pb = Playback(SID, lead_ms=20, mark_every_ms=20)
+    twilio = FakeTwilio()
+    pb.enqueue(b"\x01" * 168, "a")  # one frame out now, 8 bytes waiting
+    pb.end_segment("a")
+    pb.enqueue(b"", "b")
+    pb.end_segment("b")
+    twilio.receive(pb.take_sendable())
+    while twilio.pending:
+        pb.on_mark(twilio.play_to_next_mark())
+        twilio.receive(pb.take_sendable())
+    assert pb.heard_ms_of("a") == pb.received_ms_of("a") == 21
+    assert pb.heard_segment == "a" and pb.heard_ms_of("b") == 0
+
+
 def test_end_segment_of_an_unknown_or_finished_segment_is_harmless() -> None:
     pb = Playback(SID)
     pb.end_segment("never")

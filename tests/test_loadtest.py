@@ -1,0 +1,148 @@
+"""`phone-agent loadtest` end to end: in-process server + the fake OpenAI provider.
+
+Real time throughout (the emulator sends a frame every 20 ms), so the fixtures are
+the shortest ones and the runs small.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent.cli import main
+from agent.fixtures import load_script
+from agent.loadtest import LoadRun, LoadTestOptions, Target, build_report, plan_calls, run_loadtest
+from agent.loadtest_report import percentile, summarise, write_report
+
+CALLS = Path(__file__).parent / "fixtures" / "calls"
+SHORT = ("goodbye", "hangup-during-tool", "barge-in")  # barge-in: clear latency too
+
+
+@pytest.fixture
+def fixtures_dir(tmp_path: Path) -> Path:
+    """A fixtures folder with just the short scripts (their audio via a symlink)."""
+    out = tmp_path / "calls"
+    out.mkdir()
+    for name in SHORT:
+        shutil.copy(CALLS / f"{name}.yaml", out / f"{name}.yaml")
+    (out / "audio").symlink_to(CALLS / "audio", target_is_directory=True)
+    return out
+
+
+def test_loadtest_against_the_fake_provider_writes_a_sane_report(
+    fixtures_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report_path = tmp_path / "reports" / "run"
+    code = main([
+        "loadtest", "--fixtures", str(fixtures_dir), "--calls", "6", "--concurrency", "3",
+        "--provider", "fake-openai", "--report", str(report_path), "--max-seconds", "120",
+    ])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    report = json.loads((tmp_path / "reports" / "run.json").read_text())
+
+    calls = report["calls"]
+    assert calls == {
+        "requested": 6, "started": 6, "finished": 6, "ok": 6, "failed": 0,
+        "timed_out": 0, "not_started": 0,
+    }  # fmt: skip
+    assert report["failures"] == [] and not report["stopped_early"]
+    v2v = report["latency_ms"]["voice_to_voice"]
+    # goodbye 1 reply, barge-in 3, hangup-during-tool 0 (hangs up first): x2 each.
+    assert v2v["n"] >= 6
+    assert 0 < v2v["p50"] <= v2v["p95"] <= v2v["p99"] <= v2v["max"] < 5000
+    clear = report["latency_ms"]["barge_in_to_clear"]
+    assert clear["n"] >= 2 and 0 < clear["p50"] < 2000  # both barge-in runs
+    marks = report["latency_ms"]["mark_round_trip"]
+    assert marks["n"] > 10 and marks["p50"] > 0
+    # The server paces bot audio to ~200 ms ahead of playout.
+    assert report["latency_ms"]["playback_lead"]["max"] <= 300
+    assert report["latency_ms"]["filler_onset"]["n"] == 0  # in-process: measured, none due
+
+    frames = report["frames"]
+    assert frames["approx_sent"] > 6 * 200  # six calls of several seconds each
+    # Late frames are this client's own scheduling delays: small unless the machine is
+    # swamped (the suite runs beside other work on two cores), never most of them.
+    assert frames["late_pct"] < 50
+    assert frames["violations"] == 0
+    assert frames["lost"] < 50  # no audio missing inside replies (tolerance: noisy host)
+    assert report["tools"]["errors"] == 0
+    assert report["expectations"].startswith("not checked")
+    assert report["cpu"]["process_s"] > 0 and report["cpu"]["per_call_s"] > 0
+    assert len(report["per_call"]) == 6
+    assert {c["script"] for c in report["per_call"]} == set(SHORT)
+    # Calls over time: in flight never above the concurrency, all completed at the end.
+    assert max(row[1] for row in report["timeline"]) == 3
+    assert report["timeline"][-1][1:] == [0, 6, 0]
+
+    html = (tmp_path / "reports" / "run.html").read_text()
+    for png in ("run-latency.png", "run-timeline.png"):
+        assert (tmp_path / "reports" / png).stat().st_size > 1000
+        assert f"src='{png}'" in html
+    assert "voice-to-voice" in html and "mark round trip" in html
+    assert "voice-to-voice" in out and "report:" in out  # the terminal table
+
+
+async def test_max_seconds_stops_the_run_and_reports_timed_out_calls(tmp_path: Path) -> None:
+    # caller-silent stays on the line for 12 s: still running at the 3 s limit.
+    script = load_script(CALLS / "caller-silent.yaml")
+    options = LoadTestOptions(
+        calls=3, concurrency=2, provider="fake-openai", max_seconds=3.0, report=None
+    )
+    report = await run_loadtest(options, scripts=[script])
+
+    assert report["stopped_early"]
+    assert report["calls"]["timed_out"] == 2  # the two in flight
+    assert report["calls"]["not_started"] == 1  # waiting for a slot when time ran out
+    assert report["calls"]["ok"] == 0
+    assert [g["calls"] for g in report["failures"]] == [2]
+    assert "timed out" in report["failures"][0]["reason"]
+    # Hung up promptly: the limit plus the in-flight calls' clean hang-up.
+    assert report["wall_s"] < 3.0 + 10.0
+    assert {c["status"] for c in report["per_call"]} == {"timed_out", "not_started"}
+    files = write_report(report, tmp_path / "cut")
+    assert json.loads(files.json.read_text())["calls"]["timed_out"] == 2
+
+
+def test_without_matplotlib_the_html_says_there_are_no_charts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    # A run that never got going: the report must still render.
+    options = LoadTestOptions(calls=2, provider="fake-openai", report=None)
+    run = LoadRun(options, plan_calls([load_script(CALLS / "goodbye.yaml")], options),
+                  Target("http://127.0.0.1:9", "token"))  # fmt: skip
+    for slot in run.slots:
+        slot.status = "not_started"
+    report = build_report(run, wall_s=0.5, cpu_s=0.1, started_at=dt.datetime.now(dt.UTC))
+    files = write_report(report, tmp_path / "r.json")
+    assert files.json == tmp_path / "r.json" and files.html == tmp_path / "r.html"
+    assert files.charts == [] and "matplotlib" in (files.charts_note or "")
+    assert "matplotlib is not installed" in files.html.read_text()
+
+
+def test_percentiles_and_summary() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == pytest.approx(50.5)
+    assert percentile(values, 99) == pytest.approx(99.01)
+    assert percentile([7.0], 95) == 7.0
+    s = summarise(values)
+    assert (s["n"], s["p50"], s["max"]) == (100, 50.5, 100.0)
+    assert summarise([])["p50"] is None
+
+
+def test_offline_engine_calls_run_in_one_phase_per_fixture_day() -> None:
+    scripts = [load_script(CALLS / f"{n}.yaml") for n in ("booking", "order-status", "cancel")]
+    phases = plan_calls(scripts, LoadTestOptions(calls=7, provider="local"))
+    days = [p[0].today for p in phases]
+    assert len(set(days)) == len(days)  # one phase per distinct day
+    assert all(slot.today == phase[0].today for phase in phases for slot in phase)
+    assert sum(len(p) for p in phases) == 7
+    # The fake provider ignores days and expectations: one phase, caller hangs up last.
+    (fake,) = plan_calls(scripts, LoadTestOptions(calls=4, provider="fake-openai"))
+    assert fake[0].script.expect.tools == [] and fake[0].script.steps[-1].kind == "hangup"
