@@ -127,8 +127,7 @@ async def run_script(
     except (TimeoutError, OSError) as exc:
         error = f"{type(exc).__name__}: {exc}"
     if wav_dir is not None:
-        wav_dir.mkdir(parents=True, exist_ok=True)
-        call.save_wav(wav_dir / f"{script.name}.wav")
+        await asyncio.to_thread(_save_wav, call, wav_dir / f"{script.name}.wav")
 
     record: CallRecord | None = None
     if fut is not None:
@@ -166,6 +165,11 @@ async def run_script(
         error=error,
         bookings=bookings,
     )
+
+
+def _save_wav(call: EmulatedCall, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    call.save_wav(path)
 
 
 def record_collector(records: dict[str, asyncio.Future[CallRecord]]) -> Callable[[str, str, dict], None]:

@@ -357,14 +357,17 @@ class RedisRegistry:
             log.error("control command failed", exc_info=task.exception())
 
     async def _refresh(self) -> None:
-        """Keep our calls' entries alive; re-create any that Redis lost (restart, flush)."""
         while True:
             await asyncio.sleep(self.ttl_s / 3)  # a period timer, not a sync point
             try:
-                for call in list(self._local.values()):
-                    await self._write(call)
+                await self.refresh_once()
             except Exception as exc:
                 log.warning("registry: refresh failed (%s); retrying next period", exc)
+
+    async def refresh_once(self) -> None:
+        """Keep our calls' entries alive; re-create any that Redis lost (restart, flush)."""
+        for call in list(self._local.values()):
+            await self._write(call)
 
 
 def _live_call(h: dict[str, str]) -> LiveCall:

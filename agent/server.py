@@ -29,6 +29,7 @@ from agent.fillers import FillerCache
 from agent.flows import Flows, load_flows
 from agent.metrics import Metrics
 from agent.realtime import RealtimeSession, ToolSpec
+from agent.redis_tokens import RedisUsedTokens
 from agent.registry import LiveCall, Registry, new_instance_id, open_registry
 from agent.sessions import make_session, provider_of
 from agent.settings import Settings
@@ -51,7 +52,8 @@ class Service:
         self.flows = flows
         self.session_factory = session_factory
         secret = settings.stream_token_secret or secrets.token_hex(32)
-        self.used_tokens: Any = MemoryUsedTokens()
+        # Single use across instances needs the shared Redis (nothing connects until used).
+        self.used_tokens: Any = RedisUsedTokens(settings.redis_url) if settings.redis_url else MemoryUsedTokens()
         self.tokens = StreamTokens(secret.encode(), ttl_s=settings.stream_token_ttl_s, used=self.used_tokens)
         self.store: Any = None
         self.fillers = FillerCache()
@@ -76,11 +78,6 @@ class Service:
         s = self.settings
         self.store = open_store(s.redis_url, s.data_dir)
         self.fillers = FillerCache(self.store)
-        if s.redis_url:
-            from agent.redis_tokens import RedisUsedTokens
-
-            self.used_tokens = RedisUsedTokens(s.redis_url)
-            self.tokens.used = self.used_tokens
         if s.twilio_account_sid and s.twilio_auth_token:
             self.control = TwilioControl(s.twilio_account_sid, s.twilio_auth_token, s.twilio_api_base_url)
         await self.registry.start()

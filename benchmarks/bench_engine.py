@@ -52,7 +52,7 @@ NAMES = ["Ana Lopez", "Maria Gonzalez", "John Smith", "Kim Lee", "Peter Brown", 
 ORDERS = [("four five six seven", "4567"), ("one two three four", "1234"), ("eight eight two one", "8821"),
           ("three three nine zero", "3390"), ("five one seven two", "5172"), ("six zero four eight", "6048")]  # fmt: skip
 TIMES = [("Ten thirty.", "10:30"), ("Nine.", "09:00"), ("Two pm.", "14:00"), ("Eleven.", "11:00"),
-         ("Three thirty.", "15:30"), ("Noon.", "12:00")]  # fmt: skip
+         ("Three thirty.", "15:30"), ("At twelve noon.", "12:00")]  # fmt: skip
 
 
 def dialog(variant: int) -> list[tuple[str, dict[str, Any] | None]]:

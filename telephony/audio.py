@@ -6,7 +6,12 @@ resampling each frame on its own clicks at every frame edge and hurts recognitio
 
 from __future__ import annotations
 
-import audioop  # stdlib up to 3.12; the audioop-lts package provides it on >= 3.13
+import warnings
+
+with warnings.catch_warnings():
+    # stdlib up to 3.12 (deprecated there); the audioop-lts package provides it on >= 3.13.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import audioop
 
 import numpy as np
 import soxr

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,9 @@ MAX_MESSAGE_CHARS = 64 * 1024
 MAX_PAYLOAD_BYTES = 16 * 1024
 MAX_MARK_NAME = 256
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
+# Twilio SIDs are two letters + 32 hex; we accept any short token of safe characters,
+# which also keeps a peer from breaking the JSON we build around its streamSid.
+_SID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class ProtocolError(ValueError):
@@ -114,7 +118,8 @@ def _numeric_str(parent: dict[str, Any], key: str, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise ProtocolError(f"{where}: field '{key}' must be a decimal string, got {_kind(value)}")
     text = str(value)
-    if not text.isdigit() or len(text) > 18:
+    # isascii: str.isdigit() also accepts "²", which int() then refuses.
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise ProtocolError(f"{where}: field '{key}' must be a decimal string, got {text[:40]!r}")
     return int(text)
 
@@ -172,8 +177,15 @@ def parse_inbound(text: str | bytes) -> InboundEvent:
     if parser is None:
         raise ProtocolError(f"unknown event {event[:40]!r}")
     seq = _numeric_str(data, "sequenceNumber", event)
-    stream_sid = _str(data, "streamSid", event)
+    stream_sid = _sid(data, "streamSid", event)
     return parser(data, stream_sid, seq)
+
+
+def _sid(parent: dict[str, Any], key: str, where: str) -> str:
+    value = _str(parent, key, where)
+    if _SID.fullmatch(value) is None:
+        raise ProtocolError(f"{where}: field '{key}' is not a SID (letters, digits, - or _; max 64)")
+    return value
 
 
 def _parse_start(data: dict[str, Any], stream_sid: str, seq: int) -> Start:
@@ -199,8 +211,8 @@ def _parse_start(data: dict[str, Any], stream_sid: str, seq: int) -> Start:
         raise ProtocolError("start: start.streamSid does not match streamSid")
     return Start(
         stream_sid=stream_sid,
-        account_sid=_str(body, "accountSid", "start"),
-        call_sid=_str(body, "callSid", "start"),
+        account_sid=_sid(body, "accountSid", "start"),
+        call_sid=_sid(body, "callSid", "start"),
         tracks=tuple(tracks),
         custom_parameters=dict(params),
         media_format=MediaFormat(encoding, rate, channels),
@@ -219,10 +231,10 @@ def _fast_media(data: dict[str, Any]) -> Media | None:
     seq, chunk, ts = data.get("sequenceNumber"), body.get("chunk"), body.get("timestamp")
     sid, payload, track = data.get("streamSid"), body.get("payload"), body.get("track", "inbound")
     if not (
-        type(seq) is str and seq.isdigit() and len(seq) <= 18
-        and type(chunk) is str and chunk.isdigit() and len(chunk) <= 18
-        and type(ts) is str and ts.isdigit() and len(ts) <= 18
-        and type(sid) is str and len(sid) <= 256
+        type(seq) is str and seq.isascii() and seq.isdigit() and len(seq) <= 18
+        and type(chunk) is str and chunk.isascii() and chunk.isdigit() and len(chunk) <= 18
+        and type(ts) is str and ts.isascii() and ts.isdigit() and len(ts) <= 18
+        and type(sid) is str and _SID.fullmatch(sid) is not None
         and type(payload) is str and len(payload) <= _MAX_PAYLOAD_B64
         and type(track) is str
     ):
@@ -296,13 +308,18 @@ def media_message(stream_sid: str, ulaw: bytes) -> str:
     return f'{{"event":"media","streamSid":"{stream_sid}","media":{{"payload":"{payload}"}}}}'
 
 
+_COMPACT = (",", ":")
+
+
 def mark_message(stream_sid: str, name: str) -> str:
     _check_mark_name(name)
-    return json.dumps({"event": "mark", "streamSid": stream_sid, "mark": {"name": name}})
+    return json.dumps(
+        {"event": "mark", "streamSid": stream_sid, "mark": {"name": name}}, separators=_COMPACT
+    )
 
 
 def clear_message(stream_sid: str) -> str:
-    return json.dumps({"event": "clear", "streamSid": stream_sid})
+    return json.dumps({"event": "clear", "streamSid": stream_sid}, separators=_COMPACT)
 
 
 # ---------------------------------------------------------------- the emulator's side

@@ -217,8 +217,10 @@ class DialogPolicy:
         understood = intent is not None
         day = slots.parse_day(norm, self.today, bare_ok=awaiting in ("day", "new_day"))
         time = slots.parse_time(norm, bare_ok=awaiting == "time")
-        if st.intent is None and (day or time) and "book_appointment" in self.tools:
-            st.intent = "book"
+        if st.intent is None and "book_appointment" in self.tools and (
+            (day and time) or ((day or time) and slots.mostly_when(norm))
+        ):
+            st.intent = "book"  # "tomorrow at 10" right after the greeting is a booking
         if day and st.intent in ("book", "reschedule"):
             st.day, understood = day, True
         if time and st.intent in ("book", "reschedule"):

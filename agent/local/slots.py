@@ -185,6 +185,20 @@ def _nth_of_month(today: date, day: int) -> date | None:
     return None
 
 
+_WHEN_WORDS = (
+    set(WEEKDAYS) | set(MONTHS) | {"today", "tomorrow", "day", "after", "next", "this", "the", "on",
+    "at", "around", "about", "for", "in", "of", "am", "pm", "noon", "morning", "afternoon",
+    "evening", "please", "um", "uh", "maybe", "how", "what", "is", "st", "nd", "rd", "th"}
+)  # fmt: skip
+
+
+def mostly_when(norm: str) -> bool:
+    """The utterance is little more than a date/time ("tomorrow at 10 please"), as
+    opposed to a question that happens to mention one ("what's the weather today")."""
+    rest = [w for w in norm.split() if w not in _WHEN_WORDS and not w.isdigit()]
+    return len(rest) <= 1
+
+
 # ---------------------------------------------------------------- time
 def parse_time(norm: str, *, bare_ok: bool = False) -> str | None:
     """"10 am", "10:30", "ten thirty", "2 pm", "noon", "half past 3" -> "HH:MM" (24 h).

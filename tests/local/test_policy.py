@@ -265,6 +265,20 @@ def test_unknown_utterance_gets_a_clarifying_question() -> None:
     assert turn(policy(), "").text == "Sorry, I didn't catch that. Could you say that again?"
 
 
+@pytest.mark.parametrize("utterance", ["Tomorrow at 10, please.", "Friday", "How about Monday at 2?"])
+def test_bare_date_and_time_starts_a_booking(utterance: str) -> None:
+    p = policy()
+    reply = turn(p, utterance)
+    assert p.state.intent == "book", reply
+
+
+def test_a_question_mentioning_today_is_not_a_booking() -> None:
+    p = policy()
+    reply = turn(p, "What's the weather like today?")
+    assert not reply.calls and reply.text.startswith("Sorry, I didn't quite get that.")
+    assert p.state.intent is None
+
+
 def test_unclear_answer_repeats_the_question() -> None:
     p = policy(ALL_TOOLS - {"check_availability"})
     turn(p, "book an appointment for Monday")

@@ -165,3 +165,18 @@ def test_structured_garbage_only_ever_raises_protocol_error(event: str, body: di
         parse_inbound(json.dumps({"event": event, **body}))
     except ProtocolError:
         pass
+
+
+@pytest.mark.parametrize("seq", ["²", "١٢", "1 ", "-1"])
+def test_non_ascii_digits_are_a_protocol_error(seq: str) -> None:
+    msg = json.dumps({"event": "media", "sequenceNumber": seq, "streamSid": "MZ1",
+                      "media": {"chunk": "1", "timestamp": "0", "payload": ""}})
+    with pytest.raises(ProtocolError, match="sequenceNumber"):
+        parse_inbound(msg)
+
+
+def test_stream_sid_that_would_break_our_json_is_refused() -> None:
+    msg = json.dumps({"event": "media", "sequenceNumber": "1", "streamSid": 'MZ","x":"',
+                      "media": {"chunk": "1", "timestamp": "0", "payload": ""}})
+    with pytest.raises(ProtocolError, match="SID"):
+        parse_inbound(msg)
