@@ -252,7 +252,7 @@ class Call:
                 self._turn.first_audio = None
                 self.state = CallState.THINKING
             elif isinstance(event, Transcript):
-                if event.final:
+                if event.final and not event.out_of_band:
                     self.record.transcript(event.role, event.text)
                     if event.role == "caller" and self._turn.caller_stopped is None:
                         # Gemini sends no speech-stopped: its final transcript stands in.
@@ -352,6 +352,11 @@ class Call:
 
     async def _on_tool_call(self, call: ToolCall) -> None:
         self.record.event("tool_call", name=call.name, arguments=call.arguments)
+        if call.name in CONTROL_TOOLS:
+            # Handled by the call itself, but recorded like any tool call.
+            control = ToolCallRecord(call.call_id, call.name, call.arguments, time.monotonic())
+            control.status, control.duration_ms, control.result = "ok", 0.0, {"ok": True}
+            self._runner.records.append(control)
         if call.name == "end_call":
             await self.session.send_tool_result(call, {"ok": True}, respond=False)
             task = asyncio.create_task(self._hang_up_after_playback("bot_ended"))

@@ -39,17 +39,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--speed", type=float, default=1.0)
 
     p = sub.add_parser("loadtest", help="many emulated calls at once; latency report")
-    p.add_argument("--fixtures", type=Path, default=Path("tests/fixtures/calls"))
-    p.add_argument("--calls", type=int, default=20)
-    p.add_argument("--concurrency", type=int, default=4)
-    p.add_argument("--url", default=None)
-    p.add_argument("--auth-token", default=None)
-    p.add_argument("--public-url", default=None)
+    p.add_argument("--fixtures", type=Path, default=Path("tests/fixtures/calls"),
+                   help="folder of call scripts, cycled to make --calls calls")
+    p.add_argument("--calls", type=int, default=20, help="how many calls in all")
+    p.add_argument("--concurrency", type=int, default=4,
+                   help="at most this many at once (offline engine: keep to 2-4)")
+    p.add_argument("--url", default=None, help="a running server (default: in-process)")
+    p.add_argument("--auth-token", default=None,
+                   help="Twilio auth token the server checks (with --url; default $TWILIO_AUTH_TOKEN)")
+    p.add_argument("--public-url", default=None, help="the server's PUBLIC_URL (with --url)")
     p.add_argument("--ramp", type=float, default=0.0, help="seconds over which to start calls")
-    p.add_argument("--report", type=Path, default=Path("reports/loadtest"))
-    p.add_argument("--max-seconds", type=float, default=600.0)
+    p.add_argument("--report", type=Path, default=Path("reports/loadtest"),
+                   help="writes PATH.json, PATH.html and PATH-*.png")
+    p.add_argument("--max-seconds", type=float, default=600.0,
+                   help="stop then: in-flight calls hang up and count as timed out")
     p.add_argument("--provider", choices=["local", "fake-openai"], default="local",
-                   help="in-process server's model (without --url)")
+                   help="in-process server's model (without --url): the offline engine, "
+                        "or the fake OpenAI server from tests/fakes (expectations not checked)")
 
     p = sub.add_parser("fixtures", help="recorded call fixtures")
     xsub = p.add_subparsers(dest="fixtures_command", required=True)

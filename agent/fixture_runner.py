@@ -83,6 +83,7 @@ async def run_script(
     store: Any = None,
     on_call: Callable[[str], None] | None = None,
     wav_dir: Path | None = None,
+    today: dt.date | None = None,
 ) -> CallResult:
     """Run one fixture against a server. `records` (in-process runs) maps call sids to
     futures the server resolves with the call record when the call ends."""
@@ -147,7 +148,8 @@ async def run_script(
         bot_text = " ".join(line["text"] for line in record.transcript_lines if line["role"] == "bot")
         barge_ins = sum(1 for e in record.events if e["kind"] == "barge_in")
         failures += check_expectations(
-            script.expect, record.tool_calls, bot_text, outcome, bookings, barge_ins
+            script.expect, record.tool_calls, bot_text, outcome, bookings, barge_ins,
+            today=today or business_today(script),
         )
     failures += [f"protocol violation: {v}" for v in call.violations]
     return CallResult(
@@ -213,7 +215,7 @@ async def run_call_command(args: Any) -> int:
             console.print(f"[bold]{script.name}[/]: {script.description.strip()}  [dim](today={today})[/]")
             result = await run_script(
                 script, base_url=stack.base_url, auth_token=stack.auth_token, speed=args.speed,
-                records=records, store=stack.service.store, wav_dir=args.out,
+                records=records, store=stack.service.store, wav_dir=args.out, today=today,
             )
     print_summary(console, result, args.out)
     return 0 if result.ok else 1

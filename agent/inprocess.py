@@ -127,6 +127,12 @@ async def local_stack(
             **settings,
         )
         app = create_app(cfg, session_factory=session_factory)
+        if not cfg.twilio_account_sid:
+            # No Twilio here: hang-ups and transfers end the emulated stream like Twilio would.
+            from agent.loopback_control import LoopbackControl
+
+            service = app.state.service
+            service.loopback = LoopbackControl(service.calls.get)
         served = await stack.enter_async_context(run_app(app, sock))
         yield Stack(base_url=served, auth_token=auth_token, service=app.state.service, settings=cfg)
 

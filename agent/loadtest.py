@@ -232,10 +232,15 @@ async def open_target(
     if options.provider == "fake-openai":
         fake = import_fake_openai()
         scenario = fake_scenario(fake)
-        async with fake.FakeOpenAIRealtime(scenario) as server, local_stack(
-            engine=False, realtime_url=server.url, openai_api_key=scenario.api_key,
-            max_concurrent_calls=limit,
-        ) as stack:  # fmt: skip
+        async with (
+            fake.FakeOpenAIRealtime(scenario) as server,
+            local_stack(
+                engine=False,
+                realtime_url=server.url,
+                openai_api_key=scenario.api_key,
+                max_concurrent_calls=limit,
+            ) as stack,
+        ):
             stack.service.listeners.append(record_collector(records))
             yield Target(stack.base_url, stack.auth_token, None, records, stack.service.store)
         return
@@ -345,10 +350,14 @@ class LoadRun:
         self._changed()
         try:
             result = await run_script(
-                slot.script, base_url=t.base_url, auth_token=t.auth_token,
-                public_url=t.public_url, speed=self.options.speed, records=t.records,
+                slot.script,
+                base_url=t.base_url,
+                auth_token=t.auth_token,
+                public_url=t.public_url,
+                speed=self.options.speed,
+                records=t.records,
                 store=t.store,
-            )  # fmt: skip
+            )
         except asyncio.CancelledError:
             slot.status = "timed_out"
             raise
@@ -461,19 +470,27 @@ def build_report(
         "Frames lost = silence inside a bot reply (audio not delivered in time; includes "
         "deliberate pauses such as filler -> answer) in 20 ms frames, plus protocol violations.",
     ]
-    if in_process:
-        notes.append(
-            "CPU includes the in-process server"
-            + (", fake provider" if fake else " and offline engine")
-            + "."
-        )
     if len(run.phases) > 1:
         days = ", ".join(str(p[0].today) for p in run.phases)
-        notes.append(f"Fixtures pin {len(run.phases)} different days ({days}); the offline engine's "
-                     "calendar is per process, so those ran as consecutive phases.")  # fmt: skip
+        notes.append(
+            f"Fixtures pin {len(run.phases)} different days ({days}); the offline engine's "
+            "calendar is per process, so those ran as consecutive phases."
+        )
     if in_process and not fake and opts.concurrency > LOCAL_ENGINE_COMFORT:
-        notes.append(f"Concurrency {opts.concurrency} with the offline engine: its speech models "
-                     f"are CPU-bound, latencies above {LOCAL_ENGINE_COMFORT} calls mostly measure them.")  # fmt: skip
+        notes.append(
+            f"Concurrency {opts.concurrency} with the offline engine: its speech models are "
+            f"CPU-bound, latencies above {LOCAL_ENGINE_COMFORT} calls mostly measure them."
+        )
+
+    if fake:
+        expectations = "not checked (fake provider: replies are a tone)"
+    elif not in_process:
+        expectations = "not checked (remote: they need the server's call records)"
+    else:
+        expectations = f"checked: {status['ok']} of {finished} finished calls met theirs"
+    scope = "emulator only"
+    if in_process:
+        scope = "emulator + server + " + ("fake provider" if fake else "offline engine")
 
     return {
         "version": 1,
@@ -520,20 +537,12 @@ def build_report(
             "lost": gap_frames + violations,
         },
         "tools": tools,
-        "expectations": (
-            "not checked (fake provider: replies are a tone)"
-            if fake
-            else f"checked: {status['ok']} of {finished} finished calls met theirs"
-        ),  # fmt: skip
+        "expectations": expectations,
         "cpu": {
             "process_s": round(cpu_s, 2),
             "per_call_s": round(cpu_s / finished, 3) if finished else 0.0,
             "cores": round(cpu_s / wall_s, 2) if wall_s > 0 else 0.0,
-            "scope": (
-                "emulator + server + " + ("fake provider" if fake else "offline engine")
-                if in_process
-                else "emulator only"
-            ),  # fmt: skip
+            "scope": scope,
         },
         "phases": [
             {"today": p[0].today.isoformat() if p[0].today else None, "calls": len(p)}
@@ -644,9 +653,12 @@ class _Progress:
     def __call__(self, run: LoadRun) -> None:
         p50 = run.p50
         self.progress.update(
-            self.task, completed=run.finished, failed=run.failed, in_flight=run.in_flight,
+            self.task,
+            completed=run.finished,
+            failed=run.failed,
+            in_flight=run.in_flight,
             p50="-" if p50 is None else f"{p50:.0f} ms",
-        )  # fmt: skip
+        )
         if not self.live:
             for slot in sorted(run.slots, key=lambda s: s.ended_s or 0):
                 if slot.ended_s is None or slot.index in self._done:
@@ -665,6 +677,8 @@ async def run_loadtest_command(args: Any) -> int:
     console = Console(highlight=False)
     options = LoadTestOptions.from_args(args)
     bad = options.problems()
+    if options.url and not (options.auth_token or os.environ.get("TWILIO_AUTH_TOKEN")):
+        bad.append("--url needs --auth-token (or TWILIO_AUTH_TOKEN): webhooks must be signed")
     if bad:
         for problem in bad:
             console.print(f"[red]{problem}[/]")

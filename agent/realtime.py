@@ -78,10 +78,13 @@ class SpeechStopped:
 
 @dataclass(frozen=True, slots=True)
 class Transcript:
+    """`final=False`: a piece as it arrives; `final=True`: the whole utterance, once."""
+
     role: Literal["caller", "bot"]
     text: str
     final: bool
     item_id: str = ""
+    out_of_band: bool = False  # a filler's words: not part of the conversation
 
 
 @dataclass(frozen=True, slots=True)

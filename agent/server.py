@@ -58,6 +58,7 @@ class Service:
         self.store: Any = None
         self.fillers = FillerCache()
         self.control: TwilioControl | None = None
+        self.loopback: Any = None  # in-process runs: stands in for Twilio's REST control
         self.calls: dict[str, Call] = {}
         self._idle = asyncio.Event()  # set while no call is live (drain waits on it)
         self._idle.set()
@@ -164,13 +165,14 @@ class Service:
             await stream.close(1008, "unknown flow")
             return
         runnable, specs = tools_for(flow.tools)
+        control = self.control or self.loopback
         session = self.session_factory(flow, specs, self.settings)
         provider = provider_of(flow, self.settings)
         deps = CallDeps(
             tools=runnable,
             fillers=self.fillers,
-            hangup=self.control.hangup if self.control else None,
-            transfer=self.control.transfer if self.control else None,
+            hangup=control.hangup if control else None,
+            transfer=control.transfer if control else None,
             store=self.store,
             save_record=self._save_record,
             on_event=self.metrics.on_event,

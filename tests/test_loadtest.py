@@ -6,6 +6,7 @@ the shortest ones and the runs small.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import shutil
@@ -16,7 +17,17 @@ import pytest
 
 from agent.cli import main
 from agent.fixtures import load_script
-from agent.loadtest import LoadRun, LoadTestOptions, Target, build_report, plan_calls, run_loadtest
+from agent.inprocess import local_stack
+from agent.loadtest import (
+    LoadRun,
+    LoadTestOptions,
+    Target,
+    build_report,
+    fake_scenario,
+    import_fake_openai,
+    plan_calls,
+    run_loadtest,
+)
 from agent.loadtest_report import percentile, summarise, write_report
 
 CALLS = Path(__file__).parent / "fixtures" / "calls"
@@ -109,14 +120,50 @@ async def test_max_seconds_stops_the_run_and_reports_timed_out_calls(tmp_path: P
     assert json.loads(files.json.read_text())["calls"]["timed_out"] == 2
 
 
+async def test_remote_target_signs_webhooks_and_reports_what_it_cannot_see(
+    tmp_path: Path,
+) -> None:
+    fake_module = import_fake_openai()
+    scenario = fake_scenario(fake_module)
+    script = load_script(CALLS / "hangup-during-tool.yaml")
+    async with (
+        fake_module.FakeOpenAIRealtime(scenario) as fake,
+        local_stack(
+            data_dir=tmp_path, engine=False, realtime_url=fake.url, openai_api_key=scenario.api_key
+        ) as stack,
+    ):
+        remote = LoadTestOptions(
+            calls=2, concurrency=2, url=stack.base_url, auth_token=stack.auth_token, report=None
+        )
+        report = await run_loadtest(remote, scripts=[script])
+        wrong = dataclasses.replace(remote, auth_token="not-the-token")
+        forbidden = await run_loadtest(wrong, scripts=[script])
+
+    # Remote: no call records, so no filler onset, tool results or expectations...
+    assert report["latency_ms"]["filler_onset"] is None and report["tools"] is None
+    assert report["expectations"].startswith("not checked (remote")
+    assert report["cpu"]["scope"] == "emulator only"
+    # ...but everything the phone sees is measured.
+    assert report["calls"]["ok"] == 2
+    assert report["latency_ms"]["mark_round_trip"]["n"] > 0
+    assert report["latency_ms"]["playback_lead"]["n"] >= 2  # the greetings at least
+    # A wrong token: the server answers 403; each call records why, the run goes on.
+    assert forbidden["calls"]["failed"] == 2
+    (group,) = forbidden["failures"]
+    assert group["calls"] == 2 and "403" in group["reason"]
+
+
 def test_without_matplotlib_the_html_says_there_are_no_charts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
     # A run that never got going: the report must still render.
     options = LoadTestOptions(calls=2, provider="fake-openai", report=None)
-    run = LoadRun(options, plan_calls([load_script(CALLS / "goodbye.yaml")], options),
-                  Target("http://127.0.0.1:9", "token"))  # fmt: skip
+    run = LoadRun(
+        options,
+        plan_calls([load_script(CALLS / "goodbye.yaml")], options),
+        Target("http://127.0.0.1:9", "token"),
+    )
     for slot in run.slots:
         slot.status = "not_started"
     report = build_report(run, wall_s=0.5, cpu_s=0.1, started_at=dt.datetime.now(dt.UTC))

@@ -54,14 +54,13 @@ async function call(path, options = {}) {
 
 // ------------------------------------------------------------------ sign in / out
 
-function readToken() {
-  // `#token=...` lets a link (or a headless test) sign in; it is moved to sessionStorage
-  // and dropped from the address bar so it does not linger in history.
-  const match = location.hash.match(/(?:^#|&)token=([^&]+)/);
-  if (match) {
-    sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
-    history.replaceState(null, "", location.pathname + location.search);
-  }
+function readFragment() {
+  // `#token=...` lets a link (or a headless test) sign in, `&call=CA...` opens a call. The
+  // token moves to sessionStorage and leaves the address bar so it does not linger in history.
+  const params = new URLSearchParams(location.hash.slice(1));
+  if (params.get("token")) sessionStorage.setItem(TOKEN_KEY, params.get("token"));
+  if (params.get("call")) state.selected = params.get("call");
+  if (location.hash) history.replaceState(null, "", location.pathname + location.search);
   return sessionStorage.getItem(TOKEN_KEY);
 }
 
@@ -226,6 +225,6 @@ $("login").addEventListener("submit", (e) => {
 $("logout").addEventListener("click", () => signOut());
 $("hangup").addEventListener("click", () => state.selected && hangUp(state.selected));
 
-const saved = readToken();
+const saved = readFragment();
 if (saved) signIn(saved);
 else signOut();

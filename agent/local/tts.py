@@ -23,21 +23,34 @@ if TYPE_CHECKING:
 
 VOLUME = 0.8  # piper peak-normalises to 1.0; leave headroom for resampler overshoot
 CACHE_SIZE = 512
+MAX_CHUNK_WORDS = 14
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _CLAUSE_END = re.compile(r"(?<=[,;:])\s+")
 _ID_TOKEN = re.compile(r"\b(?=[A-Za-z0-9-]*\d)[A-Za-z0-9-]{4,}\b")
 
 
 def speech_chunks(text: str) -> list[str]:
-    """Split a reply into synthesis units: sentences, the first one cut at a clause."""
+    """Split a reply into synthesis units: sentences, the first one cut at its first clause
+    (first audio sooner), long ones cut at clauses (piper's memory grows with input length)."""
     sentences = [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
-    if not sentences:
-        return []
-    first = sentences[0]
-    clauses = _CLAUSE_END.split(first, maxsplit=1)
-    if len(clauses) == 2 and len(clauses[0].split()) >= 2 and len(first.split()) > 6:
-        return [clauses[0], clauses[1], *sentences[1:]]
-    return sentences
+    chunks: list[str] = []
+    for i, sentence in enumerate(sentences):
+        clauses = _CLAUSE_END.split(sentence)
+        if i == 0 and len(clauses) > 1 and len(clauses[0].split()) >= 2 and len(sentence.split()) > 6:
+            chunks.append(clauses[0])
+            sentence = sentence[len(clauses[0]) :].strip()
+            clauses = clauses[1:]
+        if len(sentence.split()) <= MAX_CHUNK_WORDS:
+            chunks.append(sentence)
+            continue
+        piece: list[str] = []
+        for clause in clauses:  # greedy: whole clauses while they fit
+            if piece and len(" ".join([*piece, clause]).split()) > MAX_CHUNK_WORDS:
+                chunks.append(" ".join(piece))
+                piece = []
+            piece.append(clause)
+        chunks.append(" ".join(piece))
+    return chunks
 
 
 def spoken_form(text: str) -> str:

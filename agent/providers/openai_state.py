@@ -93,14 +93,16 @@ class CallState:
             out.append(AudioDone(item, rid))
         elif kind == "response.output_audio_transcript.delta":
             if ev.get("delta"):
-                out.append(Transcript("bot", ev["delta"], False, ev.get("item_id", "")))
+                oob = ev.get("response_id") in tr.oob_responses
+                out.append(Transcript("bot", ev["delta"], False, ev.get("item_id", ""), oob))
         elif kind == "response.output_audio_transcript.done":
             item, text = ev.get("item_id", ""), ev.get("transcript", "")
             if ev.get("response_id") not in tr.oob_responses:  # fillers stay out of context
                 self._bot_lines[item] = line = Line("assistant", text)
                 self.history.append(line)
                 self._trim_bot_line(item)
-            out.append(Transcript("bot", text, True, item))
+            oob = ev.get("response_id") in tr.oob_responses
+            out.append(Transcript("bot", text, True, item, oob))
         elif kind == "input_audio_buffer.speech_started":
             tr.caller_speaking = True
             # interrupt_response=true: the server cancels a running default response.

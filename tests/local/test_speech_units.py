@@ -117,6 +117,11 @@ def test_speech_chunks_split_first_sentence_at_a_clause() -> None:
         "You're booked for Thursday,", "November 27 at 10 AM.", "See you then!",
     ]  # fmt: skip
     assert speech_chunks("Sorry, what day?") == ["Sorry, what day?"]
+    long = ("Thank you for calling. Our office is open from nine to five, Monday to Friday, "
+            "and we can book, move or cancel appointments, and check on orders for you today.")  # fmt: skip
+    chunks = speech_chunks(long)
+    assert " ".join(chunks) == long
+    assert all(len(c.split()) <= 14 for c in chunks) and len(chunks) == 4
     assert speech_chunks("  ") == []
 
 
