@@ -23,6 +23,7 @@ demo: $(STAMP)
 
 # tests/redis_up.sh prints the REDIS_URL of a server that answers (starting one if needed).
 test: $(STAMP)
+	bash tests/ops/ensure_chromium.sh >/dev/null
 	REDIS_URL="$$(bash tests/redis_up.sh)" && export REDIS_URL && \
 	  $(BIN)/python -m pytest -q -p no:cacheprovider
 

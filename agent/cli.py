@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -73,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--flow", default=None)
 
     args = parser.parse_args(argv)
-    setup_logging()
+    # Interactive commands print their own live view: only warnings from the logs there.
+    quiet = args.command in ("call", "loadtest", "fixtures", "flows")
+    setup_logging(None if os.environ.get("LOG_LEVEL") or not quiet else "WARNING")
     handler = _COMMANDS[args.command]
     try:
         return handler(args) or 0

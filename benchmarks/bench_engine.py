@@ -1,6 +1,6 @@
 """Offline engine: turn latency and memory.
 
-    python benchmarks/bench_engine.py [--sessions 4] [--rounds 1] [--port 0]
+    python benchmarks/bench_engine.py [--sessions 4] [--rounds 2] [--port 0]
 
 Starts the engine in a subprocess (`run_engine`), then plays a short dialog into it over
 the Realtime protocol in real time (20 ms μ-law frames, like a phone line):
@@ -217,7 +217,7 @@ def report(title: str, t: Timings) -> dict[str, Any]:
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sessions", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=1, help="dialog repetitions in the single-session run")
+    parser.add_argument("--rounds", type=int, default=2, help="dialog repetitions in the single-session run")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
 

@@ -16,9 +16,12 @@ import asyncio
 import base64
 import contextlib
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from websockets.exceptions import ConnectionClosed
 
 from .codec import FormatType, bytes_per_ms, format_dict
 from .policy import Reply, ToolCall
@@ -27,6 +30,7 @@ from .tts import speech_chunks
 from .workers import LATER, URGENT
 
 DELTA_MS = 100
+log = logging.getLogger(__name__)
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 Render = Callable[[str, FormatType, int], Awaitable[bytes]]  # (text, format, priority)
@@ -124,9 +128,11 @@ class ResponseRun:
             self.status = "completed"
         except _Cancelled:
             self.status = "cancelled"
+        except ConnectionClosed:
+            self.status = "cancelled"  # the caller's socket is gone; nobody to tell
         except Exception:
-            self.status = "failed"
-            raise
+            log.exception("response %s failed", self.id)
+            self.status = "failed"  # said in response.done, like OpenAI's status "failed"
         finally:
             if self.status == "in_progress":  # the task itself was cancelled (socket gone)
                 self.status = "cancelled"

@@ -179,6 +179,8 @@ class EngineSession:
             turn.speculative = self._spawn(self._transcribe(audio, SOON), f"speculative stt {turn.item_id}")
             self._spawn(self._prerender(turn.speculative), f"speculative tts {turn.item_id}")
         elif ev.kind == "resume":
+            if turn.speculative is not None:
+                turn.speculative.cancel()  # the turn goes on: that guess is stale
             turn.speculative = None
         elif ev.kind == "stop":
             listener.turn = None

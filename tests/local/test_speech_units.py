@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 
@@ -209,3 +211,31 @@ def test_scripted_speech_convention() -> None:
     assert scripted_text("Say exactly: \u201cOne moment.\u201d") == "One moment."
     assert scripted_text("Be friendly.") is None
     assert loose_script("Say briefly: one moment while I check that.") == "One moment while I check that."
+
+
+# ---------------------------------------------------------------- workers
+async def test_priority_pool_runs_urgent_work_first() -> None:
+    import threading
+
+    from agent.local.workers import LATER, SOON, URGENT, PriorityPool
+
+    pool = PriorityPool(1, "test-pool")
+    gate = threading.Event()
+    order: list[str] = []
+    blocker = pool.submit(URGENT, gate.wait)  # occupies the only worker
+    jobs = [pool.submit(prio, order.append, name) for prio, name in ((LATER, "later"), (SOON, "soon"), (URGENT, "urgent"))]
+    cancelled = pool.submit(URGENT, order.append, "cancelled")
+    assert cancelled.cancel()  # still queued: it never runs
+    gate.set()
+    await asyncio.gather(*(asyncio.wrap_future(f) for f in (blocker, *jobs)))
+    assert order == ["urgent", "soon", "later"]
+
+
+async def test_priority_pool_passes_exceptions() -> None:
+    from agent.local.workers import URGENT, PriorityPool
+
+    def boom() -> None:
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        await PriorityPool(1, "test-pool").run(URGENT, boom)
