@@ -94,8 +94,18 @@ def _serve(args: argparse.Namespace) -> int:
         settings.port = args.port
     if args.flows:
         settings.flows_file = args.flows
-    asyncio.run(_run_server(settings, local=args.local))
+    _event_loop_runner()(_run_server(settings, local=args.local))
     return 0
+
+
+def _event_loop_runner():  # noqa: ANN202
+    """uvloop when installed (uvicorn[standard] brings it on Linux): cheaper per message."""
+    try:
+        import uvloop
+
+        return uvloop.run
+    except ImportError:
+        return asyncio.run
 
 
 async def _run_server(settings: object, *, local: bool) -> None:
@@ -117,6 +127,7 @@ async def _run_server(settings: object, *, local: bool) -> None:
         host=settings.host,  # type: ignore[attr-defined]
         port=settings.port,  # type: ignore[attr-defined]
         ws_max_size=64 * 1024,  # a Twilio frame is < 1 KiB; cap abuse at the ASGI layer
+        ws_per_message_deflate=False,  # compressing base64 μ-law: ~12% CPU for nothing
         log_config=None,
         proxy_headers=True,
         # The drain itself happens before uvicorn's shutdown (see DrainingServer); this is

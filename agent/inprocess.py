@@ -54,6 +54,8 @@ async def run_app(
         "lifespan": "auto",
         "timeout_graceful_shutdown": 2,
         "ws_max_size": 64 * 1024,
+        # Compressing base64 μ-law costs ~12% of the server's CPU and saves nothing useful.
+        "ws_per_message_deflate": False,
         "log_config": None,
     }
     options.update(uvicorn_options)

@@ -357,6 +357,7 @@ class LoadRun:
                 speed=self.options.speed,
                 records=t.records,
                 store=t.store,
+                today=slot.today,
             )
         except asyncio.CancelledError:
             slot.status = "timed_out"
@@ -697,20 +698,12 @@ async def run_loadtest_command(args: Any) -> int:
         except RuntimeError as exc:
             console.print(f"[red]{exc}[/]")
             return 2
-    root = logging.getLogger()
-    level = root.level
-    if "LOG_LEVEL" not in os.environ:
-        # The in-process server logs every call at INFO; that would bury the progress bar.
-        root.setLevel(logging.WARNING)
     console.print(
         f"[dim]{options.mode}: {options.calls} calls from {len(scripts)} fixtures, "
         f"{options.concurrency} at once, stop at {options.max_seconds:g} s[/]"
     )
-    try:
-        with _Progress(console, options.calls) as progress:
-            report = await run_loadtest(options, scripts=scripts, on_change=progress)
-    finally:
-        root.setLevel(level)
+    with _Progress(console, options.calls) as progress:
+        report = await run_loadtest(options, scripts=scripts, on_change=progress)
     print_report(console, report)
     if options.report is not None:
         files = write_report(report, options.report)

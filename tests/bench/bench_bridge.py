@@ -37,6 +37,7 @@ import base64
 import contextlib
 import json
 import os
+import random
 import secrets
 import sys
 import tempfile
@@ -48,6 +49,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # tests.fakes lives in the checkout, not the package
+
+import httpx  # noqa: E402
 
 from telephony.emulator import EmulatedCall, StreamTarget, dial_webhook  # noqa: E402
 
@@ -92,6 +95,15 @@ def summary_us(values: list[int]) -> dict[str, Any]:
         "p99": s[min(len(s) - 1, int(len(s) * 0.99))],
         "max": s[-1],
     }
+
+
+def machine_ticks() -> tuple[int, int, int]:
+    """(busy, steal, total) clock ticks over all CPUs since boot, from /proc/stat."""
+    user, nice, system, idle, iowait, irq, softirq, steal = map(
+        int, Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    )
+    busy = user + nice + system + irq + softirq
+    return busy, steal, busy + steal + idle + iowait
 
 
 def proc_cpu_s(pid: int) -> float:
@@ -285,6 +297,14 @@ class BenchCall(EmulatedCall):
 
     def __init__(self, target: StreamTarget, out_lat_us: list[int]) -> None:
         super().__init__(target, speed=1.0, record_audio=False)
+        self.window_max_late_ms = 0.0  # the emulator's own worst lateness in the window
+        note_lateness = self._core.note_lateness
+
+        def note(late_s: float) -> None:
+            self.window_max_late_ms = max(self.window_max_late_ms, late_s * 1000)
+            note_lateness(late_s)
+
+        self._core.note_lateness = note  # type: ignore[method-assign]
         inner = self._core.on_message
 
         def on_message(message: str | bytes, now: float) -> Any:
@@ -318,8 +338,8 @@ class BenchCall(EmulatedCall):
 
 
 async def caller(call: BenchCall, burst: bytes, first_ms: int, stop_at: float) -> None:
-    """Silence, then a short tone burst every PERIOD_MS until QUIET_TAIL_S before the end
-    (so every reply has finished playing when the calls hang up)."""
+    """Silence, then a short tone burst every PERIOD_MS; none in the last period before
+    `stop_at`, so every reply has finished playing when the calls hang up."""
     loop = asyncio.get_running_loop()
     with contextlib.suppress(Exception):  # the call ending under it is the normal end
         await call.pause(first_ms)
@@ -329,11 +349,7 @@ async def caller(call: BenchCall, burst: bytes, first_ms: int, stop_at: float) -
 
 
 async def run_level(n: int, seconds: float, fake: Child, server: Child) -> dict[str, Any]:
-    import random
-
-    import httpx
-
-    from tests.fakes.openai_server import tone
+    from tests.fakes.openai_server import tone  # here: the server child need not load it
 
     base, token = server.info["url"], server.info["auth_token"]
     burst = tone(BURST_MS, hz=300.0, amplitude=6000)
@@ -368,19 +384,23 @@ async def run_level(n: int, seconds: float, fake: Child, server: Child) -> dict[
         for c in calls
     ]
 
-    # The measured window: all calls open, greetings under way.
+    # The measured window: all calls open, greetings played.
     await fake.ask("window")
     out_lat.clear()
+    for c in calls:
+        c.window_max_late_ms = 0.0
     late0 = sum(c.frames_late for c in calls)
     cpu0 = server.cpu_s, fake.cpu_s, time.process_time()
+    box0 = machine_ticks()
     t0 = time.monotonic()
     await asyncio.sleep(seconds)  # the hold itself: the calls run meanwhile
     wall = time.monotonic() - t0
     cpu1 = server.cpu_s, fake.cpu_s, time.process_time()
+    busy, steal, total = (b - a for a, b in zip(box0, machine_ticks(), strict=True))
     window = await fake.ask("stats")
     late = sum(c.frames_late for c in calls) - late0
     out = summary_us(list(out_lat))
-    lateness = max((c.max_lateness_ms for c in calls), default=0.0)
+    lateness = max((c.window_max_late_ms for c in calls), default=0.0)
 
     # Let the last replies play out, then hang up and wait for the fake to see every close.
     await asyncio.gather(*callers, return_exceptions=True)
@@ -402,6 +422,9 @@ async def run_level(n: int, seconds: float, fake: Child, server: Child) -> dict[
         "server_cpu_s_per_call_min": round(server_cpu / max(1, len(calls)) / (wall / 60), 3),
         "fake_core_pct": round(100 * fake_cpu / wall, 1),
         "emulator_core_pct": round(100 * emu_cpu / wall, 1),
+        # The whole machine (every process, ours and anyone else's): near 100 = saturated.
+        "machine_busy_pct": round(100 * busy / max(1, total), 1),
+        "machine_steal_pct": round(100 * steal / max(1, total), 1),
         "frames_late": late,
         "frames_late_pct": round(100 * late / max(1, len(calls) * wall * 50), 2),
         "max_lateness_ms": round(lateness, 1),
@@ -422,7 +445,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     head = (
         f"{'calls':>5} | {'in µs p50 / p99':>15} | {'out µs p50 / p99':>16} | {'srv %core':>9} | "
         f"{'srv CPU s/call/min':>18} | {'fake %':>6} | {'emu %':>5} | {'late % (max ms)':>15} | "
-        f"{'lost in/out':>11}"
+        f"{'lost in/out':>11} | {'box busy %':>10}"
     )
     print(head)
     print("-" * len(head))
@@ -432,7 +455,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             f"{r['opened']:>5} | {_fmt_us(r['in_us']):>15} | {_fmt_us(r['out_us']):>16} | "
             f"{r['server_core_pct']:>9.1f} | {r['server_cpu_s_per_call_min']:>18.3f} | "
             f"{r['fake_core_pct']:>6.1f} | {r['emulator_core_pct']:>5.1f} | "
-            f"{r['frames_late_pct']:>6.2f} ({r['max_lateness_ms']:>5.0f}) | {lost:>11}"
+            f"{r['frames_late_pct']:>6.2f} ({r['max_lateness_ms']:>5.0f}) | {lost:>11} | "
+            f"{r['machine_busy_pct']:>5.0f} ({r['machine_steal_pct']:.0f})"
         )
     print(
         "\nin: emulator sends a frame -> fake gets it (append); out: fake sends a reply's first "
@@ -440,6 +464,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         + ", ".join(f"{r['in_us']['n']}/{r['out_us']['n']}" for r in rows)
         + ").\nlate: emulator frames sent > 5 ms after their deadline (this client's own "
         "scheduling); lost: inbound frames never appended / outbound frames never delivered.\n"
+        "box busy: all CPUs, every process on the machine (steal in brackets); near 100 the "
+        "machine, not the bridge, is the limit.\n"
         "Two loopback hops and every process's event loop are inside both latencies; "
         "the machine may be shared: numbers are noisy."
     )
