@@ -99,21 +99,22 @@ async def run(calls: int, seconds: float, base: str, pid: int) -> None:
           f"p99 {p(0.99) / 1000:6.2f} ms  server CPU {cpu / (calls * seconds) * 1000:5.2f} ms per call-second")
 
 
-async def main() -> None:
+async def main(calls: list[int], seconds: float, base: str, pid: int) -> None:
+    print("echo round trip: client send -> server parse -> echo -> pace/mark -> client receive")
+    for n in calls:
+        await run(n, seconds, base, pid)
+
+
+if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", default="1,50")
     parser.add_argument("--seconds", type=float, default=8.0)
     args = parser.parse_args()
+    # The server runs in its own process so its CPU can be read from /proc.
     proc = subprocess.Popen([sys.executable, "-c", SERVER, TOKEN], stdout=subprocess.PIPE, text=True)
     try:
         base = proc.stdout.readline().strip()  # type: ignore[union-attr]
-        print("echo round trip: client send -> server parse -> echo -> pace/mark -> client receive")
-        for n in (int(x) for x in args.calls.split(",")):
-            await run(n, args.seconds, base, proc.pid)
+        asyncio.run(main([int(x) for x in args.calls.split(",")], args.seconds, base, proc.pid))
     finally:
         proc.terminate()
         proc.wait(5)
-
-
-if __name__ == "__main__":
-    asyncio.run(main())
