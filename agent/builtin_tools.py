@@ -3,6 +3,11 @@ and the two call-control tools the call itself handles (hang up, transfer)."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import inspect
+from typing import Any
+
 from agent.realtime import ToolSpec
 from tools.registry import REGISTRY, Tool
 
@@ -31,6 +36,20 @@ TRANSFER_CALL = ToolSpec(
 CONTROL_SPECS = {END_CALL.name: END_CALL, TRANSFER_CALL.name: TRANSFER_CALL}
 
 
+def with_delay(tool: Tool, delay_ms: int) -> Tool:
+    """The same tool, `delay_ms` slower: demos and fixtures show fillers and hang-ups
+    during slow tools with the real business logic."""
+    fn = tool.fn
+
+    async def slowed(**kwargs: Any) -> Any:
+        await asyncio.sleep(delay_ms / 1000)
+        if inspect.iscoroutinefunction(fn):
+            return await fn(**kwargs)
+        return await asyncio.to_thread(fn, **kwargs)
+
+    return dataclasses.replace(tool, fn=slowed)
+
+
 def resolve_tool(ref: str) -> Tool | ToolSpec:
     """A registry name, a `module:function` path, or a call-control tool name."""
     if ref in CONTROL_SPECS:
@@ -38,7 +57,9 @@ def resolve_tool(ref: str) -> Tool | ToolSpec:
     return REGISTRY.resolve(ref)
 
 
-def tools_for(refs: list[str]) -> tuple[dict[str, Tool], tuple[ToolSpec, ...]]:
+def tools_for(
+    refs: list[str], delays_ms: dict[str, int] | None = None
+) -> tuple[dict[str, Tool], tuple[ToolSpec, ...]]:
     """The runnable tools of a flow and what the model is told about all of them."""
     runnable: dict[str, Tool] = {}
     specs: list[ToolSpec] = []
@@ -47,6 +68,8 @@ def tools_for(refs: list[str]) -> tuple[dict[str, Tool], tuple[ToolSpec, ...]]:
         if isinstance(tool, ToolSpec):
             specs.append(tool)
             continue
+        if delays_ms and delays_ms.get(tool.name):
+            tool = with_delay(tool, delays_ms[tool.name])
         runnable[tool.name] = tool
         specs.append(
             ToolSpec(

@@ -114,6 +114,7 @@ async def run_script(
                     for digit in step.digits:
                         await call.dtmf(digit)
                         await call.pause(DTMF_GAP_MS)
+                    call.end_of_input("keypad")
                 elif isinstance(step, Pause):
                     await call.pause(step.ms)
                 elif isinstance(step, Hangup):
@@ -209,7 +210,7 @@ async def run_call_command(args: Any) -> int:
         today = business_today(script)
         os.environ["LOCAL_ENGINE_TODAY"] = today.isoformat()
         console.print("[dim]starting the offline engine and an in-process server...[/]")
-        async with local_stack(tools_today=today.isoformat()) as stack:
+        async with local_stack(tools_today=today.isoformat(), tool_delays_ms=script.slow_tools) as stack:
             stack.service.listeners.append(record_collector(records))
             stack.service.listeners.append(printer)
             console.print(f"[bold]{script.name}[/]: {script.description.strip()}  [dim](today={today})[/]")

@@ -324,6 +324,8 @@ class CallScript(_Model):
     voice: Voice = DEFAULT_VOICE
     noise_db: float | None = Field(None, ge=-90, le=0)
     today: dt.date | None = None
+    # In-process runs only: make these tools slower (ms), e.g. to hang up during one.
+    slow_tools: dict[str, Annotated[int, Field(ge=0, le=60_000)]] = Field(default_factory=dict)
     steps: list[Step] = Field(min_length=1)
     expect: Expectations = Field(default_factory=Expectations)
     path: Path

@@ -549,6 +549,7 @@ def build_report(
             {"today": p[0].today.isoformat() if p[0].today else None, "calls": len(p)}
             for p in run.phases
         ],
+        "timeline_columns": ["t_s", "in_flight", "completed", "failed_or_timed_out"],
         "timeline": [list(row) for row in run.timeline],
         "samples": {
             "voice_to_voice": [round(x, 1) for x in v2v],

@@ -204,7 +204,7 @@ def render_charts(report: dict[str, Any], base: Path) -> tuple[list[Path], str |
         t = [row[0] for row in timeline]
         fig, ax = plt.subplots(figsize=(8, 3.4))
         ax.step(t, [row[1] for row in timeline], where="post", label="in flight")
-        ax.step(t, [row[2] for row in timeline], where="post", label="completed")
+        ax.step(t, [row[2] for row in timeline], where="post", label="completed (any outcome)")
         ax.step(t, [row[3] for row in timeline], where="post", label="failed / timed out")
         ax.set_xlabel("seconds since start")
         ax.set_ylabel("calls")

@@ -164,7 +164,7 @@ class Service:
             log.error("call %s: no flow %r", stream.call_sid, stream.parameters.get("flow"))
             await stream.close(1008, "unknown flow")
             return
-        runnable, specs = tools_for(flow.tools)
+        runnable, specs = tools_for(flow.tools, self.settings.tool_delays_ms)
         control = self.control or self.loopback
         session = self.session_factory(flow, specs, self.settings)
         provider = provider_of(flow, self.settings)

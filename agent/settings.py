@@ -47,3 +47,5 @@ class Settings(BaseSettings):
     force_local: bool = False
     # Demos and fixtures only: the date the business tools treat as today (YYYY-MM-DD).
     tools_today: str | None = None
+    # Demos and fixtures only: make named tools this much slower (ms), e.g. to hear a filler.
+    tool_delays_ms: dict[str, int] = Field(default_factory=dict)

@@ -406,6 +406,12 @@ class EmulatedCall:
             return
         self._finish(by_server=not self._hanging_up)
 
+    def end_of_input(self, why: str = "keypad") -> None:
+        """Open a new turn now, e.g. after a keypad entry ending in '#', so the next
+        `wait_for_bot_reply` waits for the answer to it (speech opens turns by itself)."""
+        self._check_open()
+        self._core.open_turn(asyncio.get_running_loop().time(), why)
+
     async def wait_until(
         self,
         predicate: Callable[[EmulatedCall], bool],

@@ -183,6 +183,12 @@ class CallCore:
         else:
             self.event("speech", "caller starts speaking", now)
 
+    def open_turn(self, now: float, why: str) -> None:
+        """The caller finished an input that is not speech (a keypad entry): what the
+        bot says next is the answer to it, a new turn."""
+        self.turns.append(TurnMetrics(len(self.turns), now, caller_speech_end_at=now))
+        self.event("turn", f"turn {len(self.turns) - 1} opens ({why})", now)
+
     def _speech_ends(self, now: float) -> None:
         # The caller's last speech frame goes out now: the next turn is the bot's answer.
         self.turns.append(TurnMetrics(len(self.turns), now, caller_speech_end_at=now))

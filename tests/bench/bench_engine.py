@@ -1,6 +1,6 @@
 """Offline engine: turn latency and memory.
 
-    python benchmarks/bench_engine.py [--sessions 4] [--rounds 2] [--port 0]
+    python -m tests.bench.bench_engine [--sessions 4] [--rounds 2] [--port 0]
 
 Starts the engine in a subprocess (`run_engine`), then plays a short dialog into it over
 the Realtime protocol in real time (20 ms μ-law frames, like a phone line):
