@@ -34,7 +34,7 @@ async def test_fixture_end_to_end(name: str, tmp_path: Path, monkeypatch: pytest
             script, base_url=stack.base_url, auth_token=stack.auth_token,
             records=records, store=stack.service.store, today=today,
         )
-    transcript = "\n".join(f"  {l['role']}: {l['text']}" for l in result.record.transcript_lines) \
-        if result.record else "  (no record)"
+    lines = result.record.transcript_lines if result.record else []
+    transcript = "\n".join(f"  {line['role']}: {line['text']}" for line in lines) or "  (no record)"
     assert result.ok, f"{name} failed:\n- " + "\n- ".join(result.failures) + f"\n{transcript}"
     assert result.violations == 0
