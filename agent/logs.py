@@ -10,6 +10,7 @@ import sys
 import time
 
 _PHONE = re.compile(r"\+\d{4}(\d+)(\d{4})")
+_CALL_SID = re.compile(r"\bCA[0-9a-f]{32}\b")
 
 
 def mask_numbers(text: str) -> str:
@@ -25,6 +26,9 @@ class JsonFormatter(logging.Formatter):
             "msg": mask_numbers(record.getMessage()),
         }
         call_sid = getattr(record, "call_sid", None)
+        if not call_sid:  # most call logs name the sid in the text: make it a field
+            found = _CALL_SID.search(out["msg"])
+            call_sid = found.group(0) if found else None
         if call_sid:
             out["call_sid"] = call_sid
         if record.exc_info:

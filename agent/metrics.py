@@ -38,8 +38,6 @@ class Metrics:
             "phone_agent_provider_errors_total", "Provider errors", ["fatal"], registry=r)
         self.provider_reconnects = Counter(
             "phone_agent_provider_reconnects_total", "Provider reconnects", ["reason"], registry=r)
-        self.webhooks = Counter(
-            "phone_agent_webhooks_total", "Twilio webhook requests", ["result"], registry=r)
 
     def on_event(self, name: str, data: dict[str, Any]) -> None:
         """The Call's event hook."""
