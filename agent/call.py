@@ -14,7 +14,7 @@ import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from agent.callrecord import CallRecord
@@ -26,7 +26,6 @@ from agent.realtime import (
     ProviderError,
     RealtimeSession,
     ResponseDone,
-    ResponseStarted,
     SessionReconnecting,
     SessionResumed,
     SpeechStarted,
@@ -93,7 +92,6 @@ class _Filler:
 class _Turn:
     caller_stopped: float | None = None
     first_audio: float | None = None
-    latencies_ms: list[float] = field(default_factory=list)
 
 
 class Call:
@@ -261,8 +259,6 @@ class Call:
                 await self._on_tool_call(event)
             elif isinstance(event, ToolCallCancelled):
                 await self._runner.cancel(event.call_ids)
-            elif isinstance(event, ResponseStarted):
-                pass
             elif isinstance(event, ResponseDone):
                 await self._on_response_done(event)
             elif isinstance(event, SessionReconnecting):
@@ -287,16 +283,14 @@ class Call:
         if self._filler is not None:
             # The model is about to speak: a filler must never talk over it.
             await self.cut_filler()
-        if self._bot_item != event.item_id:
-            self._bot_item = event.item_id
+        self._bot_item = event.item_id
         now = time.monotonic()
         if self._turn.caller_stopped is not None and self._turn.first_audio is None:
             self._turn.first_audio = now
             latency = (now - self._turn.caller_stopped) * 1000
             self.record.turn_latency(latency)
             self._emit("turn_latency", {"ms": latency})
-        if self.state is not CallState.GREETING or self.record.first_audio_at is None:
-            self.record.mark_first_audio()
+        self.record.mark_first_audio()  # only the first call counts
         self.state = CallState.SPEAKING
         await self.stream.send_audio(event.audio, event.item_id)
 

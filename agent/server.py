@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import secrets
 import signal
@@ -31,7 +32,7 @@ from agent.metrics import Metrics
 from agent.realtime import RealtimeSession, ToolSpec
 from agent.redis_tokens import RedisUsedTokens
 from agent.registry import LiveCall, Registry, new_instance_id, open_registry
-from agent.sessions import make_session, provider_of
+from agent.sessions import make_session, provider_of, today_of
 from agent.settings import Settings
 from telephony.control import TwilioControl
 from telephony.stream import media_stream_route
@@ -202,14 +203,11 @@ class Service:
             if not self.calls:
                 self._idle.set()
 
-    def _clock(self) -> Any:
-        import datetime as dt
-
+    def _clock(self) -> dt.datetime:
         if not self.settings.tools_today:
             return dt.datetime.now(dt.UTC)
         # 08:00 UTC on the pinned day: before opening hours, so the whole day is bookable.
-        day = dt.date.fromisoformat(self.settings.tools_today)
-        return dt.datetime.combine(day, dt.time(8, 0), tzinfo=dt.UTC)
+        return dt.datetime.combine(today_of(self.settings), dt.time(8, 0), tzinfo=dt.UTC)
 
     def _publish(self, call_sid: str, kind: str, data: dict[str, Any]) -> None:
         for listener in list(self.listeners):

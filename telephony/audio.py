@@ -133,6 +133,7 @@ class PcmToUlaw:
     """Model PCM16 at `rate` (e.g. 24 kHz from Gemini) -> μ-law 8 kHz, one per call."""
 
     def __init__(self, rate: int) -> None:
+        self.rate = rate
         self._resampler = None if rate == TELEPHONY_RATE else StreamResampler(rate, TELEPHONY_RATE)
 
     def convert(self, pcm: bytes) -> bytes:

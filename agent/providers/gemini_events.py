@@ -28,7 +28,7 @@ from agent.realtime import (
     ToolCallCancelled,
     Transcript,
 )
-from telephony.audio import TELEPHONY_RATE, StreamResampler, pcm16_to_ulaw
+from telephony.audio import PcmToUlaw
 
 log = logging.getLogger(__name__)
 
@@ -55,32 +55,9 @@ class Turn:
         return "".join(self.text).strip()
 
 
-class _ToUlaw:
-    """Model PCM16 -> μ-law 8 kHz with one stateful resampler per call.
-
-    Like telephony.audio.PcmToUlaw, plus `flush()`: soxr holds back ~25 ms, which at the
-    end of a turn must go out with that turn, not open the next one.
-    """
-
-    def __init__(self, rate: int) -> None:
-        self.rate = rate
-        self._resampler = StreamResampler(rate, TELEPHONY_RATE)
-
-    def convert(self, pcm: bytes) -> bytes:
-        out = self._resampler.process(pcm)
-        return pcm16_to_ulaw(out) if out else b""
-
-    def flush(self) -> bytes:
-        out = self._resampler.flush()
-        return pcm16_to_ulaw(out) if out else b""
-
-    def reset(self) -> None:
-        self._resampler.reset()
-
-
 class GeminiTranslator:
     def __init__(self) -> None:
-        self._to_ulaw = _ToUlaw(OUTPUT_RATE)
+        self._to_ulaw = PcmToUlaw(OUTPUT_RATE)
         self.turn: Turn | None = None  # the model turn in progress
         self._turn_n = 0
         self._recent: OrderedDict[str, Turn] = OrderedDict()
@@ -181,7 +158,7 @@ class GeminiTranslator:
             return  # leftovers of a cut turn must not reach the caller
         rate = parse_rate(inline.get("mimeType"))
         if rate != self._to_ulaw.rate:
-            self._to_ulaw = _ToUlaw(rate)
+            self._to_ulaw = PcmToUlaw(rate)
         self._deliver(turn, self._to_ulaw.convert(base64.b64decode(inline.get("data") or "")), out)
 
     def _deliver(self, turn: Turn, ulaw: bytes, out: list[RealtimeEvent]) -> None:

@@ -28,7 +28,7 @@ from agent.realtime import (
     ToolCall,
     Transcript,
 )
-from telephony.audio import StreamResampler, pcm16_to_ulaw
+from telephony.audio import PcmToUlaw
 
 log = logging.getLogger("agent.providers.openai")
 
@@ -51,7 +51,7 @@ class Tracks:
     done_items: set[str] = field(default_factory=set)
     call_ids: set[str] = field(default_factory=set)
     cancelled: set[str] = field(default_factory=set)  # response.cancel already sent
-    resamplers: dict[str, StreamResampler] = field(default_factory=dict)  # pcm24, per item
+    resamplers: dict[str, PcmToUlaw] = field(default_factory=dict)  # pcm24, per item
     caller_speaking: bool = False
     awaiting_reply: bool = False  # VAD committed a turn; its response has not started
 
@@ -88,7 +88,7 @@ class CallState:
             rs = tr.resamplers.pop(item, None)
             tail = rs.flush() if rs is not None else b""  # the filter's last few ms
             if tail:
-                out.append(AudioOut(pcm16_to_ulaw(tail), item, rid, rid in tr.oob_responses))
+                out.append(AudioOut(tail, item, rid, rid in tr.oob_responses))
             tr.done_items.add(item)
             out.append(AudioDone(item, rid))
         elif kind == "response.output_audio_transcript.delta":
@@ -159,9 +159,8 @@ class CallState:
             # One stateful resampler per item: a filler may stream alongside a reply.
             rs = tr.resamplers.get(item)
             if rs is None:
-                rs = tr.resamplers[item] = StreamResampler(24000, 8000)
-            pcm = rs.process(data)
-            data = pcm16_to_ulaw(pcm) if pcm else b""
+                rs = tr.resamplers[item] = PcmToUlaw(24000)
+            data = rs.convert(data)
         if data:
             out.append(AudioOut(data, item, rid, oob))
 
