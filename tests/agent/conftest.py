@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
+from typing import Any
 
 import numpy as np
 import pytest
 
 from telephony.audio import pcm16_to_ulaw
+from telephony.emulator import EmulatedCall, StreamTarget, dial_webhook
+
+
+async def dial(stack: Any, records: dict, *, to: str, from_: str) -> tuple[StreamTarget, EmulatedCall]:
+    """Call the in-process server like Twilio would; `records[call_sid]` will resolve
+    with the call's record (the stack needs `record_collector(records)` listening)."""
+    target = await dial_webhook(stack.base_url, stack.auth_token, to=to, from_=from_)
+    records[target.call_sid] = asyncio.get_running_loop().create_future()
+    return target, EmulatedCall(target)
 
 
 def speech_like(ms: int, hz: float = 300.0, amp: int = 6000) -> bytes:

@@ -8,8 +8,7 @@ from pathlib import Path
 
 from agent.fixture_runner import record_collector
 from agent.inprocess import local_stack
-from telephony.emulator import EmulatedCall, dial_webhook
-from tests.agent.conftest import speech_like
+from tests.agent.conftest import dial, speech_like
 from tests.fakes.gemini_server import FakeGeminiLive, Scenario, Turn
 
 FLOWS = """\
@@ -32,12 +31,6 @@ def _stack(tmp_path: Path, fake: FakeGeminiLive):
     )
 
 
-async def _dial(stack, records):
-    target = await dial_webhook(stack.base_url, stack.auth_token, to="+15550009999", from_="+15551112222")
-    records[target.call_sid] = asyncio.get_running_loop().create_future()
-    return target, EmulatedCall(target)
-
-
 async def test_interrupted_clears_twilio_and_tool_round_trip(tmp_path: Path) -> None:
     scenario = Scenario(
         turns=[
@@ -51,7 +44,7 @@ async def test_interrupted_clears_twilio_and_tool_round_trip(tmp_path: Path) -> 
         records: dict = {}
         async with _stack(tmp_path, fake) as stack:
             stack.service.listeners.append(record_collector(records))
-            target, call = await _dial(stack, records)
+            target, call = await dial(stack, records, to="+15550009999", from_="+15551112222")
             async with call:
                 await call.wait_for_bot_reply(timeout=10)
                 await call.say(speech_like(600))
@@ -77,7 +70,7 @@ async def test_go_away_resumes_without_the_caller_noticing(tmp_path: Path) -> No
         records: dict = {}
         async with _stack(tmp_path, fake) as stack:
             stack.service.listeners.append(record_collector(records))
-            target, call = await _dial(stack, records)
+            target, call = await dial(stack, records, to="+15550009999", from_="+15551112222")
             async with call:
                 await call.wait_for_bot_reply(timeout=10)
                 await call.say(speech_like(600))

@@ -12,18 +12,11 @@ from pathlib import Path
 
 from agent.fixture_runner import record_collector
 from agent.inprocess import local_stack
-from telephony.emulator import EmulatedCall, dial_webhook
-from tests.agent.conftest import speech_like
+from tests.agent.conftest import dial, speech_like
 from tests.fakes.openai_server import FakeOpenAIRealtime, Scenario, ToolStep, Turn
 
 ORDER_TO = "+15550002000"  # the example flows route this number to order-status
 CALLER = "+15551230001"
-
-
-async def _call(stack, records, *, to=ORDER_TO, speed=1.0):
-    target = await dial_webhook(stack.base_url, stack.auth_token, to=to, from_=CALLER)
-    records[target.call_sid] = asyncio.get_running_loop().create_future()
-    return target, EmulatedCall(target, speed=speed)
 
 
 async def test_audio_both_ways_and_a_function_call_round_trip(tmp_path: Path) -> None:
@@ -37,7 +30,7 @@ async def test_audio_both_ways_and_a_function_call_round_trip(tmp_path: Path) ->
         async with local_stack(data_dir=tmp_path, engine=False, realtime_url=url,
                                openai_api_key=scenario.api_key) as stack:
             stack.service.listeners.append(record_collector(records))
-            target, call = await _call(stack, records)
+            target, call = await dial(stack, records, to=ORDER_TO, from_=CALLER)
             async with call:
                 greeting = await call.wait_for_bot_reply(timeout=10)
                 assert greeting.bot_audio_played_ms > 300
@@ -67,7 +60,7 @@ async def test_barge_in_clears_twilio_and_truncates_at_what_was_heard(tmp_path: 
         async with local_stack(data_dir=tmp_path, engine=False, realtime_url=url,
                                openai_api_key=scenario.api_key) as stack:
             stack.service.listeners.append(record_collector(records))
-            target, call = await _call(stack, records)
+            target, call = await dial(stack, records, to=ORDER_TO, from_=CALLER)
             async with call:
                 await call.wait_for_bot_reply(timeout=10)
                 await call.say(speech_like(600))
@@ -98,10 +91,10 @@ async def test_provider_disconnect_apologises_and_leaves_other_calls_alone(tmp_p
         async with local_stack(data_dir=tmp_path, engine=False, realtime_url=fake.url,
                                openai_api_key=scenario.api_key) as stack:
             stack.service.listeners.append(record_collector(records))
-            a_target, a = await _call(stack, records)
+            a_target, a = await dial(stack, records, to=ORDER_TO, from_=CALLER)
             async with a:
                 await a.wait_for_bot_reply(timeout=10)
-                b_target, b = await _call(stack, records)
+                b_target, b = await dial(stack, records, to=ORDER_TO, from_=CALLER)
                 async with b:
                     await b.wait_for_bot_reply(timeout=10)
                     # A's provider connection drops; its one reconnect is refused (503).

@@ -12,8 +12,7 @@ import httpx
 from agent.fixture_runner import record_collector
 from agent.inprocess import local_stack
 from agent.logs import JsonFormatter
-from telephony.emulator import EmulatedCall, dial_webhook
-from tests.agent.conftest import speech_like
+from tests.agent.conftest import dial, speech_like
 from tests.fakes.openai_server import FakeOpenAIRealtime, Scenario, ToolStep, Turn
 
 
@@ -31,11 +30,9 @@ async def test_metrics_health_and_readiness_after_a_call(tmp_path: Path) -> None
         async with local_stack(data_dir=tmp_path, engine=False, realtime_url=fake.url,
                                openai_api_key=scenario.api_key) as stack:
             stack.service.listeners.append(record_collector(records))
-            target = await dial_webhook(stack.base_url, stack.auth_token, to="+15550002000",
-                                        from_="+15551234567")
-            records[target.call_sid] = asyncio.get_running_loop().create_future()
+            target, call = await dial(stack, records, to="+15550002000", from_="+15551234567")
             async with httpx.AsyncClient(base_url=stack.base_url) as http:
-                async with EmulatedCall(target) as call:
+                async with call:
                     await call.wait_for_bot_reply(timeout=10)
                     live = (await http.get("/metrics")).text
                     assert metric(live, "phone_agent_active_calls") == 1

@@ -12,8 +12,7 @@ from pathlib import Path
 
 from agent.fixture_runner import record_collector
 from agent.inprocess import local_stack
-from telephony.emulator import EmulatedCall, dial_webhook
-from tests.agent.conftest import speech_like
+from tests.agent.conftest import dial, speech_like
 from tests.fakes.gemini_server import FakeGeminiLive
 from tests.fakes.gemini_server import Scenario as GScenario
 from tests.fakes.gemini_server import Turn as GTurn
@@ -46,9 +45,8 @@ async def _one_turn_call(tmp_path: Path, scenario: Scenario, *, filler_after_ms:
                                openai_api_key=scenario.api_key,
                                flows_file=_flows(tmp_path, filler_after_ms=filler_after_ms)) as stack:
             stack.service.listeners.append(record_collector(records))
-            target = await dial_webhook(stack.base_url, stack.auth_token, to="+15550007777", from_="+15551234567")
-            records[target.call_sid] = asyncio.get_running_loop().create_future()
-            async with EmulatedCall(target) as call:
+            target, call = await dial(stack, records, to="+15550007777", from_="+15551234567")
+            async with call:
                 await call.wait_for_bot_reply(timeout=10)
                 for _ in range(turns):
                     await call.say(speech_like(600))
@@ -97,10 +95,8 @@ async def test_cached_filler_clip_plays_instantly_on_the_next_call(tmp_path: Pat
                                openai_api_key=scenario.api_key, flows_file=_flows(tmp_path)) as stack:
             stack.service.listeners.append(record_collector(records))
             for _ in range(2):
-                target = await dial_webhook(stack.base_url, stack.auth_token, to="+15550007777",
-                                            from_="+15551234567")
-                records[target.call_sid] = asyncio.get_running_loop().create_future()
-                async with EmulatedCall(target) as call:
+                target, call = await dial(stack, records, to="+15550007777", from_="+15551234567")
+                async with call:
                     await call.wait_for_bot_reply(timeout=10)
                     await call.say(speech_like(600))
                     await call.wait_for_bot_reply(timeout=15, quiet_ms=900)
@@ -149,9 +145,8 @@ async def test_background_tool_result_arrives_on_openai(tmp_path: Path) -> None:
         async with local_stack(data_dir=tmp_path, engine=False, realtime_url=fake.url,
                                openai_api_key=scenario.api_key, flows_file=_flows(tmp_path)) as stack:
             stack.service.listeners.append(record_collector(records))
-            target = await dial_webhook(stack.base_url, stack.auth_token, to="+15550007777", from_="+15551234567")
-            records[target.call_sid] = asyncio.get_running_loop().create_future()
-            async with EmulatedCall(target) as call:
+            target, call = await dial(stack, records, to="+15550007777", from_="+15551234567")
+            async with call:
                 await call.wait_for_bot_reply(timeout=10)
                 await call.say(speech_like(600))
                 await call.wait_for_bot_reply(timeout=15)
@@ -172,9 +167,8 @@ async def test_background_tool_result_arrives_on_gemini_non_blocking(tmp_path: P
         async with local_stack(data_dir=tmp_path, engine=False, flows_file=_flows(tmp_path, "gemini"),
                                gemini_live_url=fake.url, gemini_api_key=scenario.api_key) as stack:
             stack.service.listeners.append(record_collector(records))
-            target = await dial_webhook(stack.base_url, stack.auth_token, to="+15550007777", from_="+15551234567")
-            records[target.call_sid] = asyncio.get_running_loop().create_future()
-            async with EmulatedCall(target) as call:
+            target, call = await dial(stack, records, to="+15550007777", from_="+15551234567")
+            async with call:
                 await call.wait_for_bot_reply(timeout=10)
                 await call.say(speech_like(600))
                 await fake.wait_until(lambda: bool(fake.connections[0].tool_responses), 10)

@@ -15,8 +15,7 @@ from pathlib import Path
 
 from agent.fixture_runner import record_collector
 from agent.inprocess import local_stack
-from telephony.emulator import EmulatedCall, dial_webhook
-from tests.agent.conftest import speech_like
+from tests.agent.conftest import dial, speech_like
 from tests.fakes.openai_server import FakeOpenAIRealtime, Scenario, ToolStep, Turn
 
 FLOWS = """\
@@ -42,10 +41,8 @@ async def main(calls: int) -> None:
                                    openai_api_key=scenario.api_key, flows_file=flows) as stack:
                 stack.service.listeners.append(record_collector(records))
                 for _ in range(calls):
-                    target = await dial_webhook(stack.base_url, stack.auth_token,
-                                                to="+15550007777", from_="+15551234567")
-                    records[target.call_sid] = asyncio.get_running_loop().create_future()
-                    async with EmulatedCall(target) as call:
+                    target, call = await dial(stack, records, to="+15550007777", from_="+15551234567")
+                    async with call:
                         await call.wait_for_bot_reply(timeout=10)
                         await call.say(speech_like(500))
                         await call.wait_for_bot_reply(timeout=15, quiet_ms=900)
