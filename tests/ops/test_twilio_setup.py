@@ -8,79 +8,25 @@ import base64
 import io
 import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from agent.inprocess import run_app
 from agent.twilio_setup import EXIT_CONFIG, EXIT_OK, EXIT_TWILIO, run_twilio_command
+from tests.fakes.twilio_api import AC, BASE, CA, FakeTwilioApi
 from tests.ops.procs import server_command
 
-AC = "AC" + "a" * 32
 TOKEN = "twilio-auth-token"
 PN = "PN" + "b" * 32
-CA = "CA" + "c" * 32
 NUMBER = "+15553334444"
 PUBLIC = "https://agent.example.com"
-API = f"/2010-04-01/Accounts/{AC}"
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    form: dict[str, list[str]]
-    auth: str
-
-
-@dataclass
-class FakeTwilio:
-    seen: list[Seen] = field(default_factory=list)
-    numbers: list[dict[str, Any]] = field(default_factory=lambda: [{"sid": PN, "phone_number": NUMBER}])
-
-    async def _record(self, request: Request) -> Seen:
-        body = (await request.body()).decode()
-        seen = Seen(request.method, request.url.path, parse_qs(request.url.query),
-                    parse_qs(body, keep_blank_values=True), request.headers.get("authorization", ""))
-        self.seen.append(seen)
-        return seen
-
-    def app(self) -> Starlette:
-        async def list_numbers(request: Request) -> JSONResponse:
-            seen = await self._record(request)
-            wanted = seen.query.get("PhoneNumber", [""])[0]
-            found = [n for n in self.numbers if wanted in n["phone_number"]]
-            return JSONResponse({"incoming_phone_numbers": found, "page": 0, "page_size": 20,
-                                 "first_page_uri": f"{API}/IncomingPhoneNumbers.json",
-                                 "next_page_uri": None, "previous_page_uri": None,
-                                 "uri": f"{API}/IncomingPhoneNumbers.json"})
-
-        async def update_number(request: Request) -> JSONResponse:
-            await self._record(request)
-            return JSONResponse({"sid": request.path_params["sid"], "account_sid": AC})
-
-        async def create_call(request: Request) -> JSONResponse:
-            await self._record(request)
-            return JSONResponse({"sid": CA, "account_sid": AC, "status": "queued"}, status_code=201)
-
-        return Starlette(routes=[
-            Route(f"{API}/IncomingPhoneNumbers.json", list_numbers, methods=["GET"]),
-            Route(f"{API}/IncomingPhoneNumbers/{{sid}}.json", update_number, methods=["POST"]),
-            Route(f"{API}/Calls.json", create_call, methods=["POST"]),
-        ])
 
 
 @pytest.fixture
-async def twilio() -> AsyncIterator[tuple[FakeTwilio, str]]:
-    fake = FakeTwilio()
+async def twilio() -> AsyncIterator[tuple[FakeTwilioApi, str]]:
+    fake = FakeTwilioApi(numbers=[{"sid": PN, "phone_number": NUMBER}])
     async with run_app(fake.app()) as base:
         yield fake, base
 
@@ -115,33 +61,33 @@ def cli_env(base: str) -> dict[str, str]:
 
 
 async def test_configure_points_the_number_at_public_url(
-    twilio: tuple[FakeTwilio, str], tmp_path: Path
+    twilio: tuple[FakeTwilioApi, str], tmp_path: Path
 ) -> None:
     fake, base = twilio
     code, out, err = await run_cli(["configure", "--number", NUMBER], cli_env(base), tmp_path)
     assert code == 0, err
     assert f"{NUMBER} ({PN}) now calls {PUBLIC}/twilio/voice" in out
-    lookup, update = fake.seen
+    lookup, update = fake.requests
     assert (lookup.method, lookup.path, lookup.query["PhoneNumber"]) == (
-        "GET", f"{API}/IncomingPhoneNumbers.json", [NUMBER])
-    assert (update.method, update.path) == ("POST", f"{API}/IncomingPhoneNumbers/{PN}.json")
+        "GET", f"{BASE}/IncomingPhoneNumbers.json", [NUMBER])
+    assert (update.method, update.path) == ("POST", f"{BASE}/IncomingPhoneNumbers/{PN}.json")
     assert single(update.form) == {
         "VoiceUrl": f"{PUBLIC}/twilio/voice", "VoiceMethod": "POST",
         "StatusCallback": f"{PUBLIC}/twilio/status", "StatusCallbackMethod": "POST",
     }
-    assert all(s.auth == basic_auth() for s in fake.seen)
+    assert all(s.auth == basic_auth() for s in fake.requests)
 
 
 async def test_call_places_an_outbound_call_into_a_flow(
-    twilio: tuple[FakeTwilio, str], tmp_path: Path
+    twilio: tuple[FakeTwilioApi, str], tmp_path: Path
 ) -> None:
     fake, base = twilio
     code, out, err = await run_cli(
         ["call", "--to", "+15551112222", "--from", NUMBER, "--flow", "order-status"], cli_env(base), tmp_path)
     assert code == 0, err
     assert CA in out
-    (create,) = fake.seen
-    assert (create.method, create.path, create.auth) == ("POST", f"{API}/Calls.json", basic_auth())
+    (create,) = fake.requests
+    assert (create.method, create.path, create.auth) == ("POST", f"{BASE}/Calls.json", basic_auth())
     assert single(create.form) == {
         "To": "+15551112222", "From": NUMBER, "Method": "POST",
         "Url": f"{PUBLIC}/twilio/voice?flow=order-status",
@@ -198,7 +144,7 @@ async def test_missing_or_wrong_settings_are_explained(
 
 
 async def test_a_number_not_on_the_account_is_a_twilio_error(
-    clean_env: pytest.MonkeyPatch, twilio: tuple[FakeTwilio, str]
+    clean_env: pytest.MonkeyPatch, twilio: tuple[FakeTwilioApi, str]
 ) -> None:
     fake, base = twilio
     for name, value in cli_env(base).items():
