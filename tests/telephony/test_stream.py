@@ -219,27 +219,9 @@ async def test_no_start_in_time_closes_1008() -> None:
 
 
 async def run_echo_call(server: Server, phone: Phone, frames: list[bytes]) -> list[bytes]:
-    """Send `frames`, echo every mark like a phone, return the audio played back."""
-    received: list[bytes] = []
-    all_played = asyncio.Event()
-
-    async def listen() -> None:
-        while (event := await phone.recv()) is not None:
-            if isinstance(event, OutMedia):
-                received.append(event.payload)
-            elif isinstance(event, OutMark):
-                await phone.echo(event.name)
-                if len(received) == len(frames):
-                    all_played.set()  # the mark after the last frame has been echoed
-
+    """Start the call, send `frames`, echo every mark like a phone, return the audio played back."""
     await phone.start(server.tokens.issue(phone.call_sid))
-    listener = asyncio.create_task(listen())
-    for f in frames:
-        await phone.media(f)
-    await asyncio.wait_for(all_played.wait(), WAIT)
-    await phone.ws.send(phone.twilio.stop())
-    await asyncio.wait_for(listener, WAIT)  # the server closes after the handler returns
-    return received
+    return await run_echo_call_started(phone, frames)
 
 
 async def test_echo_plays_the_callers_audio_back_byte_exact() -> None:
@@ -426,7 +408,8 @@ async def test_malformed_messages_on_one_call_leave_a_parallel_call_untouched(
 
 
 async def run_echo_call_started(phone: Phone, frames: list[bytes]) -> list[bytes]:
-    """Like run_echo_call, for a call whose start was already sent."""
+    """Send `frames` on a started call, echo every mark like a phone, return the audio
+    played back."""
     received: list[bytes] = []
     done = asyncio.Event()
 
@@ -437,7 +420,7 @@ async def run_echo_call_started(phone: Phone, frames: list[bytes]) -> list[bytes
             elif isinstance(event, OutMark):
                 await phone.echo(event.name)
                 if len(received) == len(frames):
-                    done.set()
+                    done.set()  # the mark after the last frame has been echoed
 
     listener = asyncio.create_task(listen())
     for f in frames:
