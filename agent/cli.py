@@ -7,7 +7,9 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from agent.logs import setup_logging
 
@@ -98,7 +100,7 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _event_loop_runner():  # noqa: ANN202
+def _event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
     """uvloop when installed (uvicorn[standard] brings it on Linux): cheaper per message."""
     try:
         import uvloop
