@@ -115,7 +115,10 @@ class TwilioStream:
         return self._events()
 
     async def _events(self) -> AsyncIterator[StreamEvent]:
-        while not self._closed:
+        # A failed send (the peer hung up) does not end reading: what it sent before its
+        # close is still queued here (its last frames, `stop`), and the caller's last words
+        # are the caller's; the queue ends with the disconnect.
+        while not self._closed or self._peer_gone:
             try:
                 raw = await _receive(self._ws)
             except _Gone:

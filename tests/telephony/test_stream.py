@@ -481,3 +481,26 @@ async def test_unknown_mark_echo_is_ignored() -> None:
         assert (await phone.closed())[0] == 1000
         _, stats, heard = await handler_result(server)
     assert heard == 0 and stats.marks_acked == 0 and stats.malformed == 0
+
+
+async def test_what_the_caller_sent_before_hanging_up_is_still_read_after_a_send_fails() -> None:
+    # Under load the reader lags: the caller's last frames and `stop` sit in the queue
+    # when the bot's next send finds the socket closed. They must still come out.
+    got: asyncio.Queue[list[str]] = asyncio.Queue()
+
+    async def handler(stream: TwilioStream) -> None:
+        while not stream.closed:  # talk until a send fails: the caller has hung up
+            await stream.send_audio(frame(9), "bot")
+            await stream.end_segment("bot")
+            await asyncio.sleep(0.005)  # (a send needs a loop turn to see the close)
+        events = [type(e).__name__ for e in [e async for e in stream]]
+        got.put_nowait(events)
+
+    async with serve(handler) as server, dial(server) as phone:
+        await phone.start(server.tokens.issue(phone.call_sid))
+        for i in range(5):
+            await phone.media(frame(i))
+        await phone.ws.send(phone.twilio.stop())
+        await phone.ws.close()
+        events = await asyncio.wait_for(got.get(), WAIT)
+    assert events == ["Media"] * 5 + ["Stop"]
