@@ -6,8 +6,13 @@ audio. This object keeps that ledger:
 
     enqueue/end_segment -> [unsent frames] -> take_sendable() -> [sent, unacked] -> on_mark()
 
-It never lets sent-but-unheard audio exceed `lead_ms` (so a barge-in `clear` drops at
-most that much, and "heard" stays within `mark_every_ms` of the truth). It puts a mark
+It never lets sent-but-unheard audio exceed `lead_ms` plus the measured round trip of
+an echo (so a barge-in `clear` drops at most that much, and "heard" stays within
+`mark_every_ms` of the truth). Why the round trip: an echo reaches us half a round trip
+after its audio played, and our refill reaches Twilio half a round trip later, so with
+a bare 200 ms lead and a mark every 100 ms any round trip over ~100 ms (a far region, a
+busy host) would leave the caller hearing gaps. Counting it keeps ~`lead_ms` of audio
+actually buffered at Twilio. It puts a mark
 after every `mark_every_ms` of audio, at every segment end, and whenever the lead is
 full, so sent audio always has a mark coming that will account for it (an open
 segment's unmarked tail waits for more audio or `end_segment`).
@@ -46,6 +51,7 @@ class _SentMark:
     segment_ms: int  # ms of `segment` sent up to this mark
     sent_at: float | None
     ahead_ms: int  # audio queued at Twilio ahead of this mark when it was sent
+    from_idle: bool  # sent before any echo of its run came back: its delay is all RTT
 
 
 class Playback:
@@ -58,6 +64,7 @@ class Playback:
         mark_every_ms: int = 100,
         *,
         now: Callable[[], float] | None = None,
+        max_rtt_allowance_ms: int = 400,
     ) -> None:
         if lead_ms < FRAME_MS:
             raise ValueError(f"lead_ms must be at least one frame ({FRAME_MS} ms), got {lead_ms}")
@@ -67,6 +74,13 @@ class Playback:
         self.lead_ms = lead_ms
         self.mark_every_ms = mark_every_ms
         self._now = now
+        # Extra lead for the echo round trip (needs `now`); capped so a stalled peer
+        # cannot make us queue seconds that a barge-in would then have to drop.
+        self.max_rtt_allowance_ms = max_rtt_allowance_ms
+        self._rtt_estimate_ms = 0.0
+        self.rtt_allowance_ms = 0
+        self._run_from = -1  # heard position when the current run of audio began from idle
+        self._probe: tuple[str, float] | None = None  # an audio-less mark in flight
 
         # Unsent frames in order: (frame, segment, is_last_frame_of_an_ended_segment).
         self._queue: deque[tuple[bytes, str, bool]] = deque()
@@ -126,8 +140,10 @@ class Playback:
         """Wire messages that may go out now without running > lead_ms ahead of the ear."""
         out: list[str] = []
         queue = self._queue
-        limit = self._heard_ms + self.lead_ms
+        limit = self._heard_ms + self.lead_ms + self.rtt_allowance_ms
         sid = self.stream_sid
+        if queue and self._sent_ms == self._heard_ms:
+            self._run_from = self._heard_ms  # Twilio holds nothing: a run starts from idle
         while queue and self._sent_ms + FRAME_MS <= limit:
             frame, segment, ends = queue.popleft()
             if self._unmarked_ms and segment != self._last_segment:
@@ -149,6 +165,18 @@ class Playback:
             out.append(self._mark(self._last_segment))
         return out
 
+    def probe(self) -> str | None:
+        """A mark with no audio before it, while Twilio holds nothing: echoed after one
+        network round trip, it sizes the allowance before the first reply plays. None
+        when audio is out (its echoes measure instead) or without a clock."""
+        if self._now is None or self._probe is not None or self._outstanding or self._queue:
+            return None
+        self._mark_seq += 1
+        name = f"s{self._mark_seq}"
+        self._probe = (name, self._now())
+        self.marks_sent += 1
+        return mark_message(self.stream_sid, name)
+
     def _mark(self, segment: str) -> str:
         self._mark_seq += 1
         name = f"s{self._mark_seq}"
@@ -160,6 +188,7 @@ class Playback:
                 segment_ms=self._segment_sent_ms.get(segment, 0),
                 sent_at=self._now() if self._now is not None else None,
                 ahead_ms=self._sent_ms - self._heard_ms,
+                from_idle=self._heard_ms == self._run_from,
             )
         )
         self._outstanding_names.add(name)
@@ -175,6 +204,14 @@ class Playback:
             self._discarded.discard(name)  # returned by a clear: never played
             self.marks_discarded += 1
             return False
+        if self._probe is not None and name == self._probe[0]:
+            sent_at, self._probe = self._probe[1], None
+            assert self._now is not None  # probes need a clock
+            rtt = max(0.0, (self._now() - sent_at) * 1000.0)
+            self.marks_acked += 1
+            self.mark_rtt_ms.append(rtt)
+            self._set_estimate(rtt)
+            return False  # nothing was heard: no audio preceded it
         if name not in self._outstanding_names:
             return False  # unknown or already seen
         now = self._now() if self._now is not None else None
@@ -189,10 +226,28 @@ class Playback:
             if mark.name == name:
                 if now is not None and mark.sent_at is not None:
                     # Echo delay minus the audio that had to play first ~ network round trip.
-                    rtt = (now - mark.sent_at) * 1000.0 - mark.ahead_ms
-                    self.mark_rtt_ms.append(max(0.0, rtt))
+                    rtt = max(0.0, (now - mark.sent_at) * 1000.0 - mark.ahead_ms)
+                    self.mark_rtt_ms.append(rtt)
+                    self._note_rtt(rtt, mark)
                 return True
         return True  # unreachable: name was outstanding
+
+    def _note_rtt(self, rtt_ms: float, mark: _SentMark) -> None:
+        # Only an echo of audio sent from idle shows the whole round trip: later in a run
+        # Twilio keeps playing while echoes travel, so their delay beyond the audio ahead
+        # is ~0 when the allowance suffices, and otherwise mixes the gap the caller heard
+        # with every scheduling hiccup on the way (feeding those back ratchets the lead
+        # up under load). One clean sample per reply, plus the start probe, is enough.
+        if mark.from_idle:
+            self._set_estimate(rtt_ms)
+
+    def _set_estimate(self, need: float) -> None:
+        # Up at once (a gap is what we are avoiding), down gently.
+        est = self._rtt_estimate_ms
+        est = need if need > est else est + (need - est) * 0.25
+        self._rtt_estimate_ms = est
+        frames = -(-int(est) // FRAME_MS)  # whole frames, rounded up
+        self.rtt_allowance_ms = min(self.max_rtt_allowance_ms, frames * FRAME_MS)
 
     def clear(self) -> ClearSnapshot:
         """Snapshot what was heard, then drop everything not yet heard (barge-in)."""
@@ -204,6 +259,9 @@ class Playback:
         )
         # Twilio returns every pending mark on clear; those echoes mean "discarded".
         self._discarded.update(self._outstanding_names)
+        if self._probe is not None:
+            self._discarded.add(self._probe[0])
+            self._probe = None
         self._outstanding.clear()
         self._outstanding_names.clear()
         self._queue.clear()

@@ -215,6 +215,16 @@ class TwilioStream:
         await self._pump()
         self._update_idle()
 
+    async def probe_round_trip(self) -> None:
+        """Send an audio-less mark: its echo times the network before any audio plays,
+        so the first reply is paced for this caller's round trip (see Playback)."""
+        if self._closed:
+            return
+        message = self._playback.probe()
+        if message is not None:
+            async with self._send_lock:
+                await self._send(message)
+
     async def clear(self) -> ClearSnapshot:
         """Barge-in: stop playback now. Returns what the caller had heard before it."""
         snapshot = self._playback.clear()
@@ -411,6 +421,7 @@ def media_stream_route(
         )
         logger.info("call %s: media stream started", start.call_sid, extra=extra)
         try:
+            await stream.probe_round_trip()
             await handler(stream)
         except Exception:
             logger.exception("call %s: stream handler failed", start.call_sid, extra=extra)

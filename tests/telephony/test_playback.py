@@ -504,3 +504,113 @@ PlaybackMachine.TestCase.settings = settings(
     max_examples=150, stateful_step_count=60, deadline=None
 )
 TestPlaybackProperties = PlaybackMachine.TestCase
+
+
+# ---------------------------------------------------------------- round trip
+
+
+def gaps_heard(pb: Playback, clock: list[float], one_way_ms: float, replies: int) -> list[float]:
+    """Silence the caller hears inside each of `replies` 3 s replies when every message
+    takes `one_way_ms` each way and Twilio plays in real time (a discrete-event run)."""
+    gaps = []
+    for n in range(replies):
+        pb.enqueue(tone(3000), f"r{n}")
+        pb.end_segment(f"r{n}")
+        phone = _PlayingPhone(one_way_ms)
+        phone.receive(pb.take_sendable(), clock[0])
+        while phone.echoes:
+            phone.echoes.sort()
+            t, name = phone.echoes.pop(0)
+            clock[0] = t
+            pb.on_mark(name)
+            phone.receive(pb.take_sendable(), t)
+        assert pb.idle and phone.first is not None and phone.play_end is not None
+        gaps.append(phone.play_end - phone.first - 3000)
+        clock[0] += 2000  # the caller talks; the next reply starts from idle
+    return gaps
+
+
+@dataclass
+class _PlayingPhone:
+    """Twilio playing one reply in real time, `one_way_ms` away (times in ms)."""
+
+    one_way_ms: float
+    first: float | None = None  # when the first frame started playing
+    play_end: float | None = None  # when the audio received so far stops playing
+    echoes: list[tuple[float, str]] = field(default_factory=list)  # (reaches the server, mark)
+
+    def receive(self, messages: list[str], sent_at: float) -> None:
+        arrive = sent_at + self.one_way_ms
+        for text in messages:
+            msg = parse_outbound(text)
+            if isinstance(msg, OutMedia):
+                if self.first is None or self.play_end is None:
+                    self.first = self.play_end = arrive
+                self.play_end = max(self.play_end, arrive) + 20
+            elif isinstance(msg, OutMark):
+                played = max(arrive, self.play_end or arrive)
+                self.echoes.append((played + self.one_way_ms, msg.name))
+
+
+def test_a_far_twilio_region_hears_no_gaps_once_the_round_trip_is_known() -> None:
+    # A 150 ms round trip is more than the 100 ms a bare 200 ms lead leaves for a refill.
+    clock = [0.0]
+    pb = Playback(SID, now=lambda: clock[0] / 1000)
+    first, second, third = gaps_heard(pb, clock, one_way_ms=75, replies=3)
+    assert 0 < first <= 60  # learned on the first refill: one short gap
+    assert second == third == 0
+    assert 140 <= pb.rtt_allowance_ms <= 160
+    # The same line without the allowance: a gap at every refill of every reply.
+    clock = [0.0]
+    bare = Playback(SID, now=lambda: clock[0] / 1000, max_rtt_allowance_ms=0)
+    assert all(g >= 500 for g in gaps_heard(bare, clock, one_way_ms=75, replies=2))
+
+
+def test_a_near_twilio_needs_no_allowance_and_a_slow_spell_wears_off() -> None:
+    clock = [0.0]
+    pb = Playback(SID, now=lambda: clock[0] / 1000)
+    assert gaps_heard(pb, clock, one_way_ms=5, replies=2) == [0, 0]
+    assert pb.rtt_allowance_ms <= 20
+    gaps_heard(pb, clock, one_way_ms=120, replies=1)  # a busy spell
+    high = pb.rtt_allowance_ms
+    assert high >= 200
+    gaps_heard(pb, clock, one_way_ms=5, replies=8)
+    assert pb.rtt_allowance_ms < high / 2  # the lead comes back down
+
+
+def test_the_allowance_is_capped() -> None:
+    clock = [0.0]
+    pb = Playback(SID, now=lambda: clock[0] / 1000, max_rtt_allowance_ms=300)
+    gaps_heard(pb, clock, one_way_ms=400, replies=1)
+    assert pb.rtt_allowance_ms == 300
+
+
+def test_a_probe_before_the_first_reply_spares_it_the_gap() -> None:
+    clock = [0.0]
+    pb = Playback(SID, now=lambda: clock[0] / 1000)
+    probe = parse_outbound(pb.probe() or "")
+    assert isinstance(probe, OutMark)
+    assert pb.probe() is None  # one at a time
+    clock[0] = 150.0  # Twilio echoes a mark with nothing before it at once: one round trip
+    assert pb.on_mark(probe.name) is False  # nothing was heard
+    assert (pb.heard_ms, pb.heard_segment, pb.rtt_allowance_ms) == (0, None, 160)
+    assert gaps_heard(pb, clock, one_way_ms=75, replies=1) == [0]
+    assert pb.heard_ms_of("r0") == 3000
+
+
+def test_a_probe_returned_by_clear_is_not_a_round_trip() -> None:
+    clock = [0.0]
+    pb = Playback(SID, now=lambda: clock[0] / 1000)
+    probe = parse_outbound(pb.probe() or "")
+    assert isinstance(probe, OutMark)
+    pb.enqueue(tone(300), "a")
+    pb.take_sendable()
+    pb.clear()
+    clock[0] = 900.0
+    assert pb.on_mark(probe.name) is False
+    assert pb.rtt_allowance_ms == 0 and pb.marks_discarded == 1
+    # Audio out: its own echoes measure; no probe then, nor without a clock.
+    pb.enqueue(tone(100), "b")
+    pb.take_sendable()
+    assert pb.probe() is None
+    assert Playback(SID).probe() is None

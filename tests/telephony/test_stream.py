@@ -97,6 +97,14 @@ class Phone:
     async def echo(self, name: str) -> None:
         await self.ws.send(self.twilio.mark(name))
 
+    async def answer_probe(self) -> str:
+        """The server's first message: an audio-less mark timing the round trip. Twilio
+        echoes such a mark at once (nothing is queued before it)."""
+        probe = await self.recv()
+        assert isinstance(probe, OutMark), probe
+        await self.echo(probe.name)
+        return probe.name
+
     async def recv(self) -> OutboundEvent | None:
         """Next message from the server, or None once the socket has closed."""
         try:
@@ -451,6 +459,7 @@ async def test_on_malformed_close_closes_at_the_first() -> None:
 async def test_frames_over_the_server_cap_are_refused_by_uvicorn() -> None:
     async with serve(echo_handler, ws_max_size=16 * 1024) as server, dial(server) as phone:
         await phone.start(server.tokens.issue(phone.call_sid))
+        await phone.answer_probe()
         await phone.media(frame(1))
         assert isinstance(await phone.recv(), OutMedia)  # the call is up (and echoing)
         await phone.ws.send("x" * (20 * 1024))
@@ -471,6 +480,17 @@ async def test_sequence_gap_is_counted_and_logged(caplog: pytest.LogCaptureFixtu
         _, stats, _ = await handler_result(server)
     assert stats.sequence_gaps == 1 and stats.last_inbound_seq == 7
     assert "inbound sequence gap: expected 3, got 6" in caplog.text
+
+
+async def test_the_first_message_is_a_round_trip_probe_and_its_echo_hears_nothing() -> None:
+    async with serve(echo_handler) as server, dial(server) as phone:
+        await phone.start(server.tokens.issue(phone.call_sid))
+        await phone.answer_probe()
+        await phone.ws.send(phone.twilio.stop())
+        assert (await phone.closed())[0] == 1000
+        _, stats, heard = await handler_result(server)
+    assert heard == 0 and (stats.marks_sent, stats.marks_acked) == (1, 1)
+    assert len(stats.mark_rtt_ms) == 1 and 0 <= stats.mark_rtt_ms[0] < 1000
 
 
 async def test_unknown_mark_echo_is_ignored() -> None:
