@@ -111,10 +111,13 @@ async def run_script(
                 elif isinstance(step, Interrupt):
                     await call.interrupt_after(step.after_ms, read_ulaw_wav(step.audio))
                 elif isinstance(step, Dtmf):
-                    for digit in step.digits:
+                    for i, digit in enumerate(step.digits, 1):
                         await call.dtmf(digit)
+                        if i == len(step.digits):
+                            # The input ends with the last key, not after the pause: a
+                            # server may answer at once, and that audio is this turn's.
+                            call.end_of_input("keypad")
                         await call.pause(DTMF_GAP_MS)
-                    call.end_of_input("keypad")
                 elif isinstance(step, Pause):
                     await call.pause(step.ms)
                 elif isinstance(step, Hangup):
