@@ -7,9 +7,7 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
 
 from agent.logs import setup_logging
 
@@ -51,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--auth-token", default=None,
                    help="Twilio auth token the server checks (with --url; default $TWILIO_AUTH_TOKEN)")
     p.add_argument("--public-url", default=None, help="the server's PUBLIC_URL (with --url)")
+    p.add_argument("--admin-token", default=None,
+                   help="with --url: read call records (tools, fillers) from its admin API")
     p.add_argument("--ramp", type=float, default=0.0, help="seconds over which to start calls")
     p.add_argument("--report", type=Path, default=Path("reports/loadtest"),
                    help="writes PATH.json, PATH.html and PATH-*.png")
@@ -96,18 +96,10 @@ def _serve(args: argparse.Namespace) -> int:
         settings.port = args.port
     if args.flows:
         settings.flows_file = args.flows
-    _event_loop_runner()(_run_server(settings, local=args.local))
+    from agent.inprocess import event_loop_runner
+
+    event_loop_runner()(_run_server(settings, local=args.local))
     return 0
-
-
-def _event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
-    """uvloop when installed (uvicorn[standard] brings it on Linux): cheaper per message."""
-    try:
-        import uvloop
-
-        return uvloop.run
-    except ImportError:
-        return asyncio.run
 
 
 async def _run_server(settings: object, *, local: bool) -> None:
@@ -136,6 +128,9 @@ async def _run_server(settings: object, *, local: bool) -> None:
         # only how long connections then get to close.
         timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )
+    from agent.inprocess import settle_heap
+
+    settle_heap()
     try:
         await DrainingServer(config, app.state.service).serve()
     finally:
@@ -173,9 +168,11 @@ def _call(args: argparse.Namespace) -> int:
 
 
 def _loadtest(args: argparse.Namespace) -> int:
+    from agent.inprocess import event_loop_runner
     from agent.loadtest import run_loadtest_command
 
-    return asyncio.run(run_loadtest_command(args))
+    # uvloop: at hundreds of calls the emulated phones are the busiest process here.
+    return int(event_loop_runner()(run_loadtest_command(args)))
 
 
 def _fixtures(args: argparse.Namespace) -> int:

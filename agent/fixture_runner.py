@@ -12,10 +12,12 @@ import datetime as dt
 import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from agent.callrecord import CallRecord
 from agent.fixtures import (
@@ -30,7 +32,7 @@ from agent.fixtures import (
     load_script,
     read_ulaw_wav,
 )
-from telephony.emulator import CallEnded, EmulatedCall, TurnMetrics, dial_webhook
+from telephony.emulator import CallEnded, EmulatedCall, StreamTarget, TurnMetrics, dial_webhook
 
 DTMF_GAP_MS = 150
 
@@ -48,6 +50,7 @@ class CallResult:
     max_lateness_ms: float = 0.0
     violations: int = 0
     duration_s: float = 0.0
+    frames_sent: int = 0
     error: str | None = None
     bookings: list[dict[str, Any]] = field(default_factory=list)
 
@@ -84,13 +87,21 @@ async def run_script(
     on_call: Callable[[str], None] | None = None,
     wav_dir: Path | None = None,
     today: dt.date | None = None,
+    fetch_record: Callable[[str], Awaitable[CallRecord | None]] | None = None,
+    make_call: Callable[[StreamTarget, float, bool], EmulatedCall] | None = None,
+    http: httpx.AsyncClient | None = None,
+    read_audio: Callable[[Path], bytes] = read_ulaw_wav,
 ) -> CallResult:
-    """Run one fixture against a server. `records` (in-process runs) maps call sids to
-    futures the server resolves with the call record when the call ends."""
+    """Run one fixture against a server. The call record comes from `records` (in-process
+    runs: call sids to futures the server resolves when the call ends) or `fetch_record`
+    (e.g. the admin API of a server elsewhere). `make_call(target, speed, record_audio)`
+    builds the emulated phone (default: `EmulatedCall`). Many calls at once should share
+    one `http` client and a caching `read_audio`: a client per call costs a TLS context,
+    and fixture WAVs read per call are disk reads on the event loop."""
     t0 = time.monotonic()
     target = await dial_webhook(
         base_url, auth_token, to=script.to, from_=script.from_, public_url=public_url,
-        flow=script.flow,
+        flow=script.flow, client=http,
     )
     fut: asyncio.Future[CallRecord] | None = None
     if records is not None:
@@ -100,16 +111,20 @@ async def run_script(
         on_call(target.call_sid)
     error: str | None = None
     hung_up_by_caller = False
-    call = EmulatedCall(target, speed=speed)
+    record_audio = wav_dir is not None  # 200 calls' audio in memory for nothing otherwise
+    if make_call is not None:
+        call = make_call(target, speed, record_audio)
+    else:
+        call = EmulatedCall(target, speed=speed, record_audio=record_audio)
     try:
         async with call:
             for step in script.steps:
                 if isinstance(step, WaitBot):
                     await call.wait_for_bot_reply(timeout=step.timeout_s)
                 elif isinstance(step, Say):
-                    await call.say(read_ulaw_wav(step.audio))
+                    await call.say(read_audio(step.audio))
                 elif isinstance(step, Interrupt):
-                    await call.interrupt_after(step.after_ms, read_ulaw_wav(step.audio))
+                    await call.interrupt_after(step.after_ms, read_audio(step.audio))
                 elif isinstance(step, Dtmf):
                     for i, digit in enumerate(step.digits, 1):
                         await call.dtmf(digit)
@@ -142,6 +157,14 @@ async def run_script(
             error = error or "the server never finished the call record"
         finally:
             records.pop(target.call_sid, None)  # type: ignore[union-attr]
+    elif fetch_record is not None:
+        try:
+            record = await fetch_record(target.call_sid)
+        except Exception as exc:  # the call itself happened: say why its record is missing
+            error = error or f"could not read the call record: {exc}"
+        else:
+            if record is None:
+                error = error or "the server never finished the call record"
     bookings = []
     if store is not None:
         bookings = [b.to_dict() for b in await store.find_by_phone(script.from_)]
@@ -168,6 +191,7 @@ async def run_script(
         max_lateness_ms=summary.max_lateness_ms,
         violations=len(call.violations),
         duration_s=time.monotonic() - t0,
+        frames_sent=summary.frames_sent,
         error=error,
         bookings=bookings,
     )

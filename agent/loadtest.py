@@ -10,13 +10,17 @@ the Twilio emulator at real-time speed (`agent.fixture_runner.run_script`): webh
 signed with the auth token, 20 ms frames, marks echoed only once their audio played.
 Targets:
 
-- `--url`: a deployment somewhere. Only what the phone sees is measured (no server
-  call records: filler onset and tool results are "n/a").
+- `--url`: a deployment somewhere. What the phone sees is measured; with
+  `--admin-token` the call records are read from its admin API too (tool calls, filler
+  onset), else those are "n/a".
 - no `--url`, `--provider local` (default): an in-process server and the offline speech
   engine. The speech models are slow: keep it to 2-4 calls at once.
-- no `--url`, `--provider fake-openai`: an in-process server talking to the fake OpenAI
-  Realtime server from `tests/fakes` (a source checkout only). Replies are a tone, so
-  fixture expectations (tools, words, bookings) are not checked; the bridge is.
+- no `--url`, `--provider fake-openai`: the server and the fake OpenAI Realtime server
+  from `tests/fakes` (a source checkout only), each in its own process
+  (`agent.loadtest_stack`) so the run uses every core. Replies are a tone, so fixture
+  expectations (tools, words, bookings) are not checked; the bridge is: audio stamped
+  at each end times the server's hop both ways (`agent.bridge_probe`), and each
+  process's CPU is read on its own.
 
 A run is bounded: N calls, and `--max-seconds`, at which in-flight calls are hung up
 and reported as timed out. One failed call never stops the run: its error is recorded.
@@ -27,23 +31,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 import os
 import re
 import statistics
-import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import httpx
+
+from agent.admin_client import AdminClient
+from agent.bridge_probe import StampedCall
 from agent.callrecord import CallRecord
 from agent.fixture_runner import CallResult, business_today, record_collector, run_script
-from agent.fixtures import CallScript, Expectations, Hangup, ScriptError, load_scripts
+from agent.fixtures import (
+    CallScript,
+    Expectations,
+    Hangup,
+    ScriptError,
+    load_scripts,
+    read_ulaw_wav,
+)
+from agent.inprocess import settle_heap
 from agent.loadtest_report import percentile, print_report, summarise, write_report
+from agent.loadtest_stack import ProcessStack, Usage, bridge_figures, import_fake_openai
+from telephony.emulator import EmulatedCall, StreamTarget
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +68,7 @@ CLEANUP_S = 10.0  # after --max-seconds: time for cancelled calls to hang up cle
 LOCAL_ENGINE_COMFORT = 4  # the offline engine's speech models fall behind beyond this
 GAP_TOLERANCE_MS = 40.0  # first frame lands mid-slot + the quiet tick that ends a reply
 FRAME_MS = 20
+STAMP_EVERY = 5  # stamp one caller frame in five: a sample every 100 ms per call
 
 
 @dataclass
@@ -60,6 +78,7 @@ class LoadTestOptions:
     concurrency: int = 4
     url: str | None = None
     auth_token: str | None = None
+    admin_token: str | None = None
     public_url: str | None = None
     ramp_s: float = 0.0
     report: Path | None = Path("reports/loadtest")
@@ -75,6 +94,7 @@ class LoadTestOptions:
             concurrency=args.concurrency,
             url=args.url,
             auth_token=args.auth_token,
+            admin_token=getattr(args, "admin_token", None),
             public_url=args.public_url,
             ramp_s=args.ramp,
             report=args.report,
@@ -102,9 +122,9 @@ class LoadTestOptions:
     def mode(self) -> str:
         if self.url:
             return f"remote {self.url}"
-        return (
-            f"in-process, {'fake OpenAI' if self.provider == 'fake-openai' else 'offline engine'}"
-        )
+        if self.provider == "fake-openai":
+            return "local processes: server + fake OpenAI"
+        return "in-process, offline engine"
 
 
 @dataclass
@@ -137,47 +157,26 @@ class Target:
     records: dict[str, asyncio.Future[CallRecord]] | None = None  # in-process only
     store: Any = None  # in-process only
     set_today: Callable[[dt.date], None] | None = None  # in-process offline engine only
+    fetch_record: Callable[[str], Awaitable[CallRecord | None]] | None = None  # admin API
+    stack: ProcessStack | None = None  # fake provider: server and fake in their own processes
+    out_lat_us: list[int] | None = None  # stamped reply frames: fake -> phone, µs
+
+    @property
+    def sees_records(self) -> bool:
+        return self.records is not None or self.fetch_record is not None
 
 
 # ---------------------------------------------------------------- the fake provider
 
 
-def import_fake_openai() -> ModuleType:
-    """`tests.fakes.openai_server`, from a source checkout (it is a test utility)."""
-    try:
-        import tests.fakes.openai_server as fake
-    except ImportError as first:
-        # The `phone-agent` script's sys.path has no checkout root; an editable install
-        # still has tests/ beside agent/.
-        root = Path(__file__).resolve().parents[1]
-        if (root / "tests" / "fakes" / "openai_server.py").is_file() and str(root) not in sys.path:
-            sys.path.insert(0, str(root))
-            try:
-                import tests.fakes.openai_server as fake
-            except ImportError as exc:
-                raise RuntimeError(_fake_help(exc)) from exc
-        else:
-            raise RuntimeError(_fake_help(first)) from first
-    return fake
-
-
-def _fake_help(exc: ImportError) -> str:
-    return (
-        f"--provider fake-openai needs the test fakes (tests/fakes/openai_server.py) and the "
-        f"dev extra, i.e. a source checkout with `pip install -e '.[dev]'` ({exc})"
-    )
-
-
-def fake_scenario(fake: ModuleType) -> Any:
-    """Every caller turn gets a ~2.4 s spoken reply: long enough for a fixture's barge-in
-    (at most 1.5 s into the reply), short enough to keep calls brief."""
-    return fake.Scenario(
-        default_reply="Sure, I can help you with that. Anything else?",
-        ms_per_char=50,
-        min_reply_ms=800,
-        max_reply_ms=3000,
-        rate_limits=False,
-    )
+# Every caller turn gets a ~2.4 s spoken reply: long enough for a fixture's barge-in (at
+# most 1.5 s into the reply), short enough to keep calls brief.
+FAKE_SCENARIO = {
+    "default_reply": "Sure, I can help you with that. Anything else?",
+    "ms_per_char": 50,
+    "min_reply_ms": 800,
+    "max_reply_ms": 3000,
+}
 
 
 # ---------------------------------------------------------------- planning
@@ -196,6 +195,8 @@ def plan_calls(scripts: Sequence[CallScript], options: LoadTestOptions) -> list[
         script = scripts[i % len(scripts)]
         if fake:
             script = _unchecked(script)
+        elif options.url:  # a remote server's calendar and store are not ours to check
+            script = script.model_copy(update={"expect": Expectations()})
         local = not options.url and not fake
         slots.append(CallSlot(i, script, business_today(script) if local else None))
     phases: dict[dt.date | None, list[CallSlot]] = {}
@@ -222,7 +223,14 @@ async def open_target(
 ) -> AsyncIterator[Target]:
     if options.url:
         token = options.auth_token or os.environ.get("TWILIO_AUTH_TOKEN", "")
-        yield Target(options.url, token, options.public_url)
+        if not options.admin_token:
+            yield Target(options.url, token, options.public_url)
+            return
+        admin = AdminClient(options.url, options.admin_token, max_connections=32)
+        try:
+            yield Target(options.url, token, options.public_url, fetch_record=admin.finished_record)
+        finally:
+            await admin.aclose()
         return
     from agent.inprocess import local_stack
 
@@ -230,19 +238,15 @@ async def open_target(
     limit = max(200, options.concurrency + 20)
     records: dict[str, asyncio.Future[CallRecord]] = {}
     if options.provider == "fake-openai":
-        fake = import_fake_openai()
-        scenario = fake_scenario(fake)
-        async with (
-            fake.FakeOpenAIRealtime(scenario) as server,
-            local_stack(
-                engine=False,
-                realtime_url=server.url,
-                openai_api_key=scenario.api_key,
-                max_concurrent_calls=limit,
-            ) as stack,
-        ):
-            stack.service.listeners.append(record_collector(records))
-            yield Target(stack.base_url, stack.auth_token, None, records, stack.service.store)
+        async with ProcessStack.start(scenario=FAKE_SCENARIO, max_calls=limit) as stack:
+            admin = AdminClient(stack.base_url, stack.admin_token, max_connections=32)
+            try:
+                yield Target(
+                    stack.base_url, stack.auth_token, fetch_record=admin.finished_record,
+                    stack=stack, out_lat_us=[],
+                )  # fmt: skip
+            finally:
+                await admin.aclose()
         return
 
     today = first_today or dt.date.today()
@@ -289,6 +293,8 @@ class LoadRun:
         # time, so two runs of it must not overlap and each must free its booking after.
         self._exclusive = target.set_today is not None
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._http: httpx.AsyncClient | None = None
+        self._read_audio = functools.lru_cache(maxsize=None)(read_ulaw_wav)
 
     @property
     def p50(self) -> float | None:
@@ -303,6 +309,13 @@ class LoadRun:
             self.on_change(self)
 
     async def run(self) -> None:
+        # One HTTP client for every webhook, and each fixture WAV read once: per call they
+        # cost the emulator enough CPU to make its own frames late while calls ramp up.
+        limits = httpx.Limits(max_connections=64)
+        async with httpx.AsyncClient(timeout=30, limits=limits) as self._http:
+            await self._run()
+
+    async def _run(self) -> None:
         self.t0 = time.monotonic()
         deadline = self.t0 + self.options.max_seconds
         sem = asyncio.Semaphore(self.options.concurrency)
@@ -342,6 +355,13 @@ class LoadRun:
                 slot.status = "not_started"
             raise
 
+    def _make_call(self, target: StreamTarget, speed: float, record_audio: bool) -> EmulatedCall:
+        assert self.target.out_lat_us is not None
+        return StampedCall(
+            target, self.target.out_lat_us, every=STAMP_EVERY, speed=speed,
+            record_audio=record_audio,
+        )  # fmt: skip
+
     async def _call(self, slot: CallSlot) -> None:
         t = self.target
         slot.status = "running"
@@ -358,6 +378,10 @@ class LoadRun:
                 records=t.records,
                 store=t.store,
                 today=slot.today,
+                fetch_record=t.fetch_record,
+                make_call=self._make_call if t.out_lat_us is not None else None,
+                http=self._http,
+                read_audio=self._read_audio,
             )
         except asyncio.CancelledError:
             slot.status = "timed_out"
@@ -420,6 +444,7 @@ def build_report(
     results = [s.result for s in slots if s.result is not None]
     in_process = not opts.url
     fake = in_process and opts.provider == "fake-openai"
+    sees_records = run.target.sees_records
     status = Counter(s.status for s in slots)
 
     v2v = [x for r in results for x in r.latencies_ms]
@@ -432,7 +457,7 @@ def build_report(
     ]
 
     tools: dict[str, Any] | None = None
-    if in_process:
+    if sees_records:
         calls = [tc for rec in records for tc in rec.tool_calls]
         by_status = Counter(str(tc.get("status")) for tc in calls)
         bad = [tc for tc in calls if tc.get("status") not in ("ok", "cancelled")]
@@ -469,7 +494,8 @@ def build_report(
         "Frames late = caller frames the emulator itself sent > 5 ms after their 20 ms "
         "deadline: high values mean this client was overloaded and inflate every latency.",
         "Frames lost = silence inside a bot reply (audio not delivered in time; includes "
-        "deliberate pauses such as filler -> answer) in 20 ms frames, plus protocol violations.",
+        "deliberate pauses such as filler -> answer) in 20 ms frames, plus protocol violations"
+        " (and, with the fake provider, caller frames that never reached it).",
     ]
     if len(run.phases) > 1:
         days = ", ".join(str(p[0].today) for p in run.phases)
@@ -490,8 +516,10 @@ def build_report(
     else:
         expectations = f"checked: {status['ok']} of {finished} finished calls met theirs"
     scope = "emulator only"
-    if in_process:
-        scope = "emulator + server + " + ("fake provider" if fake else "offline engine")
+    if fake:
+        scope = "emulator only (server and fake provider: see bridge)"
+    elif in_process:
+        scope = "emulator + server + offline engine"
 
     return {
         "version": 1,
@@ -512,6 +540,7 @@ def build_report(
         "calls": {
             "requested": len(slots),
             "started": sum(1 for s in slots if s.started_s is not None),
+            "peak_in_flight": max((row[1] for row in run.timeline), default=0),
             "finished": finished,
             "ok": status["ok"],
             "failed": status["failed"],
@@ -523,7 +552,7 @@ def build_report(
             "voice_to_voice": summarise(v2v),
             "barge_in_to_clear": summarise(clear),
             "mark_round_trip": summarise(marks),
-            "filler_onset": summarise(filler) if in_process else None,
+            "filler_onset": summarise(filler) if sees_records else None,
             "playback_lead": summarise(lead),
         },
         "frames": {
@@ -582,6 +611,7 @@ def _call_row(slot: CallSlot) -> dict[str, Any]:
             v2v_ms=[round(x, 1) for x in lat],
             v2v_p50_ms=round(percentile(lat, 50), 1) if lat else None,
             clear_ms=[round(x, 1) for x in r.clear_latencies_ms],
+            frames_sent=r.frames_sent,
             frames_late=r.frames_late,
             max_lateness_ms=round(r.max_lateness_ms, 1),
             gap_ms=round(_gap_ms(r), 1),
@@ -609,12 +639,29 @@ async def run_loadtest(
         raise ScriptError(f"{options.fixtures}: no call scripts (*.yaml) here")
     phases = plan_calls(scripts, options)
     started_at = dt.datetime.now(dt.UTC)
+    bridge: dict[str, Any] | None = None
     async with open_target(options, phases[0][0].today) as target:
+        settle_heap()  # the emulator's own pauses would show up as late frames and gaps
         run = LoadRun(options, phases, target, on_change)
+        usage = Usage.now(target.stack) if target.stack is not None else None
         cpu0, wall0 = time.process_time(), time.monotonic()
         await run.run()
         wall_s, cpu_s = time.monotonic() - wall0, time.process_time() - cpu0
-    return build_report(run, wall_s=wall_s, cpu_s=cpu_s, started_at=started_at)
+        if target.stack is not None and usage is not None and target.out_lat_us is not None:
+            results = [s.result for s in run.slots if s.result is not None]
+            bridge = await bridge_figures(
+                target.stack,
+                usage,
+                call_minutes=sum(r.duration_s for r in results) / 60,
+                frames_sent=sum(r.frames_sent for r in results),
+                out_lat_us=target.out_lat_us,
+            )
+    report = build_report(run, wall_s=wall_s, cpu_s=cpu_s, started_at=started_at)
+    report["bridge"] = bridge
+    if bridge is not None:  # caller audio that never reached the model is lost too
+        report["frames"]["lost_in"] = bridge["lost_in_frames"]
+        report["frames"]["lost"] += bridge["lost_in_frames"] + bridge["provider_violations"]
+    return report
 
 
 class _Progress:

@@ -71,6 +71,43 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
 
 
+def _us_pair(stats: dict[str, Any]) -> str:
+    if not stats.get("n"):
+        return "no samples"
+    return (
+        f"p50 {stats['p50'] / 1000:.2f} / p99 {stats['p99'] / 1000:.2f} / max "
+        f"{stats['max'] / 1000:.1f} ms (n {stats['n']})"
+    )
+
+
+def bridge_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """The server's own hop and cost (fake-provider runs, server in its own process)."""
+    b = report.get("bridge")
+    if not b:
+        return []
+    per_min = b["server_cpu_s_per_call_min"]
+    return [
+        ("bridge in (phone -> provider)", _us_pair(b["in_us"])),
+        ("bridge out (provider -> phone)", _us_pair(b["out_us"])),
+        (
+            "server CPU",
+            f"{b['server_core_pct']:.1f}% of a core; "
+            + ("-" if per_min is None else f"{per_min:.3f} CPU-s per call-minute"),
+        ),
+        (
+            "CPU elsewhere",
+            f"fake provider {b['fake_core_pct']:.1f}%, emulator {b['emulator_core_pct']:.1f}% "
+            f"of a core; machine {b['machine_busy_pct']:.0f}% busy "
+            f"(steal {b['machine_steal_pct']:.0f}%)",
+        ),
+        (
+            "caller frames lost",
+            f"{b['lost_in_frames']} ({b['frames_appended']} of {b['frames_sent']} reached the "
+            f"provider); provider saw {b['provider_violations']} protocol violations",
+        ),
+    ]
+
+
 def print_report(console: Any, report: dict[str, Any]) -> None:
     """The report as rich tables (what a person reads right after the run)."""
     from rich.table import Table
@@ -117,6 +154,8 @@ def print_report(console: Any, report: dict[str, Any]) -> None:
         statuses = ", ".join(f"{k} {v}" for k, v in sorted(tools["by_status"].items())) or "none"
         summary.add_row("tool calls", f"{tools['calls']} ({statuses}); errors {tools['errors']}")
     summary.add_row("expectations", report["expectations"])
+    for what, value in bridge_rows(report):
+        summary.add_row(what, value)
     summary.add_row(
         "CPU (this process)",
         f"{cpu['process_s']:.1f} s, {cpu['per_call_s']:.2f} s per call, "
@@ -279,6 +318,7 @@ def render_html(report: dict[str, Any], charts: Sequence[Path], charts_note: str
         "violations</td></tr>",
         f"<tr><td>tool calls</td><td>{e(tool_text)}</td></tr>",
         f"<tr><td>expectations</td><td>{e(report['expectations'])}</td></tr>",
+        *(f"<tr><td>{e(what)}</td><td>{e(value)}</td></tr>" for what, value in bridge_rows(report)),
         f"<tr><td>CPU, this process</td><td>{cpu['process_s']:.1f} s total, "
         f"{cpu['per_call_s']:.2f} s per call, {cpu['cores']:.2f} cores busy "
         f"({e(cpu['scope'])})</td></tr></table>",

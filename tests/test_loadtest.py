@@ -1,4 +1,5 @@
-"""`phone-agent loadtest` end to end: in-process server + the fake OpenAI provider.
+"""`phone-agent loadtest` end to end: server and fake OpenAI provider in their own
+processes (`--provider fake-openai`), or a server elsewhere (`--url`).
 
 Real time throughout (the emulator sends a frame every 20 ms), so the fixtures are
 the shortest ones and the runs small.
@@ -19,11 +20,11 @@ from agent.cli import main
 from agent.fixtures import load_script
 from agent.inprocess import local_stack
 from agent.loadtest import (
+    FAKE_SCENARIO,
     LoadRun,
     LoadTestOptions,
     Target,
     build_report,
-    fake_scenario,
     import_fake_openai,
     plan_calls,
     run_loadtest,
@@ -59,10 +60,11 @@ def test_loadtest_against_the_fake_provider_writes_a_sane_report(
 
     calls = report["calls"]
     assert calls == {
-        "requested": 6, "started": 6, "finished": 6, "ok": 6, "failed": 0,
-        "timed_out": 0, "not_started": 0,
+        "requested": 6, "started": 6, "peak_in_flight": 3, "finished": 6, "ok": 6,
+        "failed": 0, "timed_out": 0, "not_started": 0,
     }  # fmt: skip
     assert report["failures"] == [] and not report["stopped_early"]
+    assert report["mode"] == "local processes: server + fake OpenAI"
     v2v = report["latency_ms"]["voice_to_voice"]
     # goodbye 1 reply, barge-in 3, hangup-during-tool 0 (hangs up first): x2 each.
     assert v2v["n"] >= 6
@@ -82,8 +84,17 @@ def test_loadtest_against_the_fake_provider_writes_a_sane_report(
     assert frames["late_pct"] < 50
     assert frames["violations"] == 0
     assert frames["lost"] < 50  # no audio missing inside replies (tolerance: noisy host)
-    assert report["tools"]["errors"] == 0
+    assert report["tools"]["errors"] == 0  # the server's records, read over its admin API
     assert report["expectations"].startswith("not checked")
+    # The server's own hop, timed by stamps in the audio, and its CPU on its own.
+    bridge = report["bridge"]
+    assert bridge["in_us"]["n"] > 100 and bridge["out_us"]["n"] >= 6  # >= a reply per call
+    for way in ("in_us", "out_us"):
+        assert 0 < bridge[way]["p50"] <= bridge[way]["p99"] <= bridge[way]["max"] < 2_000_000
+    assert bridge["lost_in_frames"] == 0 and frames["lost_in"] == 0
+    assert bridge["frames_appended"] == bridge["frames_sent"] > 6 * 200
+    assert bridge["provider_violations"] == 0
+    assert bridge["server_cpu_s"] > 0 and bridge["server_cpu_s_per_call_min"] > 0
     assert report["cpu"]["process_s"] > 0 and report["cpu"]["per_call_s"] > 0
     assert len(report["per_call"]) == 6
     assert {c["script"] for c in report["per_call"]} == set(SHORT)
@@ -97,6 +108,7 @@ def test_loadtest_against_the_fake_provider_writes_a_sane_report(
         assert f"src='{png}'" in html
     assert "voice-to-voice" in html and "mark round trip" in html
     assert "voice-to-voice" in out and "report:" in out  # the terminal table
+    assert "bridge in (phone -> provider)" in out and "bridge out" in html
 
 
 async def test_max_seconds_stops_the_run_and_reports_timed_out_calls(tmp_path: Path) -> None:
@@ -124,20 +136,27 @@ async def test_remote_target_signs_webhooks_and_reports_what_it_cannot_see(
     tmp_path: Path,
 ) -> None:
     fake_module = import_fake_openai()
-    scenario = fake_scenario(fake_module)
+    scenario = fake_module.Scenario(rate_limits=False, **FAKE_SCENARIO)
     script = load_script(CALLS / "hangup-during-tool.yaml")
     async with (
         fake_module.FakeOpenAIRealtime(scenario) as fake,
         local_stack(
-            data_dir=tmp_path, engine=False, realtime_url=fake.url, openai_api_key=scenario.api_key
+            data_dir=tmp_path, engine=False, realtime_url=fake.url,
+            openai_api_key=scenario.api_key, admin_token="admin-secret",
         ) as stack,
-    ):
+    ):  # fmt: skip
         remote = LoadTestOptions(
             calls=2, concurrency=2, url=stack.base_url, auth_token=stack.auth_token, report=None
         )
         report = await run_loadtest(remote, scripts=[script])
         wrong = dataclasses.replace(remote, auth_token="not-the-token")
         forbidden = await run_loadtest(wrong, scripts=[script])
+        admin = await run_loadtest(
+            dataclasses.replace(remote, admin_token="admin-secret"), scripts=[script]
+        )
+        bad_admin = await run_loadtest(
+            dataclasses.replace(remote, admin_token="wrong", calls=1), scripts=[script]
+        )
 
     # Remote: no call records, so no filler onset, tool results or expectations...
     assert report["latency_ms"]["filler_onset"] is None and report["tools"] is None
@@ -151,6 +170,13 @@ async def test_remote_target_signs_webhooks_and_reports_what_it_cannot_see(
     assert forbidden["calls"]["failed"] == 2
     (group,) = forbidden["failures"]
     assert group["calls"] == 2 and "403" in group["reason"]
+    # With the admin token the records come from its admin API: tool calls are seen.
+    assert admin["calls"]["ok"] == 2
+    assert admin["tools"] is not None and admin["latency_ms"]["filler_onset"] is not None
+    assert admin["expectations"].startswith("not checked (remote")  # its calendar, its store
+    assert all(c["outcome"] not in (None, "unknown") for c in admin["per_call"])  # recorded
+    (group,) = bad_admin["failures"]
+    assert "admin token was refused" in group["reason"]
 
 
 def test_without_matplotlib_the_html_says_there_are_no_charts(

@@ -1,0 +1,366 @@
+"""The server and a fake OpenAI provider, each in its own process, for load runs.
+
+    async with ProcessStack.start(scenario={"default_reply": "..."}) as stack:
+        ... dial stack.base_url with stack.auth_token ...
+        print(await stack.fake_stats())
+
+`phone-agent loadtest --provider fake-openai` and `tests/bench/bench_bridge.py` use it.
+One process each (server, fake, the emulated phones in the caller's process) lets a
+load run use every core, as a deployment would, and lets each one's CPU be read on its
+own from /proc/<pid>/stat. The fake stamps its replies and times stamped caller frames
+(`agent.bridge_probe`), so the server's hop is timed across processes.
+
+Roles talk JSON lines over stdin/stdout; closing stdin ends a role.
+
+    python -m agent.loadtest_stack fake --scenario '{...}'
+    python -m agent.loadtest_stack server --realtime-url ws://... --api-key K
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import secrets
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from agent.bridge_probe import STAMP_BYTES, now_us, read_stamp, stamp, summary_us
+from agent.inprocess import event_loop_runner, settle_heap
+
+FRAME = 160  # bytes of μ-law per 20 ms
+APPEND_HEAD = '{"type":"input_audio_buffer.append","audio":"'
+START_TIMEOUT_S = 60.0
+CHECKOUT = Path(__file__).resolve().parents[1]  # tests/fakes lives here, beside agent/
+
+
+def import_fake_openai() -> ModuleType:
+    """`tests.fakes.openai_server`, from a source checkout (it is a test utility)."""
+    try:
+        import tests.fakes.openai_server as fake
+    except ImportError as first:
+        # The `phone-agent` script's sys.path has no checkout root; an editable install
+        # still has tests/ beside agent/.
+        root = CHECKOUT
+        if (root / "tests" / "fakes" / "openai_server.py").is_file() and str(root) not in sys.path:
+            sys.path.insert(0, str(root))
+            try:
+                import tests.fakes.openai_server as fake
+            except ImportError as exc:
+                raise RuntimeError(_fake_help(exc)) from exc
+        else:
+            raise RuntimeError(_fake_help(first)) from first
+    return fake
+
+
+def _fake_help(exc: ImportError) -> str:
+    return (
+        f"--provider fake-openai needs the test fakes (tests/fakes/openai_server.py) and the "
+        f"dev extra, i.e. a source checkout with `pip install -e '.[dev]'` ({exc})"
+    )
+
+
+def machine_ticks() -> tuple[int, int, int]:
+    """(busy, steal, total) clock ticks over all CPUs since boot, from /proc/stat."""
+    user, nice, system, idle, iowait, irq, softirq, steal = map(
+        int, Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    )
+    busy = user + nice + system + irq + softirq
+    return busy, steal, busy + steal + idle + iowait
+
+
+def proc_cpu_s(pid: int) -> float:
+    """utime + stime of a process (all its threads), from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------- the roles
+
+
+async def _stdin_lines() -> asyncio.StreamReader:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    return reader
+
+
+def _reply(data: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(data) + "\n")
+    sys.stdout.flush()
+
+
+async def fake_main(scenario_args: dict[str, Any]) -> None:
+    """The fake OpenAI server, timing stamped caller frames and stamping reply audio."""
+    fake = import_fake_openai()
+
+    class StampingFake(fake.FakeOpenAIRealtime):  # type: ignore[name-defined,misc]
+        def __init__(self, scenario: Any) -> None:
+            super().__init__(scenario)
+            self.reset()
+
+        def reset(self) -> None:
+            self.in_lat_us: list[int] = []
+            self.frames_in = 0
+            self.audio_out_ms = 0
+            self.stamped: set[str] = set()
+            self.sessions = [s for s in self.sessions if not s.closed]
+
+        async def _on_message(self, sess: Any, raw: str | bytes) -> None:
+            t = now_us()
+            # Fast path for the 50/s per call appends: the schema check (pydantic) per frame
+            # would make the fake, not the bridge, the bottleneck; other events keep it.
+            if isinstance(raw, str) and raw.startswith(APPEND_HEAD):
+                audio = base64.b64decode(raw[len(APPEND_HEAD) : -2])
+                for i in range(0, len(audio), FRAME):
+                    sent = read_stamp(audio[i : i + STAMP_BYTES])
+                    if sent is not None:
+                        self.in_lat_us.append(t - sent)
+                self.frames_in += len(audio) // FRAME
+                sess.frames_in = getattr(sess, "frames_in", 0) + len(audio) // FRAME
+                await self._on_append(sess, audio)
+                return
+            await super()._on_message(sess, raw)
+
+        async def _send(self, sess: Any, ev: dict[str, Any], *, validate: bool = True) -> None:
+            if ev.get("type") == "response.output_audio.delta":
+                chunk = base64.b64decode(ev["delta"])
+                self.audio_out_ms += len(chunk) // 8
+                pcmu = sess.config["audio"]["output"]["format"].get("type") == "audio/pcmu"
+                rid = ev["response_id"]
+                if pcmu and rid not in self.stamped and len(chunk) >= FRAME:
+                    self.stamped.add(rid)
+                    chunk = stamp(now_us()) + chunk[STAMP_BYTES:]
+                    ev = {**ev, "delta": base64.b64encode(chunk).decode()}
+                    validate = False  # the same shape was validated a thousand times
+            await super()._send(sess, ev, validate=validate)
+
+        def stats(self) -> dict[str, Any]:
+            return {
+                "in_us": summary_us(self.in_lat_us),
+                "frames_in": self.frames_in,
+                "audio_out_ms": self.audio_out_ms,
+                "stamped_out": len(self.stamped),
+                "frames_by_session": sorted(getattr(s, "frames_in", 0) for s in self.sessions),
+                "sessions": len(self.sessions),
+                "open": sum(1 for s in self.sessions if not s.closed),
+                "cancels": sum(len(s.cancels) for s in self.sessions),
+                "violations": sum(len(s.violations) for s in self.sessions),
+                "internal_errors": len(self.internal_errors),
+            }
+
+    scenario = fake.Scenario(rate_limits=False, **scenario_args)
+    async with StampingFake(scenario) as server:
+        settle_heap()
+        _reply({"ready": True, "url": server.url, "api_key": scenario.api_key})
+        lines = await _stdin_lines()
+        while line := (await lines.readline()).decode().strip():
+            if line == "reset":
+                server.reset()
+                _reply({"ok": True})
+            elif line == "window":  # from now on: inbound latencies only
+                server.in_lat_us = []
+                _reply({"ok": True})
+            elif line == "stats":
+                _reply(server.stats())
+            elif line == "idle":  # once every session has closed (bounded)
+                with contextlib.suppress(TimeoutError):
+                    await server.wait_for(lambda: all(s.closed for s in server.sessions), 30)
+                _reply(server.stats())
+            else:
+                _reply({"error": f"unknown command {line!r}"})
+
+
+async def server_main(realtime_url: str, api_key: str, max_calls: int) -> None:
+    """The phone-agent app under uvicorn, every flow on `realtime_url`, admin API on."""
+    import logging
+
+    from agent.inprocess import local_stack  # noqa: PLC0415 - the fake role need not load it
+
+    logging.basicConfig(level=logging.WARNING)
+    admin_token = secrets.token_hex(16)
+    async with local_stack(
+        engine=False,
+        realtime_url=realtime_url,
+        openai_api_key=api_key,
+        max_concurrent_calls=max_calls,
+        admin_token=admin_token,
+    ) as stack:
+        settle_heap()
+        _reply({
+            "ready": True, "url": stack.base_url, "auth_token": stack.auth_token,
+            "admin_token": admin_token,
+        })  # fmt: skip
+        lines = await _stdin_lines()
+        while await lines.readline():
+            pass  # stdin closed: the run is over
+
+
+# ---------------------------------------------------------------- the parent's side
+
+
+class Child:
+    """A role in its own process, driven by lines on stdin/stdout."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, info: dict[str, Any]) -> None:
+        self.proc = proc
+        self.info = info
+
+    @classmethod
+    async def start(cls, *args: str) -> Child:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CHECKOUT), env.get("PYTHONPATH")]))
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "agent.loadtest_stack", *args,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
+        )  # fmt: skip
+        child = cls(proc, {})
+        try:
+            child.info = await child._line(START_TIMEOUT_S)
+        except BaseException:
+            await child.stop()
+            raise
+        return child
+
+    @property
+    def cpu_s(self) -> float:
+        return proc_cpu_s(self.proc.pid)
+
+    async def _line(self, timeout: float) -> dict[str, Any]:  # noqa: ASYNC109
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        if not line:
+            raise RuntimeError(
+                f"{sys.executable} -m agent.loadtest_stack exited ({await self.proc.wait()}); "
+                "its error is above"
+            )
+        return json.loads(line)
+
+    async def ask(self, command: str, timeout: float = 60) -> dict[str, Any]:  # noqa: ASYNC109
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command.encode() + b"\n")
+        await self.proc.stdin.drain()
+        return await self._line(timeout)
+
+    async def stop(self) -> None:
+        if self.proc.stdin is not None and not self.proc.stdin.is_closing():
+            self.proc.stdin.close()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 15)
+        except TimeoutError:
+            self.proc.kill()  # our own child, by its handle
+            await self.proc.wait()
+
+
+@dataclass
+class ProcessStack:
+    fake: Child
+    server: Child
+
+    @property
+    def base_url(self) -> str:
+        return str(self.server.info["url"])
+
+    @property
+    def auth_token(self) -> str:
+        return str(self.server.info["auth_token"])
+
+    @property
+    def admin_token(self) -> str:
+        return str(self.server.info["admin_token"])
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def start(
+        cls, *, scenario: dict[str, Any] | None = None, max_calls: int = 100_000
+    ) -> AsyncIterator[ProcessStack]:
+        fake = await Child.start("fake", "--scenario", json.dumps(scenario or {}))
+        try:
+            server = await Child.start(
+                "server", "--realtime-url", fake.info["url"], "--api-key",
+                fake.info["api_key"], "--max-calls", str(max_calls),
+            )  # fmt: skip
+            try:
+                yield cls(fake, server)
+            finally:
+                await server.stop()
+        finally:
+            await fake.stop()
+
+
+@dataclass
+class Usage:
+    """CPU of each process and of the whole machine at one moment."""
+
+    server_s: float
+    fake_s: float
+    own_s: float
+    machine: tuple[int, int, int]
+    at: float
+
+    @classmethod
+    def now(cls, stack: ProcessStack) -> Usage:
+        return cls(
+            stack.server.cpu_s, stack.fake.cpu_s, time.process_time(), machine_ticks(),
+            time.monotonic(),
+        )  # fmt: skip
+
+
+async def bridge_figures(
+    stack: ProcessStack,
+    since: Usage,
+    *,
+    call_minutes: float,
+    frames_sent: int,
+    out_lat_us: list[int],
+) -> dict[str, Any]:
+    """The server's cost and hop latency since `since`, once every call has hung up."""
+    now = Usage.now(stack)
+    final = await stack.fake.ask("idle")
+    wall = max(1e-9, now.at - since.at)
+    busy, steal, total = (b - a for a, b in zip(since.machine, now.machine, strict=True))
+    server_s = now.server_s - since.server_s
+    return {
+        "in_us": final["in_us"],
+        "out_us": summary_us(out_lat_us),
+        "server_cpu_s": round(server_s, 2),
+        "server_core_pct": round(100 * server_s / wall, 1),
+        "server_cpu_s_per_call_min": round(server_s / call_minutes, 3) if call_minutes else None,
+        "fake_core_pct": round(100 * (now.fake_s - since.fake_s) / wall, 1),
+        "emulator_core_pct": round(100 * (now.own_s - since.own_s) / wall, 1),
+        "machine_busy_pct": round(100 * busy / max(1, total), 1),
+        "machine_steal_pct": round(100 * steal / max(1, total), 1),
+        "frames_sent": frames_sent,
+        "frames_appended": final["frames_in"],
+        "lost_in_frames": max(0, frames_sent - final["frames_in"]),
+        "provider_violations": final["violations"] + final["internal_errors"],
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m agent.loadtest_stack")
+    sub = parser.add_subparsers(dest="role", required=True)
+    f = sub.add_parser("fake", help="the fake OpenAI Realtime server")
+    f.add_argument("--scenario", default="{}", help="JSON: tests.fakes Scenario fields")
+    s = sub.add_parser("server", help="the phone-agent app, every flow on --realtime-url")
+    s.add_argument("--realtime-url", required=True)
+    s.add_argument("--api-key", required=True)
+    s.add_argument("--max-calls", type=int, default=100_000)
+    args = parser.parse_args(argv)
+    run = event_loop_runner()
+    if args.role == "fake":
+        run(fake_main(json.loads(args.scenario)))
+    else:
+        run(server_main(args.realtime_url, args.api_key, args.max_calls))
+
+
+if __name__ == "__main__":
+    main()
