@@ -38,18 +38,24 @@ def now_us() -> int:
     return time.monotonic_ns() // 1000
 
 
+# Hex digits <-> μ-law codes 0xF0-0xFF, by bytes.translate (C speed: this runs per frame).
+_HEX = b"0123456789abcdef"
+_TO_CODES = bytes.maketrans(_HEX, bytes(range(0xF0, 0x100)))
+_TO_HEX = bytes.maketrans(bytes(range(0xF0, 0x100)), _HEX)
+
+
 def stamp(us: int) -> bytes:
-    return MAGIC + bytes(0xF0 | ((us >> (4 * (11 - i))) & 0xF) for i in range(12))
+    return MAGIC + (b"%012x" % (us & 0xFFFFFFFFFFFF)).translate(_TO_CODES)
 
 
 def read_stamp(data: bytes) -> int | None:
     """The microsecond stamp at the start of `data`, or None if it carries none."""
     if len(data) < STAMP_BYTES or data[:6] != MAGIC:
         return None
-    us = 0
-    for b in data[6:STAMP_BYTES]:
-        us = us << 4 | (b & 0xF)
-    return us
+    digits = data[6:STAMP_BYTES]
+    if min(digits) < 0xF0:
+        return None  # audio that happens to start like a stamp
+    return int(digits.translate(_TO_HEX), 16)
 
 
 def stamp_front(audio: bytes) -> bytes:

@@ -157,7 +157,7 @@ async def fake_main(scenario_args: dict[str, Any]) -> None:
                 "internal_errors": len(self.internal_errors),
             }
 
-    scenario = fake.Scenario(rate_limits=False, **scenario_args)
+    scenario = fake.Scenario(rate_limits=False, light=True, **scenario_args)
     async with StampingFake(scenario) as server:
         settle_heap()
         _reply({"ready": True, "url": server.url, "api_key": scenario.api_key})
