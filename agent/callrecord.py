@@ -8,12 +8,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-
-def mask_number(number: str) -> str:
-    """+15551234567 -> +1555***4567: enough to recognise, not enough to leak."""
-    if not number or len(number) < 8:
-        return number
-    return number[:5] + "***" + number[-4:]
+from telephony.webhook import mask_number
 
 
 @dataclass

@@ -68,9 +68,13 @@ class WebhookConfig:
 
 
 def mask_number(value: str | None) -> str:
-    """Phone numbers in logs: keep only the last four characters."""
+    """A phone number fit for logs and records: +15551234567 -> +1555***4567 (country,
+    area and last four: enough to recognise, not to dial). Anything else keeps only its
+    last four characters; short values none."""
     if not value:
         return "-"
+    if value.startswith("+") and len(value) >= 10:
+        return value[:5] + "***" + value[-4:]
     return "***" + value[-4:] if len(value) > 4 else "***"
 
 

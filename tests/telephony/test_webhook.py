@@ -391,7 +391,14 @@ def test_public_url_with_trailing_slash_is_fine() -> None:
 
 @pytest.mark.parametrize(
     ("number", "masked"),
-    [("+15551112222", "***2222"), ("123", "***"), (None, "-"), ("client:alice", "***lice")],
+    [
+        ("+15551112222", "+1555***2222"),  # the same form as call records and JSON logs
+        ("+442071234567", "+4420***4567"),
+        ("+1555123", "***5123"),  # too short to keep a prefix
+        ("123", "***"),
+        (None, "-"),
+        ("client:alice", "***lice"),  # a Twilio Client identity, not a number
+    ],
 )
 def test_mask_number(number: str | None, masked: str) -> None:
     assert mask_number(number) == masked
