@@ -29,6 +29,7 @@ from agent.callrecord import CallRecord
 from agent.fillers import FillerCache
 from agent.flows import Flows, load_flows
 from agent.metrics import Metrics
+from agent.prewarm import WarmSessions
 from agent.realtime import RealtimeSession, ToolSpec
 from agent.redis_tokens import RedisUsedTokens
 from agent.registry import LiveCall, Registry, new_instance_id, open_registry
@@ -61,6 +62,7 @@ class Service:
         self.control: TwilioControl | None = None
         self.loopback: Any = None  # in-process runs: stands in for Twilio's REST control
         self.calls: dict[str, Call] = {}
+        self.warm = WarmSessions(settings.prewarm_ttl_s, settings.max_concurrent_calls)
         self._idle = asyncio.Event()  # set while no call is live (drain waits on it)
         self._idle.set()
         self.draining = False
@@ -92,6 +94,7 @@ class Service:
         finally:
             if not await self.drain():
                 await self.end_calls("drain_deadline")
+            await self.warm.close_all()
             await self.registry.close()
             await self.store.close()
             if hasattr(self.used_tokens, "close"):
@@ -150,7 +153,14 @@ class Service:
 
     def choose_flow(self, form: Any) -> str | None:
         flow = self.flows.choose(form.get("To"), form.get("flow"))
-        return flow.name if flow else None
+        if flow is None:
+            return None
+        if self.settings.prewarm_sessions and not self.busy():
+            # Twilio has yet to fetch this TwiML and dial the stream: open the model now.
+            _, specs = tools_for(flow.tools, self.settings.tool_delays_ms)
+            session = self.session_factory(flow, specs, self.settings)
+            self.warm.start(form.get("CallSid", ""), flow.name, session)
+        return flow.name
 
     def on_status(self, form: dict[str, Any]) -> None:
         sid, status = form.get("CallSid", ""), form.get("CallStatus", "")
@@ -167,7 +177,8 @@ class Service:
             return
         runnable, specs = tools_for(flow.tools, self.settings.tool_delays_ms)
         control = self.control or self.loopback
-        session = self.session_factory(flow, specs, self.settings)
+        warm = self.warm.take(stream.call_sid, flow.name)
+        session = warm.session if warm else self.session_factory(flow, specs, self.settings)
         provider = provider_of(flow, self.settings)
         deps = CallDeps(
             tools=runnable,
@@ -190,7 +201,10 @@ class Service:
                 LiveCall(stream.call_sid, self.instance_id, record.started_at, flow.name, record.caller)
             )
             try:
-                await session.connect()
+                if warm is not None:
+                    await warm.connecting  # opened (or still opening) since the webhook
+                else:
+                    await session.connect()
             except Exception as exc:
                 log.error("call %s: %s session failed to open: %s", stream.call_sid, provider, exc)
                 await call.fail_before_start(f"connect failed: {exc}")

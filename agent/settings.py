@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     flows_file: Path | None = None
     admin_token: str = ""
     max_concurrent_calls: int = 200
+    # Open the model session while Twilio fetches the TwiML and dials the media stream
+    # (agent/prewarm.py); an unclaimed one closes after prewarm_ttl_s.
+    prewarm_sessions: bool = True
+    prewarm_ttl_s: float = 15.0
     # Stream tokens are HMACs with this key; a random one per process is fine for one
     # instance, several instances behind a balancer must share it.
     stream_token_secret: str = Field(default="")
