@@ -66,7 +66,6 @@ log = logging.getLogger(__name__)
 
 CLEANUP_S = 10.0  # after --max-seconds: time for cancelled calls to hang up cleanly
 LOCAL_ENGINE_COMFORT = 4  # the offline engine's speech models fall behind beyond this
-GAP_TOLERANCE_MS = 40.0  # first frame lands mid-slot + the quiet tick that ends a reply
 FRAME_MS = 20
 STAMP_EVERY = 5  # stamp one caller frame in five: a sample every 100 ms per call
 
@@ -417,18 +416,10 @@ async def _free_bookings(store: Any, phone: str) -> None:
 
 
 def _gap_ms(result: CallResult) -> float:
-    """Silence inside bot replies: a reply's span from first audio to its end, minus the
-    audio that played. Audio the server did not deliver in time (or at all) shows up here;
-    so do deliberate pauses inside one reply (a filler, then the tool's answer)."""
-    total = 0.0
-    for turn in result.turns:
-        if turn.first_bot_media_at is None or turn.reply_done_at is None:
-            continue
-        if turn.barge_in_at is not None or turn.clear_at is not None:
-            continue  # cut short on purpose
-        span = (turn.reply_done_at - turn.first_bot_media_at) * 1000
-        total += max(0.0, span - turn.bot_audio_played_ms - GAP_TOLERANCE_MS)
-    return total
+    """Silence the caller heard inside bot replies: the phone's 20 ms ticks with nothing
+    to play between two frames of one turn's audio (audio the server did not deliver in
+    time, or a deliberate pause such as filler -> answer)."""
+    return sum(turn.underrun_ms for turn in result.turns)
 
 
 def _reason_key(reason: str) -> str:

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from telephony.audio import FRAME_BYTES
+from telephony.audio import FRAME_BYTES, FRAME_MS
 from telephony.emulator_dial import StreamTarget
 from telephony.emulator_metrics import (
     CallSummary,
@@ -101,6 +101,8 @@ class CallCore:
         self.barge_ins: list[BargeIn] = []
         self.barge_turn: TurnMetrics | None = None  # barged in, no `clear` seen yet
         self.quiet_ticks = 0  # ticks since bot audio last played
+        self._audio_turn: TurnMetrics | None = None  # owner of the last frame played
+        self._gap_ticks = 0  # quiet ticks since then
         self.audio_end_at: float | None = None
         self.turns: list[TurnMetrics] = []
         self.marks: list[MarkRecord] = []
@@ -130,6 +132,11 @@ class CallCore:
         audio = result.audio
         if audio:
             self.quiet_ticks = 0
+            owner = result.shares[0][0]
+            if self._gap_ticks and owner is self._audio_turn:
+                owner.underrun_ms += self._gap_ticks * FRAME_MS
+            self._gap_ticks = 0
+            self._audio_turn = owner
             for turn, n in result.shares:
                 turn.bot_audio_played_ms += n / 8
             if self.record_audio:
@@ -138,6 +145,8 @@ class CallCore:
                     self.played += SILENCE[len(audio) :]
         else:
             self.quiet_ticks += 1
+            if self._audio_turn is not None:
+                self._gap_ticks += 1  # a gap if this turn's audio resumes; else its end
             if self.quiet_ticks == 1:
                 self.audio_end_at = now
             if self.record_audio:
@@ -264,6 +273,7 @@ class CallCore:
     def _on_clear(self, turn: TurnMetrics, now: float) -> list[PendingMark]:
         # Drop everything unplayed and hand back every pending mark at once, in order.
         marks, dropped = self.playout.clear()
+        self._audio_turn, self._gap_ticks = None, 0  # what plays next starts afresh
         dropped_ms = 0.0
         for owner, n in dropped:
             owner.bot_audio_discarded_ms += n / 8

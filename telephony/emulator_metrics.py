@@ -36,6 +36,9 @@ class TurnMetrics:
     bot_audio_received_ms: float = 0.0
     bot_audio_played_ms: float = 0.0
     bot_audio_discarded_ms: float = 0.0
+    # Silence the caller heard between two frames of this turn's bot audio: 20 ms ticks
+    # with nothing to play (audio late from the server, or a deliberate pause).
+    underrun_ms: float = 0.0
     max_playback_lead_ms: float = 0.0  # most audio queued ahead of playout
     marks_received: int = 0
     mark_echo_delays_ms: list[float] = field(default_factory=list)

@@ -39,7 +39,7 @@ from telephony.emulator import (
     dial_webhook,
     parse_twiml,
 )
-from telephony.emulator_core import FastBuilder
+from telephony.emulator_core import CallCore, FastBuilder
 from telephony.emulator_playout import Playout
 from telephony.protocol import (
     Connected,
@@ -512,6 +512,46 @@ def test_playout_never_plays_audio_in_a_slot_that_began_before_it_arrived() -> N
     assert p.tick(at=10.0).audio == b"\x01" * 160
     assert p.tick(at=10.02).finished_marks == []
     assert [m.name for m in p.tick(at=10.04).finished_marks] == ["m"]
+
+
+def _core_and_clock() -> tuple[CallCore, Callable[[int], None], Callable[[], float]]:
+    sid = "MZ" + "1" * 32
+    target = StreamTarget("CA" + "1" * 32, "AC" + "0" * 32, "+1", "+2", "wss://x", "wss://x")
+    core = CallCore(target, sid, record_audio=False)
+    core.begin(0.0)
+    clock = [0.0]
+
+    def tick(n: int) -> None:
+        for _ in range(n):
+            core.tick(clock[0], clock[0])
+            clock[0] += 0.02
+
+    return core, tick, lambda: clock[0]
+
+
+def test_silence_between_two_frames_of_a_reply_is_counted_as_underrun() -> None:
+    core, tick, now = _core_and_clock()
+    sid = core.stream_sid
+    core.on_message(media_message(sid, b"\x01" * FRAME_BYTES * 3), now())
+    tick(3)  # 60 ms played
+    tick(3)  # nothing arrived: the caller hears 60 ms of silence...
+    core.on_message(media_message(sid, b"\x01" * FRAME_BYTES * 2), now())
+    tick(2)  # ...that the rest of the same reply makes a gap, not an end
+    tick(10)  # the reply is over: trailing quiet is no gap
+    greeting = core.turns[0]
+    assert greeting.bot_audio_played_ms == 100 and greeting.underrun_ms == 60
+
+
+def test_audio_after_a_clear_does_not_count_the_pause_before_it() -> None:
+    core, tick, now = _core_and_clock()
+    sid = core.stream_sid
+    core.on_message(media_message(sid, b"\x01" * FRAME_BYTES * 3), now())
+    tick(1)
+    core.on_message(clear_message(sid), now())  # barge-in: the reply is gone
+    tick(4)
+    core.on_message(media_message(sid, b"\x01" * FRAME_BYTES), now())
+    tick(2)
+    assert core.turns[0].underrun_ms == 0
 
 
 def test_fast_builder_matches_inbound_builder() -> None:
