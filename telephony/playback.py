@@ -64,7 +64,7 @@ class Playback:
         mark_every_ms: int = 100,
         *,
         now: Callable[[], float] | None = None,
-        max_rtt_allowance_ms: int = 400,
+        max_rtt_allowance_ms: int = 200,
     ) -> None:
         if lead_ms < FRAME_MS:
             raise ValueError(f"lead_ms must be at least one frame ({FRAME_MS} ms), got {lead_ms}")
@@ -74,8 +74,9 @@ class Playback:
         self.lead_ms = lead_ms
         self.mark_every_ms = mark_every_ms
         self._now = now
-        # Extra lead for the echo round trip (needs `now`); capped so a stalled peer
-        # cannot make us queue seconds that a barge-in would then have to drop.
+        # Extra lead for the echo round trip (needs `now`). Capped at 200 ms: round trips
+        # up to ~300 ms play gap-free, and Twilio never holds more than ~400 ms, so a
+        # stalled peer or a busy host cannot make the lead drift far from DESIGN's ~200.
         self.max_rtt_allowance_ms = max_rtt_allowance_ms
         self._rtt_estimate_ms = 0.0
         self.rtt_allowance_ms = 0
