@@ -133,6 +133,7 @@ class CallSlot:
     index: int
     script: CallScript
     today: dt.date | None  # the calendar day this call runs under (in-process, local)
+    slow_tools: tuple[tuple[str, int], ...] = ()  # the fixture's tool delays (local)
     status: str = "pending"  # pending | running | ok | failed | timed_out | not_started
     result: CallResult | None = None
     error: str | None = None
@@ -155,7 +156,8 @@ class Target:
     public_url: str | None = None
     records: dict[str, asyncio.Future[CallRecord]] | None = None  # in-process only
     store: Any = None  # in-process only
-    set_today: Callable[[dt.date], None] | None = None  # in-process offline engine only
+    # In-process offline engine only: the calendar day and tool delays of the next phase.
+    set_phase: Callable[[dt.date, dict[str, int]], None] | None = None
     fetch_record: Callable[[str], Awaitable[CallRecord | None]] | None = None  # admin API
     stack: ProcessStack | None = None  # fake provider: server and fake in their own processes
     out_lat_us: list[int] | None = None  # stamped reply frames: fake -> phone, µs
@@ -182,11 +184,12 @@ FAKE_SCENARIO = {
 
 
 def plan_calls(scripts: Sequence[CallScript], options: LoadTestOptions) -> list[list[CallSlot]]:
-    """N calls (fixtures cycled), in phases of one calendar day each.
+    """N calls (fixtures cycled), in phases of one calendar day and tool-delay set each.
 
-    The offline engine's "today" is one per process (LOCAL_ENGINE_TODAY) and fixtures pin
-    different days, so calls under different days never overlap: one phase per day.
-    Elsewhere the day is not ours to set (remote) or does not matter (fake): one phase.
+    The offline engine's "today" is one per process (LOCAL_ENGINE_TODAY) and so are the
+    server's tool delays, while fixtures pin different days and some slow a tool down
+    (`slow_tools`, to hear the filler): calls that differ in either never overlap, one
+    phase each. Elsewhere neither is ours to set (remote) or matters (fake): one phase.
     """
     fake = options.provider == "fake-openai" and not options.url
     slots: list[CallSlot] = []
@@ -197,10 +200,14 @@ def plan_calls(scripts: Sequence[CallScript], options: LoadTestOptions) -> list[
         elif options.url:  # a remote server's calendar and store are not ours to check
             script = script.model_copy(update={"expect": Expectations()})
         local = not options.url and not fake
-        slots.append(CallSlot(i, script, business_today(script) if local else None))
-    phases: dict[dt.date | None, list[CallSlot]] = {}
+        if local:
+            delays = tuple(sorted(script.slow_tools.items()))
+            slots.append(CallSlot(i, script, business_today(script), delays))
+        else:
+            slots.append(CallSlot(i, script, None))
+    phases: dict[tuple[dt.date | None, tuple[tuple[str, int], ...]], list[CallSlot]] = {}
     for slot in slots:
-        phases.setdefault(slot.today, []).append(slot)
+        phases.setdefault((slot.today, slot.slow_tools), []).append(slot)
     return list(phases.values())
 
 
@@ -253,13 +260,14 @@ async def open_target(
     async with local_stack(tools_today=today.isoformat(), max_concurrent_calls=limit) as stack:
         stack.service.listeners.append(record_collector(records))
 
-        def set_today(day: dt.date) -> None:
+        def set_phase(day: dt.date, delays: dict[str, int]) -> None:
             # Read when a call opens its session: safe between phases, never during one.
             os.environ["LOCAL_ENGINE_TODAY"] = day.isoformat()
             stack.service.settings.tools_today = day.isoformat()
+            stack.service.settings.tool_delays_ms = delays
 
         yield Target(
-            stack.base_url, stack.auth_token, None, records, stack.service.store, set_today
+            stack.base_url, stack.auth_token, None, records, stack.service.store, set_phase
         )
 
 
@@ -290,7 +298,7 @@ class LoadRun:
         self.timeline: list[tuple[float, int, int, int]] = [(0.0, 0, 0, 0)]
         # In-process offline engine: a fixture books the same slot with the same phone every
         # time, so two runs of it must not overlap and each must free its booking after.
-        self._exclusive = target.set_today is not None
+        self._exclusive = target.set_phase is not None
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._http: httpx.AsyncClient | None = None
         self._read_audio = functools.lru_cache(maxsize=None)(read_ulaw_wav)
@@ -325,8 +333,8 @@ class LoadRun:
                 for slot in phase:
                     slot.status = "not_started"
                 continue
-            if self.target.set_today is not None and phase[0].today is not None:
-                self.target.set_today(phase[0].today)
+            if self.target.set_phase is not None and phase[0].today is not None:
+                self.target.set_phase(phase[0].today, dict(phase[0].slow_tools))
             tasks = [
                 asyncio.create_task(self._one(slot, sem), name=f"loadtest-{slot.index}")
                 for slot in phase
@@ -489,10 +497,11 @@ def build_report(
         " (and, with the fake provider, caller frames that never reached it).",
     ]
     if len(run.phases) > 1:
-        days = ", ".join(str(p[0].today) for p in run.phases)
+        kinds = ", ".join(_phase_name(p[0]) for p in run.phases)
         notes.append(
-            f"Fixtures pin {len(run.phases)} different days ({days}); the offline engine's "
-            "calendar is per process, so those ran as consecutive phases."
+            f"Fixtures pin {len(run.phases)} different days or tool delays ({kinds}); the "
+            "offline engine's calendar and the server's tool delays are per process, so those "
+            "ran as consecutive phases."
         )
     if in_process and not fake and opts.concurrency > LOCAL_ENGINE_COMFORT:
         notes.append(
@@ -566,7 +575,11 @@ def build_report(
             "scope": scope,
         },
         "phases": [
-            {"today": p[0].today.isoformat() if p[0].today else None, "calls": len(p)}
+            {
+                "today": p[0].today.isoformat() if p[0].today else None,
+                "slow_tools": dict(p[0].slow_tools),
+                "calls": len(p),
+            }
             for p in run.phases
         ],
         "timeline_columns": ["t_s", "in_flight", "completed", "failed_or_timed_out"],
@@ -580,6 +593,11 @@ def build_report(
         "per_call": [_call_row(s) for s in slots],
         "notes": notes,
     }
+
+
+def _phase_name(slot: CallSlot) -> str:
+    delays = ", ".join(f"{name} +{ms} ms" for name, ms in slot.slow_tools)
+    return f"{slot.today}" + (f" with {delays}" if delays else "")
 
 
 def _call_row(slot: CallSlot) -> dict[str, Any]:

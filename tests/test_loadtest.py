@@ -219,3 +219,23 @@ def test_offline_engine_calls_run_in_one_phase_per_fixture_day() -> None:
     # The fake provider ignores days and expectations: one phase, caller hangs up last.
     (fake,) = plan_calls(scripts, LoadTestOptions(calls=4, provider="fake-openai"))
     assert fake[0].script.expect.tools == [] and fake[0].script.steps[-1].kind == "hangup"
+
+
+def test_a_fixture_that_slows_a_tool_runs_in_a_phase_of_its_own() -> None:
+    # order-status and hangup-during-tool share a day; only the second slows lookup_order
+    # (to hear the filler), and tool delays are per server: two phases, never mixed.
+    names = ("order-status", "hangup-during-tool")
+    scripts = [load_script(CALLS / f"{n}.yaml") for n in names]
+    phases = plan_calls(scripts, LoadTestOptions(calls=4, provider="local"))
+    assert [[s.script.name for s in p] for p in phases] == [[names[0]] * 2, [names[1]] * 2]
+    assert phases[0][0].today == phases[1][0].today
+    assert [p[0].slow_tools for p in phases] == [(), (("lookup_order", 6000),)]
+    run = LoadRun(
+        LoadTestOptions(calls=4, provider="local", report=None), phases,
+        Target("http://127.0.0.1:9", "token"),
+    )  # fmt: skip
+    for slot in run.slots:
+        slot.status = "not_started"
+    report = build_report(run, wall_s=1.0, cpu_s=0.1, started_at=dt.datetime.now(dt.UTC))
+    assert [p["slow_tools"] for p in report["phases"]] == [{}, {"lookup_order": 6000}]
+    assert any("lookup_order +6000 ms" in note for note in report["notes"])
