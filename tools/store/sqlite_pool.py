@@ -11,6 +11,7 @@ import asyncio
 import functools
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -67,7 +68,7 @@ class SqlitePool:
             check_same_thread=False,  # only so close() may run on another thread
         )
         conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
+        self._use_wal(conn)
         conn.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; safe in WAL
         with self._lock:
             self._connections.append(conn)
@@ -79,6 +80,21 @@ class SqlitePool:
                 self._schema_ready = True
         self._local.conn = conn
         return conn
+
+    def _use_wal(self, conn: sqlite3.Connection) -> None:
+        # Switching the journal mode needs a lock that SQLite does not wait for with the
+        # busy timeout: a connection opening while another thread or process writes gets
+        # "database is locked" at once (seen in CI). Retry within the busy timeout; this
+        # runs on the pool's worker thread, never on the event loop.
+        deadline = time.monotonic() + self._busy_timeout_s
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.005)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         if self.closed:
