@@ -33,7 +33,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from agent.bridge_probe import STAMP_BYTES, now_us, read_stamp, stamp, summary_us
+from agent.bridge_probe import STAMP_BYTES, now_us, read_stamp, stamp_front, summary_us
 from agent.inprocess import event_loop_runner, settle_heap
 
 FRAME = 160  # bytes of μ-law per 20 ms
@@ -49,9 +49,9 @@ def import_fake_openai() -> ModuleType:
     except ImportError as first:
         # The `phone-agent` script's sys.path has no checkout root; an editable install
         # still has tests/ beside agent/.
-        root = CHECKOUT
-        if (root / "tests" / "fakes" / "openai_server.py").is_file() and str(root) not in sys.path:
-            sys.path.insert(0, str(root))
+        fakes = CHECKOUT / "tests" / "fakes" / "openai_server.py"
+        if fakes.is_file() and str(CHECKOUT) not in sys.path:
+            sys.path.insert(0, str(CHECKOUT))
             try:
                 import tests.fakes.openai_server as fake
             except ImportError as exc:
@@ -125,7 +125,6 @@ async def fake_main(scenario_args: dict[str, Any]) -> None:
                     if sent is not None:
                         self.in_lat_us.append(t - sent)
                 self.frames_in += len(audio) // FRAME
-                sess.frames_in = getattr(sess, "frames_in", 0) + len(audio) // FRAME
                 await self._on_append(sess, audio)
                 return
             await super()._on_message(sess, raw)
@@ -138,9 +137,7 @@ async def fake_main(scenario_args: dict[str, Any]) -> None:
                 rid = ev["response_id"]
                 if pcmu and rid not in self.stamped and len(chunk) >= FRAME:
                     self.stamped.add(rid)
-                    chunk = stamp(now_us()) + chunk[STAMP_BYTES:]
-                    ev = {**ev, "delta": base64.b64encode(chunk).decode()}
-                    validate = False  # the same shape was validated a thousand times
+                    ev = {**ev, "delta": base64.b64encode(stamp_front(chunk)).decode()}
             await super()._send(sess, ev, validate=validate)
 
         def stats(self) -> dict[str, Any]:
@@ -149,7 +146,6 @@ async def fake_main(scenario_args: dict[str, Any]) -> None:
                 "frames_in": self.frames_in,
                 "audio_out_ms": self.audio_out_ms,
                 "stamped_out": len(self.stamped),
-                "frames_by_session": sorted(getattr(s, "frames_in", 0) for s in self.sessions),
                 "sessions": len(self.sessions),
                 "open": sum(1 for s in self.sessions if not s.closed),
                 "cancels": sum(len(s.cancels) for s in self.sessions),
@@ -313,6 +309,23 @@ class Usage:
             time.monotonic(),
         )  # fmt: skip
 
+    def cost_since(self, earlier: Usage) -> dict[str, Any]:
+        """Each process's share of a core, and how busy the whole machine was, between
+        `earlier` and this moment (`wall_s` and `server_cpu_s` unrounded)."""
+        wall = max(1e-9, self.at - earlier.at)
+        busy, steal, total = (b - a for a, b in zip(earlier.machine, self.machine, strict=True))
+        server_s = self.server_s - earlier.server_s
+        return {
+            "wall_s": wall,
+            "server_cpu_s": server_s,
+            "server_core_pct": round(100 * server_s / wall, 1),
+            "fake_core_pct": round(100 * (self.fake_s - earlier.fake_s) / wall, 1),
+            "emulator_core_pct": round(100 * (self.own_s - earlier.own_s) / wall, 1),
+            # The whole machine (every process, ours and anyone else's): ~100 = saturated.
+            "machine_busy_pct": round(100 * busy / max(1, total), 1),
+            "machine_steal_pct": round(100 * steal / max(1, total), 1),
+        }
+
 
 async def bridge_figures(
     stack: ProcessStack,
@@ -323,21 +336,16 @@ async def bridge_figures(
     out_lat_us: list[int],
 ) -> dict[str, Any]:
     """The server's cost and hop latency since `since`, once every call has hung up."""
-    now = Usage.now(stack)
+    cost = Usage.now(stack).cost_since(since)
+    del cost["wall_s"]
     final = await stack.fake.ask("idle")
-    wall = max(1e-9, now.at - since.at)
-    busy, steal, total = (b - a for a, b in zip(since.machine, now.machine, strict=True))
-    server_s = now.server_s - since.server_s
+    server_s = cost["server_cpu_s"]
     return {
         "in_us": final["in_us"],
         "out_us": summary_us(out_lat_us),
+        **cost,
         "server_cpu_s": round(server_s, 2),
-        "server_core_pct": round(100 * server_s / wall, 1),
         "server_cpu_s_per_call_min": round(server_s / call_minutes, 3) if call_minutes else None,
-        "fake_core_pct": round(100 * (now.fake_s - since.fake_s) / wall, 1),
-        "emulator_core_pct": round(100 * (now.own_s - since.own_s) / wall, 1),
-        "machine_busy_pct": round(100 * busy / max(1, total), 1),
-        "machine_steal_pct": round(100 * steal / max(1, total), 1),
         "frames_sent": frames_sent,
         "frames_appended": final["frames_in"],
         "lost_in_frames": max(0, frames_sent - final["frames_in"]),

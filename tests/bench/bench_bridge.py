@@ -51,7 +51,7 @@ import httpx  # noqa: E402
 
 from agent.bridge_probe import StampedCall, summary_us  # noqa: E402
 from agent.inprocess import event_loop_runner  # noqa: E402
-from agent.loadtest_stack import ProcessStack, machine_ticks  # noqa: E402
+from agent.loadtest_stack import ProcessStack, Usage  # noqa: E402
 from telephony.emulator import StreamTarget, dial_webhook  # noqa: E402
 
 FRAME = 160  # bytes of μ-law per 20 ms
@@ -97,7 +97,7 @@ async def caller(call: BenchCall, burst: bytes, first_ms: int, stop_at: float) -
 async def run_level(n: int, seconds: float, stack: ProcessStack) -> dict[str, Any]:
     from tests.fakes.openai_server import tone
 
-    fake, server = stack.fake, stack.server
+    fake = stack.fake
     base, token = stack.base_url, stack.auth_token
     burst = tone(BURST_MS, hz=300.0, amplitude=6000)
     out_lat: list[int] = []
@@ -137,13 +137,10 @@ async def run_level(n: int, seconds: float, stack: ProcessStack) -> dict[str, An
     for c in calls:
         c.window_max_late_ms = 0.0
     late0 = sum(c.frames_late for c in calls)
-    cpu0 = server.cpu_s, fake.cpu_s, time.process_time()
-    box0 = machine_ticks()
-    t0 = time.monotonic()
+    usage0 = Usage.now(stack)
     await asyncio.sleep(seconds)  # the hold itself: the calls run meanwhile
-    wall = time.monotonic() - t0
-    cpu1 = server.cpu_s, fake.cpu_s, time.process_time()
-    busy, steal, total = (b - a for a, b in zip(box0, machine_ticks(), strict=True))
+    cost = Usage.now(stack).cost_since(usage0)
+    wall = cost.pop("wall_s")
     window = await fake.ask("stats")
     late = sum(c.frames_late for c in calls) - late0
     out = summary_us(list(out_lat))
@@ -155,7 +152,6 @@ async def run_level(n: int, seconds: float, stack: ProcessStack) -> dict[str, An
     final = await fake.ask("idle")
     sent = sum(c.frames_sent for c in calls)
     received_ms = sum(t.bot_audio_received_ms for c in calls for t in c.turns)
-    server_cpu, fake_cpu, emu_cpu = (b - a for a, b in zip(cpu0, cpu1, strict=True))
     return {
         "calls": n,
         "opened": len(calls),
@@ -164,14 +160,11 @@ async def run_level(n: int, seconds: float, stack: ProcessStack) -> dict[str, An
         "window_s": round(wall, 1),
         "in_us": window["in_us"],
         "out_us": out,
-        "server_cpu_s": round(server_cpu, 2),
-        "server_core_pct": round(100 * server_cpu / wall, 1),
-        "server_cpu_s_per_call_min": round(server_cpu / max(1, len(calls)) / (wall / 60), 3),
-        "fake_core_pct": round(100 * fake_cpu / wall, 1),
-        "emulator_core_pct": round(100 * emu_cpu / wall, 1),
-        # The whole machine (every process, ours and anyone else's): near 100 = saturated.
-        "machine_busy_pct": round(100 * busy / max(1, total), 1),
-        "machine_steal_pct": round(100 * steal / max(1, total), 1),
+        **cost,
+        "server_cpu_s": round(cost["server_cpu_s"], 2),
+        "server_cpu_s_per_call_min": round(
+            cost["server_cpu_s"] / max(1, len(calls)) / (wall / 60), 3
+        ),
         "frames_late": late,
         "frames_late_pct": round(100 * late / max(1, len(calls) * wall * 50), 2),
         "max_lateness_ms": round(lateness, 1),
