@@ -26,6 +26,12 @@ class AdminClient:
     async def aclose(self) -> None:
         await self._client.aclose()
 
+    async def __aenter__(self) -> AdminClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
     async def finished_record(self, call_sid: str, timeout: float = 15.0) -> CallRecord | None:  # noqa: ASYNC109
         """The call's stored record once it has ended; None if it is still live (or
         unknown) after `timeout`. A wrong token or a server error raises, with its reason."""

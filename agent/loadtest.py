@@ -232,11 +232,8 @@ async def open_target(
         if not options.admin_token:
             yield Target(options.url, token, options.public_url)
             return
-        admin = AdminClient(options.url, options.admin_token, max_connections=32)
-        try:
+        async with AdminClient(options.url, options.admin_token, max_connections=32) as admin:
             yield Target(options.url, token, options.public_url, fetch_record=admin.finished_record)
-        finally:
-            await admin.aclose()
         return
     from agent.inprocess import local_stack
 
@@ -244,15 +241,14 @@ async def open_target(
     limit = max(200, options.concurrency + 20)
     records: dict[str, asyncio.Future[CallRecord]] = {}
     if options.provider == "fake-openai":
-        async with ProcessStack.start(scenario=FAKE_SCENARIO, max_calls=limit) as stack:
-            admin = AdminClient(stack.base_url, stack.admin_token, max_connections=32)
-            try:
-                yield Target(
-                    stack.base_url, stack.auth_token, fetch_record=admin.finished_record,
-                    stack=stack, out_lat_us=[],
-                )  # fmt: skip
-            finally:
-                await admin.aclose()
+        async with (
+            ProcessStack.start(scenario=FAKE_SCENARIO, max_calls=limit) as stack,
+            AdminClient(stack.base_url, stack.admin_token, max_connections=32) as admin,
+        ):
+            yield Target(
+                stack.base_url, stack.auth_token, fetch_record=admin.finished_record,
+                stack=stack, out_lat_us=[],
+            )  # fmt: skip
         return
 
     today = first_today or dt.date.today()
