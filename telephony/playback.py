@@ -172,15 +172,17 @@ class Playback:
         when audio is out (its echoes measure instead) or without a clock."""
         if self._now is None or self._probe is not None or self._outstanding or self._queue:
             return None
-        self._mark_seq += 1
-        name = f"s{self._mark_seq}"
+        name = self._next_mark_name()
         self._probe = (name, self._now())
-        self.marks_sent += 1
         return mark_message(self.stream_sid, name)
 
-    def _mark(self, segment: str) -> str:
+    def _next_mark_name(self) -> str:
         self._mark_seq += 1
-        name = f"s{self._mark_seq}"
+        self.marks_sent += 1
+        return f"s{self._mark_seq}"
+
+    def _mark(self, segment: str) -> str:
+        name = self._next_mark_name()
         self._outstanding.append(
             _SentMark(
                 name=name,
@@ -194,7 +196,6 @@ class Playback:
         )
         self._outstanding_names.add(name)
         self._unmarked_ms = 0
-        self.marks_sent += 1
         return mark_message(self.stream_sid, name)
 
     # ------------------------------------------------------------ echoes
@@ -229,18 +230,16 @@ class Playback:
                     # Echo delay minus the audio that had to play first ~ network round trip.
                     rtt = max(0.0, (now - mark.sent_at) * 1000.0 - mark.ahead_ms)
                     self.mark_rtt_ms.append(rtt)
-                    self._note_rtt(rtt, mark)
+                    # Only an echo of audio sent from idle shows the whole round trip:
+                    # later in a run Twilio keeps playing while echoes travel, so their
+                    # delay beyond the audio ahead is ~0 when the allowance suffices,
+                    # and otherwise mixes the gap heard with every scheduling hiccup on
+                    # the way (feeding those back ratchets the lead up under load). One
+                    # clean sample per reply, plus the start probe, is enough.
+                    if mark.from_idle:
+                        self._set_estimate(rtt)
                 return True
         return True  # unreachable: name was outstanding
-
-    def _note_rtt(self, rtt_ms: float, mark: _SentMark) -> None:
-        # Only an echo of audio sent from idle shows the whole round trip: later in a run
-        # Twilio keeps playing while echoes travel, so their delay beyond the audio ahead
-        # is ~0 when the allowance suffices, and otherwise mixes the gap the caller heard
-        # with every scheduling hiccup on the way (feeding those back ratchets the lead
-        # up under load). One clean sample per reply, plus the start probe, is enough.
-        if mark.from_idle:
-            self._set_estimate(rtt_ms)
 
     def _set_estimate(self, need: float) -> None:
         # Up at once (a gap is what we are avoiding), down gently.
