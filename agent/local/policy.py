@@ -86,6 +86,7 @@ class DialogState:
     order_raw: str | None = None
     awaiting: str | None = None  # the slot (or yes/no) our last question asked for
     booking_id: str | None = None
+    booked_day: date | None = None  # of the booking made (or moved) on this call
     checked_day: date | None = None
     history: list[tuple[str, str]] = field(default_factory=list)  # (role, text) as heard
 
@@ -278,6 +279,8 @@ class DialogPolicy:
             args = {"day": st.day.isoformat(), "time": st.time, "name": st.name}
             return Reply("", (self._call("book_appointment", **args),))
         if st.intent == "reschedule":
+            if st.day is None and st.time is not None and st.booking_id and st.booked_day:
+                st.day = st.booked_day  # "can I move it to 11?" right after booking: same day
             if st.day is None:
                 return self._ask("new_day", prefix)
             if st.time is None:
@@ -324,6 +327,8 @@ class DialogPolicy:
         outcome = phrase_result(pending.name, pending.arguments, data)
         if outcome.booking_id is not None:
             st.booking_id = outcome.booking_id or None
+            day = pending.arguments.get("new_day") or pending.arguments.get("day")
+            st.booked_day = date.fromisoformat(day) if st.booking_id and isinstance(day, str) else None
         if outcome.retry_slot:
             if outcome.retry_slot == "time":
                 st.time = None

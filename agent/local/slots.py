@@ -9,9 +9,12 @@ matching, so the patterns below only deal with one spelling.
 from __future__ import annotations
 
 import calendar
+import contextlib
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Generic, TypeVar
 
 UNITS = {
     "zero": 0, "oh": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
@@ -33,6 +36,9 @@ MONTHS["sept"] = 9
 WEEKDAYS = {name.lower(): i for i, name in enumerate(calendar.day_name)}
 _MONTH_RE = "|".join(sorted(MONTHS, key=len, reverse=True))
 _WEEKDAY_RE = "|".join(WEEKDAYS)
+# After "for 2": a count, not a clock ("for 2 people", "for 30 minutes", "the 27th").
+_NOT_CLOCK = r"(?:st|nd|rd|th|of|people|persons|guests|of us|hours?|minutes?|mins?|days?|weeks?)\b"
+_V = TypeVar("_V")
 
 
 def _ordinal_suffix(n: int) -> str:
@@ -128,37 +134,96 @@ def is_no(norm: str) -> bool:
     return _has(_NO, norm)
 
 
+# ---------------------------------------------------------------- choosing
+# Words just before a day or time that take it back ("not Monday", "I can't make it
+# tomorrow") or mark it as the old one ("from Thursday to ..."); and words that make the
+# next one the answer ("to Friday", "I mean Wednesday", "make it 4").
+_TAKEN_BACK = re.compile(
+    r"\b(not|can't|cannot|cant|won't|don't|doesn't|isn't|wouldn't|couldn't|except|instead of|rather than)"
+    r"(?: [a-z']+){0,2} $"
+)
+_TAKEN_BACK_AFTER = re.compile(
+    r"^ (?:[a-z']+ )?(doesn't|won't|does not|will not|wouldn't|isn't|is not|is no good|no good|is bad)\b"
+)
+_OLD = re.compile(r"\bfrom (?:[a-z']+ ){0,1}$")
+_ANSWER = re.compile(r"\b(to|i mean|make it|make that|instead|actually|rather|no|how about|what about)(?: [a-z']+){0,1} $")
+
+
+@dataclass(frozen=True)
+class _Mention(Generic[_V]):
+    start: int
+    end: int
+    rank: int  # the parser's own order of preference (most specific first)
+    value: _V
+
+
+def _choose(norm: str, found: list[_Mention[_V]]) -> _V | None:
+    """The one the caller means, of the days (or times) found in one utterance.
+
+    A mention inside a longer one ("tomorrow" in "the day after tomorrow") is dropped;
+    so is one taken back ("not Monday"), and an old value ("from Thursday") when there is
+    another. Of the rest, the last one marked as the answer ("to Friday", "I mean ...")
+    wins; else the most specific, then the first, as a single mention would.
+    """
+    found = [
+        f for f in found
+        if not any(o is not f and o.start <= f.start and f.end <= o.end and o.end - o.start > f.end - f.start
+                   for o in found)
+    ]  # fmt: skip
+    def before(f: _Mention[_V]) -> str:  # the words since the mention before it
+        return norm[max((o.end for o in found if o.end <= f.start), default=0) : f.start]
+
+    kept = [
+        f for f in found
+        if not _TAKEN_BACK.search(before(f)) and not _TAKEN_BACK_AFTER.search(norm[f.end :])
+    ]  # fmt: skip
+    current = [f for f in kept if not _OLD.search(before(f))]
+    kept = current or kept
+    if not kept:
+        return None
+    answers = [f for f in kept if _ANSWER.search(before(f))]
+    if answers and len(kept) > 1:
+        return max(answers, key=lambda f: f.start).value
+    return min(kept, key=lambda f: (f.rank, f.start)).value
+
+
 # ---------------------------------------------------------------- day
 def parse_day(norm: str, today: date, *, bare_ok: bool = False) -> date | None:
     """"tomorrow", "friday", "next friday", "november 27th", "the 27th", "2025-11-27".
 
-    `bare_ok`: we just asked for a day, so a lone "27th" counts too.
+    Of several days in one breath the caller's meaning wins: "not Monday, Tuesday",
+    "I can't make it tomorrow, can we do Friday", "from Thursday to Saturday" all mean
+    the last one (see `_choose`). `bare_ok`: we just asked for a day, so a lone "27th"
+    counts too.
     """
-    if m := re.search(r"\b(\d{4}) (\d{1,2}) (\d{1,2})\b", norm):  # ISO after normalize
-        try:
-            return date(int(m[1]), int(m[2]), int(m[3]))
-        except ValueError:
-            pass
-    if _has(r"\bday after tomorrow\b", norm):
-        return today + timedelta(days=2)
-    if _has(r"\b(tomorrow|tomorrows|tmrw)\b", norm):
-        return today + timedelta(days=1)
-    if _has(r"\b(today|this afternoon|this morning|tonight)\b", norm):
-        return today
-    if m := re.search(rf"\b({_MONTH_RE}) (?:the )?(\d{{1,2}})\b", norm):
-        return _month_day(today, MONTHS[m[1]], int(m[2]))
-    if m := re.search(rf"\b(\d{{1,2}}) (?:st |nd |rd |th )?of ({_MONTH_RE})\b", norm):
-        return _month_day(today, MONTHS[m[2]], int(m[1]))
-    if m := re.search(rf"\b(next |this )?({_WEEKDAY_RE})\b", norm):
+    found: list[_Mention[date]] = []
+
+    def add(m: re.Match[str], rank: int, value: date | None) -> None:
+        if value is not None:
+            found.append(_Mention(m.start(), m.end(), rank, value))
+
+    for m in re.finditer(r"\b(\d{4}) (\d{1,2}) (\d{1,2})\b", norm):  # ISO after normalize
+        with contextlib.suppress(ValueError):
+            add(m, 0, date(int(m[1]), int(m[2]), int(m[3])))
+    for m in re.finditer(r"\bday after tomorrow\b", norm):
+        add(m, 1, today + timedelta(days=2))
+    for m in re.finditer(r"\b(tomorrow|tomorrows|tmrw)\b", norm):
+        add(m, 2, today + timedelta(days=1))
+    for m in re.finditer(r"\b(today|this afternoon|this morning|tonight)\b", norm):
+        add(m, 3, today)
+    for m in re.finditer(rf"\b({_MONTH_RE}) (?:the )?(\d{{1,2}})\b", norm):
+        add(m, 4, _month_day(today, MONTHS[m[1]], int(m[2])))
+    for m in re.finditer(rf"\b(\d{{1,2}}) (?:st |nd |rd |th )?of ({_MONTH_RE})\b", norm):
+        add(m, 5, _month_day(today, MONTHS[m[2]], int(m[1])))
+    for m in re.finditer(rf"\b(next |this )?({_WEEKDAY_RE})\b", norm):
         ahead = (WEEKDAYS[m[2]] - today.weekday()) % 7
         if ahead == 0 and m[1] != "this ":
             ahead = 7  # "friday" said on a friday means next week's
-        return today + timedelta(days=ahead)
-    if m := re.search(r"\bthe (\d{1,2}) (st|nd|rd|th)\b", norm) or (
-        bare_ok and re.search(r"\b(\d{1,2}) (st|nd|rd|th)\b", norm)
-    ):
-        return _nth_of_month(today, int(m[1]))
-    return None
+        add(m, 6, today + timedelta(days=ahead))
+    nth = r"\b(\d{1,2}) (st|nd|rd|th)\b" if bare_ok else r"\bthe (\d{1,2}) (st|nd|rd|th)\b"
+    for m in re.finditer(nth, norm):
+        add(m, 7, _nth_of_month(today, int(m[1])))
+    return _choose(norm, found)
 
 
 def _month_day(today: date, month: int, day: int) -> date | None:
@@ -203,14 +268,16 @@ def mostly_when(norm: str) -> bool:
 def parse_time(norm: str, *, bare_ok: bool = False) -> str | None:
     """"10 am", "10:30", "ten thirty", "2 pm", "noon", "half past 3" -> "HH:MM" (24 h).
 
-    Without am/pm, 1-6 means afternoon and 7-11 morning (office hours).
-    `bare_ok`: we just asked for a time, so "10" or "10 30" alone count.
+    Without am/pm, 1-6 means afternoon and 7-11 morning (office hours). Of several
+    times the caller's meaning wins ("move my 3 o'clock to 4", "not at 9, at 10"; see
+    `_choose`). `bare_ok`: we just asked for a time, so "10" or "10 30" alone count.
     """
-    if _has(r"\b(noon|midday|lunchtime)\b", norm):
-        return "12:00"
     pm = _has(r"\b(afternoon|evening|tonight)\b", norm) or None
     if _has(r"\bmorning\b", norm):
         pm = False
+    found: list[_Mention[str]] = [
+        _Mention(m.start(), m.end(), 0, "12:00") for m in re.finditer(r"\b(noon|midday|lunchtime)\b", norm)
+    ]
     patterns: list[tuple[str, bool]] = [
         (r"\b(\d{1,2})(?:[: ](\d{2}))? (am|pm)\b", True),
         (r"\b(\d{1,2}):(\d{2})\b", True),
@@ -218,11 +285,10 @@ def parse_time(norm: str, *, bare_ok: bool = False) -> str | None:
         (r"\bquarter past (\d{1,2})\b", True),
         (r"\bquarter to (\d{1,2})\b", True),
         (r"\b(\d{1,2})(?: (\d{2}))? o ?'?clock\b", True),
-        (r"\b(?:at|around|about|by|for|after|before) (\d{1,2})(?: (\d{2}))?\b(?! (?:st|nd|rd|th|of)\b)", True),
+        (rf"\b(?:at|around|about|by|for|after|before|to) (\d{{1,2}})(?: (\d{{2}}))?\b(?! {_NOT_CLOCK})", True),
         (r"\b(\d{1,2})(\d{2})\b", bare_ok),  # "1030" as tiny.en writes "ten thirty"
-        (r"^(?:[a-z']+ ){0,2}(\d{1,2})(?: (\d{2}))?(?: [a-z']+){0,2}$", bare_ok),  # "ok 10 30 then"
     ]
-    for pattern, allowed in patterns:
+    for rank, (pattern, allowed) in enumerate(patterns, start=1):
         if not allowed:
             continue
         for m in _overlapping(pattern, norm):
@@ -236,8 +302,15 @@ def parse_time(norm: str, *, bare_ok: bool = False) -> str | None:
                 hour, minute = hour - 1, 45
             meridiem = m[3] if "(am|pm)" in pattern else None
             if 0 <= minute < 60 and 0 <= hour <= (12 if meridiem else 23):
-                return _clock(hour, minute, meridiem, pm)
-    return None
+                # "to 4": the preposition stays outside, where `_choose` reads it
+                start = m.start(1) if pattern.startswith(r"\b(?:at") else m.start()
+                found.append(_Mention(start, m.end(), rank, _clock(hour, minute, meridiem, pm)))
+    chosen = _choose(norm, found)
+    if chosen is None and not found and bare_ok:  # "ok 10 30 then": a short answer
+        m = re.search(r"^(?:[a-z']+ ){0,2}(\d{1,2})(?: (\d{2}))?(?: [a-z']+){0,2}$", norm)
+        if m and 0 <= (minute := int(m[2] or 0)) < 60 and int(m[1]) <= 23:
+            chosen = _clock(int(m[1]), minute, None, pm)
+    return chosen
 
 
 def _overlapping(pattern: str, text: str) -> Iterator[re.Match[str]]:

@@ -206,6 +206,22 @@ def test_reschedule_in_one_go() -> None:
     assert (name, args) == ("reschedule_appointment", {"new_day": "2026-11-27", "new_time": "14:00"})
 
 
+def test_reschedule_corrects_the_day_it_was_told() -> None:
+    reply = turn(policy(), "I can't make it tomorrow, can we move it to Friday at 2?")
+    assert only_call(reply) == ("reschedule_appointment", {"new_day": "2026-11-27", "new_time": "14:00"})
+
+
+def test_moving_a_fresh_booking_to_another_time_keeps_its_day() -> None:
+    p = policy()
+    booking = turn(p, "Book me for Friday at 9, my name is Jordan Lee")
+    assert only_call(booking)[0] == "book_appointment"
+    result(p, booking, {"status": "booked", "booking_id": "BK-1", "day": "2026-11-27", "time": "09:00"})
+    reply = turn(p, "Actually, can I move it to 11?")
+    assert only_call(reply) == (
+        "reschedule_appointment", {"new_day": "2026-11-27", "new_time": "11:00", "booking_id": "BK-1"}
+    )
+
+
 def test_find_my_appointments() -> None:
     p = policy()
     reply = turn(p, "When is my appointment?")

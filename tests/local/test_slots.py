@@ -44,6 +44,27 @@ def test_days(text: str, expected: str) -> None:
     assert parse_day(normalize(text), TUESDAY) == date.fromisoformat(expected)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("I can't make it tomorrow, can we do Friday?", "2026-11-27"),
+        ("Not Monday, Tuesday works better.", "2026-12-01"),
+        ("Move it from Thursday to Saturday.", "2026-11-28"),
+        ("Thursday. Sorry, I mean Saturday.", "2026-11-28"),
+        ("Friday doesn't work, how about Monday?", "2026-11-30"),
+        ("Friday the 27th", "2026-11-27"),
+        ("Thursday or Friday", "2026-11-26"),  # no correction: the first, as before
+    ],
+)
+def test_of_several_days_the_one_meant(text: str, expected: str) -> None:
+    assert parse_day(normalize(text), TUESDAY) == date.fromisoformat(expected)
+
+
+@pytest.mark.parametrize("text", ["I can't do Monday.", "Not tomorrow.", "Friday won't work for me."])
+def test_a_day_taken_back_is_no_day(text: str) -> None:
+    assert parse_day(normalize(text), TUESDAY) is None
+
+
 def test_bare_ordinal_only_when_asked() -> None:
     assert parse_day(normalize("27th"), TUESDAY) is None
     assert parse_day(normalize("27th"), TUESDAY, bare_ok=True) == date(2026, 11, 27)
@@ -86,6 +107,21 @@ def test_times(text: str, expected: str) -> None:
 def test_bare_times_when_asked(text: str, expected: str) -> None:
     assert parse_time(normalize(text)) is None
     assert parse_time(normalize(text), bare_ok=True) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Can you move my 3 o'clock to 4?", "16:00"),
+        ("Not at 9, at 10.", "10:00"),
+        ("A table for 2 people at 10", "10:00"),
+        ("for 30 minutes at 2 pm", "14:00"),
+        ("quarter to 11", "10:45"),
+        ("at 10 or 11", "10:00"),  # no correction: the first, as before
+    ],
+)
+def test_of_several_times_the_one_meant(text: str, expected: str) -> None:
+    assert parse_time(normalize(text)) == expected
 
 
 def test_dates_are_not_times() -> None:
