@@ -106,7 +106,10 @@ _FIND = (
 )
 _ORDER = r"\b(order|package|delivery|shipment|shipping|parcel|track|tracking)\b"
 _BOOK = r"\b(book\w*|appointment|schedule|reserve|reservation|set up|come in|slot|availab\w*|free|open)\b"
-_YES = r"^(yes|yeah|yep|yup|sure|correct|right|please|ok|okay|that's right|sounds good|go ahead|absolutely|of course)\b"
+_YES = (
+    r"^(yes|yeah|yep|yup|sure|correct|right|please|ok|okay|that's right|sounds good|go ahead"
+    r"|absolutely|of course|mm hmm|uh huh|alright|all right|that works|that's fine|fine|definitely)\b"
+)
 _NO = r"^(no|nope|nah|not really)\b"
 
 
@@ -390,7 +393,9 @@ def _name_words(rest: str, *, need_capital: bool) -> str | None:
 def parse_order_number(text: str) -> tuple[str, str] | None:
     """-> (normalised, raw). "four five six seven" / "4, 5, 6, 7" / "#4567" -> "4567"."""
     norm = normalize(text)
-    tokens = norm.split()
+    tokens = re.sub(  # "double four" / "triple 7", as numbers are read out in the UK and India
+        r"\b(double|triple) (\d)\b", lambda m: m[2] * (2 if m[1] == "double" else 3), norm
+    ).split()
     best: list[str] = []
     run: list[str] = []
     for token in [*tokens, ""]:

@@ -8,6 +8,8 @@ import pytest
 
 from agent.local.slots import (
     detect_intent,
+    is_no,
+    is_yes,
     normalize,
     parse_day,
     parse_name,
@@ -164,6 +166,8 @@ def test_names(text: str, bare_ok: bool, expected: str | None) -> None:
         ("order #12345 please", "12345"),
         ("nine oh one two", "9012"),
         ("order A1234", "A1234"),
+        ("double four two one seven", "44217"),
+        ("It's 4, triple 5, 8.", "45558"),
     ],
 )
 def test_order_numbers(text: str, expected: str) -> None:
@@ -214,3 +218,8 @@ def test_normalize() -> None:
     assert normalize("Twenty-seventh") == "27 th"
     assert normalize("ten thirty") == "10 30"
     assert normalize("") == ""
+
+
+@pytest.mark.parametrize("text", ["Mm-hmm.", "Uh-huh.", "Alright.", "That works.", "Yeah, please.", "That's fine."])
+def test_casual_yes(text: str) -> None:
+    assert is_yes(normalize(text)) and not is_no(normalize(text))
