@@ -90,6 +90,8 @@ def _has(pattern: str, norm: str) -> bool:
 _TRANSFER = (
     r"\b(representative|operator|human|receptionist)\b"
     r"|\b(speak|talk|connect|transfer|put|get)\b.*\b(person|agent|someone|somebody|manager|staff)\b"
+    # "can I speak, please?": the words after it lost (tiny.en drops a phrase now and then)
+    r"|\b(can|could|may) i (speak|talk)(?: (?:to|with)(?: (?:a|an|the))?)?(?: please)?$"
 )
 _GOODBYE = (
     r"\b(bye|goodbye|that's all|that is all|that's it|that'll be all|no thanks|no thank you"

@@ -202,6 +202,9 @@ def test_order_number_keeps_raw_words() -> None:
         ("Let me talk to a human", "transfer"),
         ("representative", "transfer"),
         ("Can you connect me to an agent", "transfer"),
+        ("Hi, can I speak, please?", "transfer"),  # tiny.en lost "to a person"
+        ("Could I talk to a, please", "transfer"),
+        ("Can I talk about my order?", "order"),
         ("That's all, thanks. Bye!", "goodbye"),
         ("No thanks.", "goodbye"),
         ("goodbye", "goodbye"),
