@@ -145,6 +145,9 @@ async def local_stack(
             twilio_auth_token=auth_token,
             data_dir=data_dir,
             redis_url=settings.pop("redis_url", None),
+            # Off unless asked for: in-process, the test or emulator shares this loop and
+            # its own work would count as the server's load.
+            overload_lag_ms=settings.pop("overload_lag_ms", 0.0),
             force_local=url is not None,
             local_engine_url=url or Settings().local_engine_url,
             stream_token_secret=secrets.token_hex(16),

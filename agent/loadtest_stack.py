@@ -35,6 +35,7 @@ from typing import Any
 
 from agent.bridge_probe import STAMP_BYTES, now_us, read_stamp, stamp_front, summary_us
 from agent.inprocess import event_loop_runner, settle_heap
+from agent.settings import Settings
 
 FRAME = 160  # bytes of μ-law per 20 ms
 APPEND_HEAD = '{"type":"input_audio_buffer.append","audio":"'
@@ -188,6 +189,7 @@ async def server_main(realtime_url: str, api_key: str, max_calls: int) -> None:
         realtime_url=realtime_url,
         openai_api_key=api_key,
         max_concurrent_calls=max_calls,
+        overload_lag_ms=Settings().overload_lag_ms,  # its own process: the guard as `serve` has it
         admin_token=admin_token,
     ) as stack:
         settle_heap()

@@ -36,6 +36,11 @@ class Metrics:
             registry=r)
         self.provider_errors = Counter(
             "phone_agent_provider_errors_total", "Provider errors", ["fatal"], registry=r)
+        self.calls_rejected = Counter(
+            "phone_agent_calls_rejected_total", "New calls answered busy, by why", ["reason"], registry=r)
+        self.loop_lag = Gauge(
+            "phone_agent_event_loop_lag_ms", "How late the event loop ran a 50 ms timer (last sample)",
+            registry=r)
         self.provider_reconnects = Counter(
             "phone_agent_provider_reconnects_total", "Provider reconnects", ["reason"], registry=r)
 

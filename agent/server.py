@@ -29,6 +29,7 @@ from agent.callrecord import CallRecord
 from agent.fillers import FillerCache
 from agent.flows import Flows, load_flows
 from agent.metrics import Metrics
+from agent.overload import LoopLag
 from agent.prewarm import WarmSessions
 from agent.realtime import RealtimeSession, ToolSpec
 from agent.redis_tokens import RedisUsedTokens
@@ -72,6 +73,7 @@ class Service:
         self.registry: Registry = open_registry(settings.redis_url, self, self.instance_id)
         self.call_status: dict[str, str] = {}
         self.metrics = Metrics()
+        self.lag = LoopLag(settings.overload_lag_ms, on_sample=self.metrics.loop_lag.set)
         # Live observers of every call (console, `phone-agent call`): (call_sid, kind, data).
         self.listeners: list[Callable[[str, str, dict[str, Any]], None]] = []
 
@@ -85,6 +87,7 @@ class Service:
         if s.twilio_account_sid and s.twilio_auth_token:
             self.control = TwilioControl(s.twilio_account_sid, s.twilio_auth_token, s.twilio_api_base_url)
         await self.registry.start()
+        lag_task = asyncio.create_task(self.lag.run(), name="loop-lag")
         if not s.admin_token:
             log.warning("admin API and console disabled: set ADMIN_TOKEN to enable /admin and /console")
         log.info("phone-agent ready: %d flows, store=%s, instance %s",
@@ -92,6 +95,7 @@ class Service:
         try:
             yield
         finally:
+            lag_task.cancel()
             if not await self.drain():
                 await self.end_calls("drain_deadline")
             await self.warm.close_all()
@@ -146,8 +150,28 @@ class Service:
             return None
         return {**call.record.to_dict(), "state": call.state.value}
 
+    def busy_reason(self) -> str | None:
+        """Why a new call would be turned away now, or None."""
+        if self.draining:
+            return "draining"
+        if len(self.calls) >= self.settings.max_concurrent_calls:
+            return "capacity"
+        if self.lag.overloaded:
+            return "overloaded"
+        return None
+
     def busy(self) -> bool:
-        return self.draining or len(self.calls) >= self.settings.max_concurrent_calls
+        return self.busy_reason() is not None
+
+    def turn_away(self) -> bool:
+        """The voice webhook's question: True (and counted, and logged why) to answer busy."""
+        reason = self.busy_reason()
+        if reason is None:
+            return False
+        self.metrics.calls_rejected.labels(reason).inc()
+        log.warning("turning a new call away: %s (%d live, loop lag %.0f ms)",
+                    reason, len(self.calls), self.lag.lag_ms)
+        return True
 
     # ---------------------------------------------------------------- webhook hooks
 
@@ -290,8 +314,10 @@ def create_app(
     service = Service(settings, flows, session_factory or make_session)
 
     async def readyz(_request: Request) -> JSONResponse:
-        ready = service.store is not None and not service.draining
-        body = {"ready": ready, "active_calls": len(service.calls), "draining": service.draining}
+        # Overloaded: a balancer should send new calls elsewhere; live ones stay here.
+        ready = service.store is not None and not service.draining and not service.lag.overloaded
+        body = {"ready": ready, "active_calls": len(service.calls), "draining": service.draining,
+                "overloaded": service.lag.overloaded, "loop_lag_ms": round(service.lag.lag_ms, 1)}
         return JSONResponse(body, status_code=200 if ready else 503)
 
     webhook = WebhookConfig(
@@ -299,7 +325,7 @@ def create_app(
         auth_token=settings.twilio_auth_token,
         tokens=service.tokens,
         trust_forwarded_headers=settings.trust_forwarded_headers,
-        busy=service.busy,
+        busy=service.turn_away,
     )
     routes = [
         Route("/healthz", healthz),
