@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_FLOWS_FILE = Path(__file__).with_name("flows.example.yaml")
 
@@ -43,6 +43,16 @@ class Flow(BaseModel):
     goodbye: str = "Thanks for calling. Goodbye!"
     apology: str = "I'm sorry, I'm having technical trouble. Please call back in a moment. Goodbye."
     audio_format: Literal["pcmu", "pcm24"] = "pcmu"
+    # Listening. server_vad ends a turn after vad_silence_ms of quiet; raise vad_threshold
+    # (0-1) on noisy lines so noise neither barges in nor holds turns open. semantic_vad
+    # (OpenAI only) waits for the caller to sound finished, up to 8/4/2 s for
+    # vad_eagerness low/medium/high. noise_reduction (OpenAI only): near_field for
+    # handsets, far_field for speakerphones, off.
+    turn_detection: Literal["server_vad", "semantic_vad"] = "server_vad"
+    vad_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    vad_silence_ms: int = Field(default=500, ge=100, le=5000)
+    vad_eagerness: Literal["low", "medium", "high", "auto"] = "auto"
+    noise_reduction: Literal["near_field", "far_field", "off"] = "near_field"
 
     @field_validator("transfer_number")
     @classmethod
@@ -50,6 +60,15 @@ class Flow(BaseModel):
         if v is not None and not (v.startswith("+") and v[1:].isdigit() and 8 <= len(v) <= 16):
             raise ValueError(f"must be an E.164 number like +15551234567, got {v!r}")
         return v
+
+    @model_validator(mode="after")
+    def _semantic_vad_is_openai(self) -> Flow:
+        if self.turn_detection == "semantic_vad" and self.provider == "gemini":
+            raise ValueError(
+                "turn_detection: semantic_vad is OpenAI's; Gemini finds turns itself "
+                "(use server_vad with vad_threshold / vad_silence_ms)"
+            )
+        return self
 
 
 class FlowsFile(BaseModel):

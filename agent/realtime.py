@@ -40,7 +40,12 @@ class SessionConfig:
     max_session_s: float = 55 * 60
     # OpenAI only: "pcmu" passes μ-law straight through; "pcm24" asks for 24 kHz PCM16.
     audio_format: Literal["pcmu", "pcm24"] = "pcmu"
+    # How the caller's turns are found (see agent/flows.py `Flow` for what each means).
+    turn_detection: Literal["server_vad", "semantic_vad"] = "server_vad"
+    vad_threshold: float = 0.5
     vad_silence_ms: int = 500
+    vad_eagerness: Literal["low", "medium", "high", "auto"] = "auto"
+    noise_reduction: Literal["near_field", "far_field", "off"] = "near_field"
     extra: dict[str, Any] = field(default_factory=dict)
 
 

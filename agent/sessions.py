@@ -28,6 +28,11 @@ def make_session(flow: Flow, specs: tuple[ToolSpec, ...], settings: Settings) ->
         tools=specs,
         language=flow.language,
         audio_format=flow.audio_format,
+        turn_detection=flow.turn_detection,
+        vad_threshold=flow.vad_threshold,
+        vad_silence_ms=flow.vad_silence_ms,
+        vad_eagerness=flow.vad_eagerness,
+        noise_reduction=flow.noise_reduction,
     )
     provider = provider_of(flow, settings)
     if provider == "gemini":

@@ -6,6 +6,8 @@ import pytest
 
 from agent.cli import main
 from agent.flows import DEFAULT_FLOWS_FILE, FlowsError, load_flows, parse_flows
+from agent.sessions import make_session
+from agent.settings import Settings
 
 
 def test_example_flows_file_is_valid() -> None:
@@ -37,6 +39,37 @@ def test_every_problem_is_reported_with_line_and_field() -> None:
     assert "line 3: flows.desk.provider" in text
     assert "line 4: flows.desk.filler_after_ms" in text
     assert "line 6: flows.desk.transfer_number" in text
+
+
+LISTENING = """\
+flows:
+  noisy:
+    provider: openai
+    turn_detection: semantic_vad
+    vad_eagerness: low
+    noise_reduction: far_field
+  gem:
+    provider: gemini
+    turn_detection: semantic_vad
+  loud:
+    vad_threshold: 1.5
+    vad_silence_ms: 20
+"""
+
+
+def test_listening_settings_are_checked_and_reach_the_session() -> None:
+    with pytest.raises(FlowsError) as info:
+        parse_flows(LISTENING, "listening.yaml")
+    text = "\n".join(str(p) for p in info.value.problems)
+    assert "flows.gem" in text and "semantic_vad is OpenAI's" in text
+    assert "line 11: flows.loud.vad_threshold" in text
+    assert "line 12: flows.loud.vad_silence_ms" in text
+    good = LISTENING.split("  gem:")[0]
+    flow = parse_flows(good, "good.yaml").flows["noisy"]
+    session = make_session(flow, (), Settings())
+    config = session.config  # type: ignore[attr-defined]
+    assert (config.turn_detection, config.vad_eagerness, config.noise_reduction) == (
+        "semantic_vad", "low", "far_field")
 
 
 def test_unknown_tool_and_flow_reference(tmp_path) -> None:

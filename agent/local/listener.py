@@ -29,6 +29,9 @@ class Turn:
     speculative: asyncio.Future[Transcript] | None = None
 
 
+SEMANTIC_SILENCE_MS = {"low": 1000, "medium": 500, "auto": 500, "high": 300}
+
+
 class Listener:
     def __init__(self, models: SpeechModels, audio_input: dict[str, Any]) -> None:
         """`audio_input`: the session's `audio.input` (format, turn_detection)."""
@@ -46,13 +49,20 @@ class Listener:
         return TurnDetector(
             self._models.new_vad(),
             threshold=float(self.setting("threshold", 0.5)),
-            silence_ms=int(self.setting("silence_duration_ms", 500)),
+            silence_ms=self.silence_ms(),
         )
 
     def setting(self, key: str, default: Any) -> Any:
         """A server_vad setting (OpenAI's default when unset)."""
         value = (self._config or {}).get(key)
         return default if value is None else value
+
+    def silence_ms(self) -> int:
+        """End of turn after this much quiet. semantic_vad has no such setting: we have
+        no model of "sounds finished", so its eagerness picks the wait instead."""
+        if (self._config or {}).get("type") == "semantic_vad":
+            return SEMANTIC_SILENCE_MS.get(str(self.setting("eagerness", "auto")), 500)
+        return int(self.setting("silence_duration_ms", 500))
 
     @property
     def vad_on(self) -> bool:
@@ -67,7 +77,7 @@ class Listener:
         detector = await self._detector
         detector.configure(
             threshold=float(self.setting("threshold", 0.5)),
-            silence_ms=int(self.setting("silence_duration_ms", 500)),
+            silence_ms=self.silence_ms(),
         )
         if not self.vad_on:
             await self.reset()

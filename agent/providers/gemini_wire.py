@@ -44,6 +44,17 @@ def model_name(model: str) -> str:
     return model if model.startswith(("models/", "tunedModels/")) else f"models/{model}"
 
 
+def activity_detection(config: SessionConfig) -> dict[str, Any]:
+    """Gemini's VAD has two start sensitivities, not a threshold: a flow that raised its
+    threshold (a noisy line) gets LOW (harder to trigger), one that lowered it HIGH."""
+    detection: dict[str, Any] = {"disabled": False, "silenceDurationMs": config.vad_silence_ms}
+    if config.vad_threshold > 0.5:
+        detection["startOfSpeechSensitivity"] = "START_SENSITIVITY_LOW"
+    elif config.vad_threshold < 0.5:
+        detection["startOfSpeechSensitivity"] = "START_SENSITIVITY_HIGH"
+    return detection
+
+
 def build_setup(config: SessionConfig, handle: str | None = None) -> dict[str, Any]:
     """The first client message. `handle` resumes an earlier session."""
     declarations = []
@@ -73,10 +84,7 @@ def build_setup(config: SessionConfig, handle: str | None = None) -> dict[str, A
         "inputAudioTranscription": {},
         "outputAudioTranscription": {},
         "realtimeInputConfig": {
-            "automaticActivityDetection": {
-                "disabled": False,
-                "silenceDurationMs": config.vad_silence_ms,
-            },
+            "automaticActivityDetection": activity_detection(config),
             "activityHandling": "START_OF_ACTIVITY_INTERRUPTS",
         },
         # `{}` (not `{"handle": null}`, which some stacks strip) asks for handles.

@@ -64,14 +64,10 @@ def session_update(config: SessionConfig) -> dict[str, Any]:
                 "input": {
                     "format": fmt,
                     "transcription": transcription,
-                    "turn_detection": {
-                        "type": "server_vad",
-                        "threshold": 0.5,
-                        "prefix_padding_ms": 300,
-                        "silence_duration_ms": config.vad_silence_ms,
-                        "create_response": True,
-                        "interrupt_response": True,
-                    },
+                    "turn_detection": turn_detection(config),
+                    "noise_reduction": (
+                        None if config.noise_reduction == "off" else {"type": config.noise_reduction}
+                    ),
                 },
                 "output": {"format": dict(fmt), "voice": config.voice or DEFAULT_VOICE},
             },
@@ -86,6 +82,26 @@ def session_update(config: SessionConfig) -> dict[str, Any]:
             ],
             "tool_choice": "auto",
         },
+    }
+
+
+def turn_detection(config: SessionConfig) -> dict[str, Any]:
+    """Server VAD (silence ends a turn) or semantic VAD (the caller sounds finished);
+    both interrupt the bot when the caller starts talking and start a reply."""
+    if config.turn_detection == "semantic_vad":
+        return {
+            "type": "semantic_vad",
+            "eagerness": config.vad_eagerness,
+            "create_response": True,
+            "interrupt_response": True,
+        }
+    return {
+        "type": "server_vad",
+        "threshold": config.vad_threshold,
+        "prefix_padding_ms": 300,
+        "silence_duration_ms": config.vad_silence_ms,
+        "create_response": True,
+        "interrupt_response": True,
     }
 
 

@@ -239,3 +239,27 @@ async def test_priority_pool_passes_exceptions() -> None:
 
     with pytest.raises(ValueError, match="boom"):
         await PriorityPool(1, "test-pool").run(URGENT, boom)
+
+
+async def test_semantic_vad_eagerness_sets_the_engines_end_of_turn_wait() -> None:
+    """The engine has no "sounds finished" model: eagerness picks how long quiet ends a
+    turn (high 300 ms, auto 500, low 1000). 400 ms of quiet ends a turn only at high."""
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+
+    from agent.local.listener import Listener
+    from telephony.audio import pcm16_to_ulaw
+
+    with ThreadPoolExecutor(1) as pool:
+        models = SimpleNamespace(workers=SimpleNamespace(vad=pool), new_vad=lambda: loud_scorer)
+        call = pcm16_to_ulaw(pcm(1024, True) + pcm(400, False))
+        kinds = {}
+        for eagerness in ("high", "auto", "low"):
+            listener = Listener(models, {"format": {"type": "audio/pcmu"}, "turn_detection": None})  # type: ignore[arg-type]
+            await listener.configure({
+                "format": {"type": "audio/pcmu"},
+                "turn_detection": {"type": "semantic_vad", "eagerness": eagerness},
+            })  # fmt: skip
+            kinds[eagerness] = [e.kind for e in await listener.append(call)]
+    assert "stop" in kinds["high"]
+    assert "stop" not in kinds["auto"] and "stop" not in kinds["low"]

@@ -207,6 +207,17 @@ async def test_setup_is_complete_and_valid(gemini: Factory) -> None:
     assert fake.violations == []
 
 
+@pytest.mark.parametrize(("threshold", "sensitivity"), [
+    (0.5, None), (0.8, "START_SENSITIVITY_LOW"), (0.3, "START_SENSITIVITY_HIGH"),
+])
+def test_a_flows_vad_threshold_maps_to_start_sensitivity(threshold: float, sensitivity: str | None) -> None:
+    setup = build_setup(SessionConfig("hi", vad_threshold=threshold, vad_silence_ms=800))
+    detection = setup["setup"]["realtimeInputConfig"]["automaticActivityDetection"]
+    assert detection.get("startOfSpeechSensitivity") == sensitivity
+    assert detection["silenceDurationMs"] == 800
+    assert validate_client_message(json.dumps(setup))[1] == []
+
+
 async def test_wrong_api_key_is_refused() -> None:
     async with FakeGeminiLive() as fake:
         session = GeminiLiveSession(SessionConfig("hi"), url=fake.url, api_key="nope")

@@ -158,6 +158,9 @@ def test_client_events_validate_against_sdk_types() -> None:
     events = [
         wire.session_update(cfg),
         wire.session_update(SessionConfig(instructions="", audio_format="pcm24")),
+        wire.session_update(SessionConfig("x", turn_detection="semantic_vad", vad_eagerness="low",
+                                          noise_reduction="far_field")),
+        wire.session_update(SessionConfig("x", vad_threshold=0.8, noise_reduction="off")),
         json.loads(wire.append_audio_frame(b"\xff" * 160)),
         wire.response_say("Hello, this is Acme."),
         wire.response_plain(),
@@ -174,6 +177,20 @@ def test_client_events_validate_against_sdk_types() -> None:
         assert model.type == ev["type"]
         assert check_client_event(ev) is None, ev  # ... and no unknown fields
     assert wire.response_say("Hi")["response"] == {"instructions": 'Say exactly: "Hi"'}
+
+
+def test_listening_settings_reach_the_session() -> None:
+    audio = wire.session_update(SessionConfig("x"))["session"]["audio"]["input"]
+    assert audio["noise_reduction"] == {"type": "near_field"}  # a handset, by default
+    assert audio["turn_detection"]["type"] == "server_vad" and audio["turn_detection"]["threshold"] == 0.5
+    noisy = wire.session_update(SessionConfig("x", vad_threshold=0.8, vad_silence_ms=700, noise_reduction="off"))
+    audio = noisy["session"]["audio"]["input"]
+    assert audio["noise_reduction"] is None
+    assert audio["turn_detection"]["threshold"] == 0.8 and audio["turn_detection"]["silence_duration_ms"] == 700
+    semantic = wire.session_update(SessionConfig("x", turn_detection="semantic_vad", vad_eagerness="high"))
+    assert semantic["session"]["audio"]["input"]["turn_detection"] == {
+        "type": "semantic_vad", "eagerness": "high", "create_response": True, "interrupt_response": True,
+    }
 
 
 def test_checker_rejects_beta_shapes() -> None:
