@@ -145,7 +145,7 @@ def is_no(norm: str) -> bool:
 # next one the answer ("to Friday", "I mean Wednesday", "make it 4").
 _TAKEN_BACK = re.compile(
     r"\b(not|can't|cannot|cant|won't|don't|doesn't|isn't|wouldn't|couldn't|except|instead of|rather than)"
-    r"(?: [a-z']+){0,2} $"
+    r"(?! (?:mind|matter|care|know)\b)(?: [a-z']+){0,2} $"  # "doesn't matter, Friday's fine"
 )
 _TAKEN_BACK_AFTER = re.compile(
     r"^ (?:[a-z']+ )?(doesn't|won't|does not|will not|wouldn't|isn't|is not|is no good|no good|is bad)\b"
@@ -175,6 +175,7 @@ def _choose(norm: str, found: list[_Mention[_V]]) -> _V | None:
         if not any(o is not f and o.start <= f.start and f.end <= o.end and o.end - o.start > f.end - f.start
                    for o in found)
     ]  # fmt: skip
+
     def before(f: _Mention[_V]) -> str:  # the words since the mention before it
         return norm[max((o.end for o in found if o.end <= f.start), default=0) : f.start]
 

@@ -56,6 +56,8 @@ def test_days(text: str, expected: str) -> None:
         ("Friday doesn't work, how about Monday?", "2026-11-30"),
         ("Friday the 27th", "2026-11-27"),
         ("Thursday or Friday", "2026-11-26"),  # no correction: the first, as before
+        ("Doesn't matter, Friday is fine.", "2026-11-27"),
+        ("I don't mind, Thursday.", "2026-11-26"),
     ],
 )
 def test_of_several_days_the_one_meant(text: str, expected: str) -> None:
