@@ -47,7 +47,6 @@ class Settings(BaseSettings):
     stream_token_secret: str = Field(default="")
     stream_token_ttl_s: int = 60
     drain_deadline_s: float = 300.0
-    log_json: bool = True
 
     # The offline engine (flows with `provider: local`, or every flow under `serve --local`).
     local_engine_url: str = "ws://127.0.0.1:8765/v1/realtime"

@@ -100,3 +100,4 @@ def test_cli_flows_check(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert "line 3" in err and "provider" in err
     assert main(["flows", "check", str(DEFAULT_FLOWS_FILE)]) == 0
+
