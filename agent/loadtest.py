@@ -426,6 +426,12 @@ def _gap_ms(result: CallResult) -> float:
     return sum(turn.underrun_ms for turn in result.turns)
 
 
+def _gap_ms_while_late(result: CallResult) -> float:
+    """The part of `_gap_ms` heard while this client itself ran late: its busy loop may
+    have read the audio late, so those gaps may be the load generator's, not the server's."""
+    return sum(turn.underrun_while_late_ms for turn in result.turns)
+
+
 def _reason_key(reason: str) -> str:
     # Same failure, different numbers (sids, ms, dates): one group.
     return re.sub(r"\d+(\.\d+)?", "#", reason)[:160]
@@ -465,6 +471,7 @@ def build_report(
 
     gap_ms = sum(_gap_ms(r) for r in results)
     gap_frames = int(gap_ms // FRAME_MS)
+    gap_frames_late = int(sum(_gap_ms_while_late(r) for r in results) // FRAME_MS)
     violations = sum(r.violations for r in results)
     approx_sent = int(sum(r.duration_s for r in results) * 1000 / FRAME_MS * opts.speed)
     late = sum(r.frames_late for r in results)
@@ -490,7 +497,8 @@ def build_report(
         "deadline: high values mean this client was overloaded and inflate every latency.",
         "Frames lost = silence inside a bot reply (audio not delivered in time; includes "
         "deliberate pauses such as filler -> answer) in 20 ms frames, plus protocol violations"
-        " (and, with the fake provider, caller frames that never reached it).",
+        " (and, with the fake provider, caller frames that never reached it). Gap frames "
+        "heard while this client ran late may be its own: its loop may have read the audio late.",
     ]
     if len(run.phases) > 1:
         kinds = ", ".join(_phase_name(p[0]) for p in run.phases)
@@ -559,6 +567,7 @@ def build_report(
             "max_lateness_ms": round(max((r.max_lateness_ms for r in results), default=0.0), 1),
             "gap_ms": round(gap_ms, 1),
             "gap_frames": gap_frames,
+            "gap_frames_while_late": gap_frames_late,
             "violations": violations,
             "lost": gap_frames + violations,
         },

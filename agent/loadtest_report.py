@@ -146,7 +146,7 @@ def print_report(console: Any, report: dict[str, Any]) -> None:
     summary.add_row(
         "frames lost",
         f"{frames['lost']} ({frames['gap_frames']} in gaps inside replies = "
-        f"{frames['gap_ms']:.0f} ms, {frames['violations']} protocol violations)",
+        f"{frames['gap_ms']:.0f} ms{_while_late(frames)}, {frames['violations']} protocol violations)",
     )
     if tools is None:
         summary.add_row("tool calls", "n/a (remote server: no call records)")
@@ -314,7 +314,7 @@ def render_html(report: dict[str, Any], charts: Sequence[Path], charts_note: str
         f"({frames['late_pct']:.2f}%) in {frames['late_calls']} calls, worst "
         f"{frames['max_lateness_ms']:.0f} ms</td></tr>",
         f"<tr><td>frames lost</td><td>{frames['lost']}: {frames['gap_frames']} frames of gaps "
-        f"inside replies ({frames['gap_ms']:.0f} ms), {frames['violations']} protocol "
+        f"inside replies ({frames['gap_ms']:.0f} ms{_while_late(frames)}), {frames['violations']} protocol "
         "violations</td></tr>",
         f"<tr><td>tool calls</td><td>{e(tool_text)}</td></tr>",
         f"<tr><td>expectations</td><td>{e(report['expectations'])}</td></tr>",
@@ -354,3 +354,9 @@ def render_html(report: dict[str, Any], charts: Sequence[Path], charts_note: str
     parts += [f"<p class='note'>{e(n)}</p>" for n in report["notes"]]
     parts.append("</body></html>\n")
     return "\n".join(parts)
+
+
+def _while_late(frames: dict[str, Any]) -> str:
+    """How many gap frames came while the emulator itself ran late (older reports: none)."""
+    late = frames.get("gap_frames_while_late", 0)
+    return f", {late} of them while this client ran late" if late else ""

@@ -30,7 +30,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from telephony.audio import FRAME_MS
-from telephony.emulator_core import BargeIn, CallCore, ReplyWaiter, Segment
+from telephony.emulator_core import LATE_S, BargeIn, CallCore, ReplyWaiter, Segment
 from telephony.emulator_dial import (
     CallHungUp,
     CallRejected,
@@ -75,7 +75,6 @@ __all__ = [
     "parse_twiml",
 ]
 
-LATE_S = 0.005  # a frame sent more than 5 ms after its deadline counts as late
 
 
 class CallEnded(EmulatorError):

@@ -27,6 +27,8 @@ from telephony.emulator_metrics import (
 from telephony.emulator_playout import PendingMark, Playout
 from telephony.protocol import InboundBuilder, OutMark, OutMedia, ProtocolError, parse_outbound
 
+LATE_S = 0.005  # a frame sent more than 5 ms after its deadline counts as late
+
 SILENCE = b"\xff" * FRAME_BYTES
 SILENCE_B64 = base64.b64encode(SILENCE).decode("ascii")
 
@@ -103,6 +105,7 @@ class CallCore:
         self.quiet_ticks = 0  # ticks since bot audio last played
         self._audio_turn: TurnMetrics | None = None  # owner of the last frame played
         self._gap_ticks = 0  # quiet ticks since then
+        self._gap_ticks_late = 0  # ... of which this phone ran late
         self.audio_end_at: float | None = None
         self.turns: list[TurnMetrics] = []
         self.marks: list[MarkRecord] = []
@@ -135,7 +138,8 @@ class CallCore:
             owner = result.shares[0][0]
             if self._gap_ticks and owner is self._audio_turn:
                 owner.underrun_ms += self._gap_ticks * FRAME_MS
-            self._gap_ticks = 0
+                owner.underrun_while_late_ms += self._gap_ticks_late * FRAME_MS
+            self._gap_ticks = self._gap_ticks_late = 0
             self._audio_turn = owner
             for turn, n in result.shares:
                 turn.bot_audio_played_ms += n / 8
@@ -147,6 +151,8 @@ class CallCore:
             self.quiet_ticks += 1
             if self._audio_turn is not None:
                 self._gap_ticks += 1  # a gap if this turn's audio resumes; else its end
+                if now - deadline > LATE_S:
+                    self._gap_ticks_late += 1
             if self.quiet_ticks == 1:
                 self.audio_end_at = now
             if self.record_audio:

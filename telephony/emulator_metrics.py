@@ -39,6 +39,9 @@ class TurnMetrics:
     # Silence the caller heard between two frames of this turn's bot audio: 20 ms ticks
     # with nothing to play (audio late from the server, or a deliberate pause).
     underrun_ms: float = 0.0
+    # The part of it this phone may have caused: ticks that ran late (its own loop was
+    # busy, so it may have read the audio late too). A clean run has both at 0.
+    underrun_while_late_ms: float = 0.0
     max_playback_lead_ms: float = 0.0  # most audio queued ahead of playout
     marks_received: int = 0
     mark_echo_delays_ms: list[float] = field(default_factory=list)

@@ -542,6 +542,27 @@ def test_silence_between_two_frames_of_a_reply_is_counted_as_underrun() -> None:
     assert greeting.bot_audio_played_ms == 100 and greeting.underrun_ms == 60
 
 
+def test_gaps_heard_while_the_phone_ran_late_are_told_apart() -> None:
+    core, _, _ = _core_and_clock()
+    sid = core.stream_sid
+    t = 0.0
+
+    def tick(n: int, late_s: float) -> None:
+        nonlocal t
+        for _ in range(n):
+            core.tick(t + late_s, t)  # running `late_s` after the frame's deadline
+            t += 0.02
+
+    core.on_message(media_message(sid, b"\x01" * FRAME_BYTES * 2), t)
+    tick(2, 0.0)
+    tick(2, 0.0)  # on time and nothing to play: the server's gap
+    tick(3, 0.030)  # 30 ms late: this phone was busy, the gap may be its own
+    core.on_message(media_message(sid, b"\x01" * FRAME_BYTES), t)
+    tick(1, 0.0)
+    greeting = core.turns[0]
+    assert greeting.underrun_ms == 100 and greeting.underrun_while_late_ms == 60
+
+
 def test_audio_after_a_clear_does_not_count_the_pause_before_it() -> None:
     core, tick, now = _core_and_clock()
     sid = core.stream_sid
