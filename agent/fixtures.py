@@ -17,6 +17,8 @@ was rendered: a line whose text, voice or noise changed no longer matches its si
       - wait_bot: {}
       - say: "I'd like to book an appointment for tomorrow at 10 am."
         voice: espeak:en-us+f3    # optional per-line voice
+      - say: "My name is Ana Lopez."
+        recording: recordings/ana.wav   # or a real person's recording (agent/recordings.py)
       - dtmf: "4567#"
       - pause_ms: 3000
       - interrupt: {after_ms: 1200, say: "Sorry, make it Friday."}
@@ -90,6 +92,7 @@ __all__ = [
     "load_scripts",
     "read_sidecar",
     "read_ulaw_wav",
+    "alaw_to_pcm16",
     "wav_format",
     "riff_chunks",
     "sidecar_path",
@@ -99,6 +102,7 @@ __all__ = [
 
 AUDIO_DIR = "audio"
 DEFAULT_VOICE = "piper-joe"
+RECORDED = "recording"  # a line's "voice" when it is a real recording, not synthesis
 # Bump when the renderer's output changes (trim, level, noise): every sidecar goes stale.
 RENDER_VERSION = 1
 SAMPLE_RATE = 8000
@@ -140,7 +144,14 @@ def _check_text(value: str) -> str:
     return value
 
 
+def _check_recording(value: Path) -> Path:
+    if not value.is_file():
+        raise ValueError(f"no such recording: {value}")
+    return value
+
+
 Voice = Annotated[str, AfterValidator(_check_voice)]
+Recording = Annotated[Path, AfterValidator(_check_recording)]
 Text = Annotated[str, AfterValidator(_check_text)]
 
 
@@ -162,6 +173,7 @@ class Say(_Model):
     kind: ClassVar[str] = "say"
     text: Text
     voice: Voice | None = None  # None: the script's voice
+    recording: Recording | None = None  # a real person saying `text`, instead of a voice
     audio: Path
 
 
@@ -186,6 +198,7 @@ class Interrupt(_Model):
     after_ms: int = Field(ge=0, le=60_000)
     text: Text
     voice: Voice | None = None
+    recording: Recording | None = None
     audio: Path
 
 
@@ -309,10 +322,12 @@ class Line:
     voice: str
     noise_db: float | None
     audio: Path
+    recording: Path | None = None  # a real recording to import instead of synthesis
 
     @property
     def key(self) -> str:
-        return line_key(self.text, self.voice, self.noise_db)
+        recorded = hashlib.sha256(self.recording.read_bytes()).hexdigest() if self.recording else None
+        return line_key(self.text, self.voice, self.noise_db, recorded)
 
 
 class CallScript(_Model):
@@ -362,10 +377,9 @@ class CallScript(_Model):
         out: list[Line] = []
         for index, step in enumerate(self.steps):
             if isinstance(step, Say | Interrupt):
+                voice = RECORDED if step.recording else self.voice_of(step)
                 out.append(
-                    Line(
-                        self.name, index, step.text, self.voice_of(step), self.noise_db, step.audio
-                    )
+                    Line(self.name, index, step.text, voice, self.noise_db, step.audio, step.recording)
                 )
         return out
 
@@ -396,7 +410,7 @@ def _parse_step(raw: Any, index: int, yaml_path: Path, name: str) -> Step:
             raise ValueError("say: missing the text to say")
         if not isinstance(body, str):
             raise ValueError(f"say: the text must be a string, got {body!r}")
-        return Say.model_validate({"text": body, **extra, "audio": audio})
+        return Say.model_validate({"text": body, **_with_recording(extra, yaml_path), "audio": audio})
     if extra:
         raise ValueError(f"{kind}: unexpected key(s) next to it: {', '.join(map(str, extra))}")
     if kind == "dtmf":
@@ -414,7 +428,18 @@ def _parse_step(raw: Any, index: int, yaml_path: Path, name: str) -> Step:
     if "say" not in fields or not str(fields.get("say") or "").strip():
         raise ValueError("interrupt: missing `say` (what the caller says when barging in)")
     fields["text"] = fields.pop("say")
-    return Interrupt.model_validate({**fields, "audio": audio})
+    return Interrupt.model_validate({**_with_recording(fields, yaml_path), "audio": audio})
+
+
+def _with_recording(fields: dict[str, Any], yaml_path: Path) -> dict[str, Any]:
+    """`recording:` is relative to the script's folder; it and `voice:` exclude each other."""
+    if fields.get("recording") is None:
+        return fields
+    if fields.get("voice") is not None:
+        raise ValueError("a line has a voice or a recording, not both")
+    if not isinstance(fields["recording"], str) or not fields["recording"].strip():
+        raise ValueError(f"recording: expected a WAV file's path, got {fields['recording']!r}")
+    return {**fields, "recording": yaml_path.parent / fields["recording"].strip()}
 
 
 def _loc(parts: Iterable[int | str]) -> str:
@@ -504,12 +529,13 @@ def load_scripts(directory: Path | str) -> list[CallScript]:
 
 
 # ---------------------------------------------------------------------------- render keys
-def line_key(text: str, voice: str, noise_db: float | None) -> str:
-    """Hash of everything that decides a line's audio; the sidecar stores it."""
-    payload = json.dumps(
-        {"v": RENDER_VERSION, "text": text, "voice": voice, "noise_db": noise_db},
-        sort_keys=True,
-    )
+def line_key(text: str, voice: str, noise_db: float | None, recording: str | None = None) -> str:
+    """Hash of everything that decides a line's audio (for a recording: its bytes' hash);
+    the sidecar stores it."""
+    fields: dict[str, Any] = {"v": RENDER_VERSION, "text": text, "voice": voice, "noise_db": noise_db}
+    if recording is not None:
+        fields["recording"] = recording
+    payload = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -548,6 +574,10 @@ def pcm16_to_ulaw(pcm: bytes) -> bytes:
 
 def ulaw_to_pcm16(ulaw: bytes) -> bytes:
     return _audioop().ulaw2lin(ulaw, 2)
+
+
+def alaw_to_pcm16(alaw: bytes) -> bytes:
+    return _audioop().alaw2lin(alaw, 2)
 
 
 # The stdlib `wave` module only handles PCM, so the RIFF chunks are written by hand.

@@ -40,6 +40,7 @@ from agent.fixtures import (
     sidecar_path,
     write_ulaw_wav,
 )
+from agent.recordings import recording_to_ulaw
 
 __all__ = ["RenderError", "build_fixtures", "is_up_to_date", "render_line", "synthesize"]
 
@@ -201,7 +202,15 @@ def pink_noise(n: int, dbfs: float, seed: int) -> np.ndarray:
 
 
 def render_line(line: Line, synth: Synth | None = None) -> bytes:
-    """The μ-law 8 kHz bytes of one caller line."""
+    """The μ-law 8 kHz bytes of one caller line: synthesised, or a real recording
+    imported as it was recorded (its own level and background, plus `noise_db` if set)."""
+    if line.recording is not None:
+        db, seed = line.noise_db, int(line.key, 16)
+        noise = None if db is None else (lambda n: pink_noise(n, db, seed))
+        try:
+            return recording_to_ulaw(line.recording, noise)
+        except WavFormatError as exc:
+            raise RenderError(str(exc)) from exc
     audio, rate = (synth or synthesize)(line.voice, line.text)
     if rate != SAMPLE_RATE:
         audio = soxr.resample(audio.astype(np.float32), rate, SAMPLE_RATE)  # whole line: one-shot
@@ -236,6 +245,8 @@ def _write_line(line: Line, ulaw: bytes) -> None:
     buf.write(f"key: {line.key}\n")
     buf.write(f"wav_sha256: {_sha256(line.audio)}\n")
     buf.write(f"voice: {line.voice}\n")
+    if line.recording is not None:
+        buf.write(f"recording: {line.recording}\n")
     buf.write(f"noise_db: {line.noise_db}\n")
     buf.write(f"seconds: {len(ulaw) / SAMPLE_RATE:.2f}\n")
     buf.write(f"text: {line.text}\n")
@@ -256,7 +267,7 @@ def _prune(script: CallScript) -> int:
 
 
 def _check_engines(lines: list[Line]) -> str | None:
-    voices = {line.voice for line in lines}
+    voices = {line.voice for line in lines if line.recording is None}
     if any(v.startswith("espeak:") for v in voices) and shutil.which("espeak-ng") is None:
         return MISSING_ESPEAK
     if any(v.startswith("flite:") for v in voices) and shutil.which("flite") is None:
