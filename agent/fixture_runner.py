@@ -27,10 +27,12 @@ from agent.fixtures import (
     Interrupt,
     Pause,
     Say,
+    ScriptError,
     WaitBot,
     check_expectations,
     load_script,
     read_ulaw_wav,
+    unbuilt,
 )
 from telephony.emulator import CallEnded, EmulatedCall, StreamTarget, TurnMetrics, dial_webhook
 
@@ -221,7 +223,15 @@ async def run_call_command(args: Any) -> int:
     from rich.console import Console
 
     console = Console(highlight=False)
-    script = load_script(args.fixture)
+    try:
+        script = load_script(args.fixture)
+    except ScriptError as exc:
+        console.print(f"[red]{exc}[/]")
+        return 2
+    if missing := unbuilt([script]):
+        console.print(f"[red]{args.fixture}: {len(missing)} caller line(s) have no audio yet "
+                      f"({missing[0].audio}): run `phone-agent fixtures build {args.fixture.parent}`[/]")
+        return 2
     records: dict[str, asyncio.Future[CallRecord]] = {}
     printer = _LivePrinter(console)
     if args.url:

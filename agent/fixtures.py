@@ -93,6 +93,7 @@ __all__ = [
     "read_sidecar",
     "read_ulaw_wav",
     "alaw_to_pcm16",
+    "unbuilt",
     "wav_format",
     "riff_chunks",
     "sidecar_path",
@@ -144,14 +145,7 @@ def _check_text(value: str) -> str:
     return value
 
 
-def _check_recording(value: Path) -> Path:
-    if not value.is_file():
-        raise ValueError(f"no such recording: {value}")
-    return value
-
-
 Voice = Annotated[str, AfterValidator(_check_voice)]
-Recording = Annotated[Path, AfterValidator(_check_recording)]
 Text = Annotated[str, AfterValidator(_check_text)]
 
 
@@ -173,7 +167,9 @@ class Say(_Model):
     kind: ClassVar[str] = "say"
     text: Text
     voice: Voice | None = None  # None: the script's voice
-    recording: Recording | None = None  # a real person saying `text`, instead of a voice
+    # A real person saying `text`, instead of a voice. Needed by `fixtures build` only:
+    # runs play the imported audio, so built fixtures can be shared without it.
+    recording: Path | None = None
     audio: Path
 
 
@@ -198,7 +194,7 @@ class Interrupt(_Model):
     after_ms: int = Field(ge=0, le=60_000)
     text: Text
     voice: Voice | None = None
-    recording: Recording | None = None
+    recording: Path | None = None
     audio: Path
 
 
@@ -326,7 +322,10 @@ class Line:
 
     @property
     def key(self) -> str:
-        recorded = hashlib.sha256(self.recording.read_bytes()).hexdigest() if self.recording else None
+        recorded = None
+        if self.recording is not None:  # a missing file makes the line stale; build says why
+            found = self.recording.is_file()
+            recorded = hashlib.sha256(self.recording.read_bytes()).hexdigest() if found else "missing"
         return line_key(self.text, self.voice, self.noise_db, recorded)
 
 
@@ -509,6 +508,11 @@ def load_script(path: Path | str) -> CallScript:
         return CallScript.model_validate({**raw, "steps": steps, "path": path})
     except ValidationError as exc:
         raise _script_error(path, _messages(exc)) from None
+
+
+def unbuilt(scripts: Iterable[CallScript]) -> list[Line]:
+    """Lines whose audio has not been rendered yet (`phone-agent fixtures build`)."""
+    return [line for script in scripts for line in script.lines() if not line.audio.is_file()]
 
 
 def load_scripts(directory: Path | str) -> list[CallScript]:

@@ -56,6 +56,7 @@ from agent.fixtures import (
     ScriptError,
     load_scripts,
     read_ulaw_wav,
+    unbuilt,
 )
 from agent.inprocess import settle_heap
 from agent.loadtest_report import percentile, print_report, summarise, write_report
@@ -753,6 +754,10 @@ async def run_loadtest_command(args: Any) -> int:
         return 2
     if not scripts:
         console.print(f"[red]{options.fixtures}: no call scripts (*.yaml) here[/]")
+        return 2
+    if missing := unbuilt(scripts):
+        console.print(f"[red]{len(missing)} caller line(s) have no audio yet ({missing[0].audio}): "
+                      f"run `phone-agent fixtures build {options.fixtures}`[/]")
         return 2
     if options.provider == "fake-openai" and not options.url:
         try:

@@ -36,7 +36,10 @@ def read_recording(path: Path | str) -> tuple[np.ndarray, int]:
     """(mono float32 samples in [-1, 1], sample rate) of a WAV file; WavFormatError if
     it is something else (the message says what it is and how to convert it)."""
     path = Path(path)
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise WavFormatError(f"no such recording: {path}") from None
     if data[:3] == b"ID3" or data[:2] in (b"\xff\xfb", b"\xff\xf3") or data[:4] in (b"fLaC", b"OggS"):
         raise WavFormatError(f"{path}: not a WAV file (MP3/FLAC/Ogg?): {_CONVERT}")
     try:
@@ -55,8 +58,9 @@ def read_recording(path: Path | str) -> tuple[np.ndarray, int]:
     if not raw:
         raise WavFormatError(f"{path}: no audio in the data chunk")
     samples = _decode(path, tag, bits, raw)
+    samples = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)  # float files can hold anything
     if channels > 1:
-        samples = samples.reshape(-1, channels).mean(axis=1)
+        samples = samples[: len(samples) - len(samples) % channels].reshape(-1, channels).mean(axis=1)
     if len(samples) > MAX_SECONDS * rate:
         raise WavFormatError(f"{path}: {len(samples) / rate:.0f} s is longer than {MAX_SECONDS} s")
     return samples.astype(np.float32), rate

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import struct
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -134,17 +133,34 @@ def test_a_fixture_line_can_be_a_real_recording(tmp_path: Path, recordings: dict
     assert build_fixtures(tmp_path) == 0 and is_up_to_date(line)
 
 
-@pytest.mark.parametrize(
-    ("step", "message"),
-    [
-        ("    recording: recordings/missing.wav", "steps[1] (say): recording: no such recording"),
-        ('    recording: recordings/caller.wav\n    voice: piper-joe', "a voice or a recording, not both"),
-    ],
-)
-def test_bad_recording_lines_are_named(tmp_path: Path, step: str, message: str) -> None:
-    (tmp_path / "recordings").mkdir()
-    (tmp_path / "recordings" / "caller.wav").write_bytes(b"")
-    text = SCRIPT.replace("    recording: recordings/caller.wav", step)
-    (tmp_path / "real-caller.yaml").write_text(textwrap.dedent(text))
-    with pytest.raises(ScriptError, match=re.escape(message)):
+def test_a_missing_recording_fails_the_build_by_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "400")
+    (tmp_path / "real-caller.yaml").write_text(SCRIPT)  # recordings/caller.wav never made
+    (line,) = load_script(tmp_path / "real-caller.yaml").lines()  # runs need only the built audio
+    assert not is_up_to_date(line)
+    assert build_fixtures(tmp_path) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "real-caller step 1" in err and "no such recording" in err
+
+
+def test_runs_ask_for_a_build_when_audio_is_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent.cli import main
+
+    monkeypatch.setenv("COLUMNS", "400")  # rich would fold the long tmp path
+
+    (tmp_path / "real-caller.yaml").write_text(SCRIPT)
+    assert main(["call", "--fixture", str(tmp_path / "real-caller.yaml")]) == 2
+    assert main(["loadtest", "--fixtures", str(tmp_path), "--calls", "1"]) == 2
+    out = " ".join(capsys.readouterr().out.split())
+    assert out.count("have no audio yet") == 2 and f"phone-agent fixtures build {tmp_path}" in out
+
+
+def test_a_line_has_a_voice_or_a_recording_not_both(tmp_path: Path) -> None:
+    text = SCRIPT.replace("recording: recordings/caller.wav", "recording: x.wav\n    voice: piper-joe")
+    (tmp_path / "real-caller.yaml").write_text(text)
+    with pytest.raises(ScriptError, match=re.escape("steps[1] (say): a line has a voice or a recording")):
         load_script(tmp_path / "real-caller.yaml")
