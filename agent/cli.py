@@ -65,6 +65,15 @@ def main(argv: list[str] | None = None) -> int:
     b = xsub.add_parser("build", help="render caller lines to 8 kHz μ-law WAV")
     b.add_argument("dir", type=Path, nargs="?", default=Path("tests/fixtures/calls"))
     b.add_argument("--force", action="store_true")
+    i = xsub.add_parser("import", help="cut a recorded caller side into a call script (lines + text)")
+    i.add_argument("wav", type=Path, help="the caller's side of a call, any common WAV")
+    i.add_argument("--into", type=Path, default=Path("fixtures"), help="folder for the script and its lines")
+    i.add_argument("--flow", required=True, help="the flow the call is for")
+    i.add_argument("--name", default=None, help="script name (default: from the file name)")
+    i.add_argument("--to", default="+15550001000")
+    i.add_argument("--from", dest="from_", default="+15551239999")
+    i.add_argument("--no-transcribe", action="store_true", help="leave the lines' text for you to write")
+    i.add_argument("--force", action="store_true", help="replace a script of that name")
 
     p = sub.add_parser("twilio", help="set up Twilio from the command line")
     tsub = p.add_subparsers(dest="twilio_command", required=True)
@@ -176,6 +185,10 @@ def _loadtest(args: argparse.Namespace) -> int:
 
 
 def _fixtures(args: argparse.Namespace) -> int:
+    if args.fixtures_command == "import":
+        from agent.fixtures_import import import_command
+
+        return import_command(args)
     from agent.fixtures_build import build_fixtures
 
     return build_fixtures(args.dir, force=args.force)
