@@ -125,7 +125,7 @@ class ScriptError(ValueError):
 
 
 class WavFormatError(ValueError):
-    """A WAV file that is not 8 kHz mono μ-law (or 8 kHz mono PCM16)."""
+    """A WAV file that cannot be used here; the message says what it is and what would do."""
 
 
 # ---------------------------------------------------------------------------- fields
