@@ -88,6 +88,7 @@ class DialogState:
     booking_id: str | None = None
     booked_day: date | None = None  # of the booking made (or moved) on this call
     checked_day: date | None = None
+    offered: list[str] = field(default_factory=list)  # times we just offered ("09:00", ...)
     history: list[tuple[str, str]] = field(default_factory=list)  # (role, text) as heard
 
 
@@ -218,6 +219,10 @@ class DialogPolicy:
         understood = intent is not None
         day = slots.parse_day(norm, self.today, bare_ok=awaiting in ("day", "new_day"))
         time = slots.parse_time(norm, bare_ok=awaiting == "time")
+        if awaiting == "time" and (picked := slots.pick_offered(norm, st.offered)):
+            if time is None:
+                day = None  # "the first one" is a time we offered, not the 1st of the month
+            time = picked
         if st.intent is None and "book_appointment" in self.tools and (
             (day and time) or ((day or time) and slots.mostly_when(norm))
         ):
@@ -352,6 +357,7 @@ class DialogPolicy:
             return self._ask("day", f"Sorry, {say_day(day)} is fully booked. ")
         if st.time and st.time in free:
             return self._next_step()
+        st.offered = free[:3]
         offer = _list_times(free[:3])
         if st.time:
             missed = say_time(st.time)

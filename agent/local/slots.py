@@ -288,6 +288,7 @@ def parse_time(norm: str, *, bare_ok: bool = False) -> str | None:
         (r"\b(\d{1,2})(?:[: ](\d{2}))? (am|pm)\b", True),
         (r"\b(\d{1,2}):(\d{2})\b", True),
         (r"\bhalf past (\d{1,2})\b", True),
+        (r"\bhalf (\d{1,2})\b", True),  # British "half two" = 2:30
         (r"\bquarter past (\d{1,2})\b", True),
         (r"\bquarter to (\d{1,2})\b", True),
         (r"\b(\d{1,2})(?: (\d{2}))? o ?'?clock\b", True),
@@ -300,7 +301,7 @@ def parse_time(norm: str, *, bare_ok: bool = False) -> str | None:
         for m in _overlapping(pattern, norm):
             hour = int(m[1])
             minute = int(m[2]) if (m.lastindex or 0) >= 2 and m[2] else 0
-            if "half past" in pattern:
+            if pattern.startswith(r"\bhalf"):
                 minute = 30
             elif "quarter past" in pattern:
                 minute = 15
@@ -317,6 +318,30 @@ def parse_time(norm: str, *, bare_ok: bool = False) -> str | None:
         if m and 0 <= (minute := int(m[2] or 0)) < 60 and int(m[1]) <= 23:
             chosen = _clock(int(m[1]), minute, None, pm)
     return chosen
+
+
+def pick_offered(norm: str, offered: list[str]) -> str | None:
+    """Which of the times we just offered ("09:00", ...) the caller chose: "the first
+    one", "the last", "the earliest", or a bare "the 9" / "2:30" that names one of them."""
+    if not offered:
+        return None
+    if m := re.search(r"\b(1|2|3) (?:st|nd|rd)\b(?! of\b)", norm):
+        index = int(m[1]) - 1
+        return offered[index] if index < len(offered) else None
+    if _has(r"\b(last|latest|later one)\b", norm):
+        return offered[-1]
+    if _has(r"\b(earliest|earlier one|soonest)\b", norm):
+        return offered[0]
+    chosen = parse_time(norm, bare_ok=True)
+    if chosen in offered:
+        return chosen
+    for m in re.finditer(r"\b(\d{1,2})(?:[: ](\d{2}))?\b", norm):  # "I'll take the 9"
+        hour, minute = int(m[1]), int(m[2] or 0)
+        for time in offered:
+            h, mm = (int(x) for x in time.split(":"))
+            if hour % 12 == h % 12 and minute == mm and hour <= 12:
+                return time
+    return None
 
 
 def _overlapping(pattern: str, text: str) -> Iterator[re.Match[str]]:
@@ -353,8 +378,12 @@ _NOT_NAME = {
     "would", "like", "want", "need", "can", "could", "be", "have", "do", "also", "about",
 }  # fmt: skip
 _NOT_NAME |= set(MONTHS) | set(WEEKDAYS) | set(UNITS) | set(TENS) | set(ORDINALS)
-_INTRO = r"\b(my name is|my name's|name is|name's|the name is|it's|it is|this is|i'm|i am|call me|under|for)\s+"
-_STRONG_INTROS = {"my name is", "my name's", "name is", "name's", "the name is", "call me", "under"}
+_NOT_NAME |= {"under", "last", "first", "full"}  # "it's under Smith", "my last name is ..."
+_INTRO = (
+    r"\b(my name is|my name's|name is|name's|the name is|the name|it's|it is|this is|i'm|i am"
+    r"|call me|under|for)\s+"
+)
+_STRONG_INTROS = {"my name is", "my name's", "name is", "name's", "the name is", "the name", "call me", "under"}
 
 
 def parse_name(text: str, *, bare_ok: bool = False) -> str | None:
@@ -378,9 +407,12 @@ def parse_name(text: str, *, bare_ok: bool = False) -> str | None:
 
 def _name_words(rest: str, *, need_capital: bool) -> str | None:
     words: list[str] = []
-    for word in rest.split()[:3]:
+    tokens = rest.split()
+    for i, word in enumerate(tokens[:3]):
         if word.lower() in _NOT_NAME or not word.replace("'", "").isalpha():
             break
+        if words and len(word) == 1 and i + 1 < len(tokens) and len(tokens[i + 1]) == 1:
+            break  # "Lee, L-E-E": the name spelled out, not more of it
         if need_capital and not word[0].isupper():
             break
         if words and not word[0].isupper() and need_capital:

@@ -222,6 +222,27 @@ def test_moving_a_fresh_booking_to_another_time_keeps_its_day() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("answer", "time"),
+    [
+        ("The first one.", "09:00"),  # not the 1st of December
+        ("The second one please.", "11:00"),
+        ("The last one.", "14:30"),
+        ("The earliest.", "09:00"),
+        ("I'll take the 9.", "09:00"),
+        ("The 2:30 one.", "14:30"),
+        ("Half two.", "14:30"),
+    ],
+)
+def test_the_caller_picks_one_of_the_offered_times(answer: str, time: str) -> None:
+    p = policy()
+    check = turn(p, "I'd like an appointment on Friday")
+    offer = result(p, check, {"day": "2026-11-27", "free_slots": ["09:00", "11:00", "14:30"]})
+    assert offer.text.startswith("On Friday, November 27 I have 9 AM, 11 AM or 2:30 PM free.")
+    assert turn(p, answer).text == "Can I have your name?"
+    assert (p.state.day, p.state.time) == (date(2026, 11, 27), time)
+
+
 def test_find_my_appointments() -> None:
     p = policy()
     reply = turn(p, "When is my appointment?")

@@ -122,6 +122,8 @@ def test_bare_times_when_asked(text: str, expected: str) -> None:
         ("for 30 minutes at 2 pm", "14:00"),
         ("quarter to 11", "10:45"),
         ("at 10 or 11", "10:00"),  # no correction: the first, as before
+        ("half two", "14:30"),  # British
+        ("half past two", "14:30"),
     ],
 )
 def test_of_several_times_the_one_meant(text: str, expected: str) -> None:
@@ -152,6 +154,10 @@ def test_dates_are_not_times() -> None:
         ("sure it's kim", True, "Kim"),
         ("Ana.", False, None),
         ("ten", True, None),
+        ("It's under Smith.", False, "Smith"),
+        ("Put it under the name Johnson.", False, "Johnson"),
+        ("My last name is Garcia.", False, "Garcia"),
+        ("The name's Lee, L-E-E.", False, "Lee"),  # spelled out: not part of the name
     ],
 )
 def test_names(text: str, bare_ok: bool, expected: str | None) -> None:
