@@ -89,6 +89,7 @@ class DialogState:
     booked_day: date | None = None  # of the booking made (or moved) on this call
     checked_day: date | None = None
     offered: list[str] = field(default_factory=list)  # times we just offered ("09:00", ...)
+    last_order: str | None = None  # the order looked up on this call
     history: list[tuple[str, str]] = field(default_factory=list)  # (role, text) as heard
 
 
@@ -205,11 +206,11 @@ class DialogPolicy:
         if awaiting == "transfer_offer" and intent is None:
             intent = "transfer" if slots.is_yes(norm) else "goodbye" if slots.is_no(norm) else None
         if awaiting == "anything_else" and intent is None:
-            if slots.is_no(norm):
-                intent = "goodbye"
+            if slots.is_no(norm) or (slots.is_thanks(norm) and not slots.wants_more(norm)):
+                intent = "goodbye"  # "OK, thanks" closes the call
             elif slots.is_yes(norm):
                 return {"more"}
-        if intent in ("transfer", "goodbye"):
+        if intent in ("transfer", "goodbye", "repeat", "hello"):
             return {intent}
         if intent == "book" and st.intent in ("reschedule", "cancel", "order"):
             intent = None  # "appointment"/"free" while changing one is not a new booking
@@ -235,7 +236,8 @@ class DialogPolicy:
             name = slots.parse_name(text, bare_ok=awaiting == "name")
             if name:
                 st.name, understood = name, True
-        if st.intent == "order" or awaiting == "order_number":
+        number_only = st.intent is None and "lookup_order" in self.tools and slots.mostly_number(norm)
+        if st.intent == "order" or awaiting == "order_number" or number_only:
             found = slots.parse_order_number(text)
             if found:
                 st.intent = "order"
@@ -257,6 +259,12 @@ class DialogPolicy:
             return Reply("Sure, let me connect you with someone who can help.", (call,))
         if "empty" in flags:
             return Reply("Sorry, I didn't catch that. Could you say that again?")
+        if "repeat" in flags:  # the last thing we said, as the caller heard it
+            said = [text for role, text in st.history[:-1] if role == "assistant" and text]
+            return Reply(said[-1] if said else GREETING)
+        if "hello" in flags:
+            question = QUESTIONS.get(st.awaiting or "")
+            return Reply(f"Yes, I can hear you. {question or 'How can I help you today?'}")
         if "more" in flags:
             st.awaiting = None
             return Reply("Sure, what can I help you with?")
@@ -299,6 +307,8 @@ class DialogPolicy:
             return Reply("", (self._call("cancel_appointment", **args),))
         if st.intent == "find":
             return Reply("", (self._call("find_my_appointments"),))
+        if st.order_number is None and st.last_order:
+            st.order_number = st.last_order  # "when will it arrive?" about the one just looked up
         if st.order_number is None:
             return self._ask("order_number", prefix)
         return Reply("", (self._call("lookup_order", order_number=st.order_number),))
@@ -330,6 +340,8 @@ class DialogPolicy:
         if pending.name == "check_availability":
             return self._on_availability(data)
         outcome = phrase_result(pending.name, pending.arguments, data)
+        if pending.name == "lookup_order" and data.get("found"):
+            st.last_order = str(pending.arguments.get("order_number") or "") or None
         if outcome.booking_id is not None:
             st.booking_id = outcome.booking_id or None
             day = pending.arguments.get("new_day") or pending.arguments.get("day")

@@ -106,8 +106,21 @@ _FIND = (
     r"\b(when|what time) is my (appointment|booking)\b|\bmy appointments\b"
     r"|\b(do|did) i have (an |any )?(appointment|booking)s?\b"
 )
-_ORDER = r"\b(order|package|delivery|shipment|shipping|parcel|track|tracking)\b"
-_BOOK = r"\b(book\w*|appointment|schedule|reserve|reservation|set up|come in|slot|availab\w*|free|open)\b"
+_ORDER = (
+    r"(?<!\bin )\b(orders?|ordered)\b(?! to\b)"  # not "in order to"
+    r"|\b(package|delivery|shipment|shipping|parcel|track|tracking|arrive|arriving|arrival)\b"
+)
+_REPEAT = (
+    r"\b(repeat|say (that|it) again|come again|pardon|what was that|sorry what"
+    r"|(didn't|did not|couldn't|could not) (catch|hear|get) (that|it|you|what you said))\b"
+)
+_HELLO = r"^((hello|hi|hey|hallo)( there)?[ ]?)+$|\b(can you hear me|are you there|is anyone there)\b"
+_THANKS = r"\b(thanks|thank you|cheers)\b"
+_BOOK = (
+    r"\b(book\w*|appointment|schedule|reserve|reservation|set up|come in|get in|slot|availab\w*|free"
+    r"|open|consultation|check ?up|visit)\b"
+    r"|\bsee (?:the|a|your) (?:doctor|dentist|nurse|someone|somebody)\b"
+)
 _YES = (
     r"^(yes|yeah|yep|yup|sure|correct|right|please|ok|okay|that's right|sounds good|go ahead"
     r"|absolutely|of course|mm hmm|uh huh|alright|all right|that works|that's fine|fine|definitely)\b"
@@ -120,6 +133,7 @@ def detect_intent(norm: str) -> str | None:
     for name, pattern in (
         ("transfer", _TRANSFER),
         ("goodbye", _GOODBYE),
+        ("repeat", _REPEAT),
         ("cancel", _CANCEL),
         ("reschedule", _RESCHEDULE),
         ("find", _FIND),
@@ -128,7 +142,16 @@ def detect_intent(norm: str) -> str | None:
     ):
         if _has(pattern, norm):
             return name
-    return None
+    return "hello" if _has(_HELLO, norm) else None
+
+
+def is_thanks(norm: str) -> bool:
+    return _has(_THANKS, norm)
+
+
+def wants_more(norm: str) -> bool:
+    """ "Yes please", "actually yes": thanks that open another request."""
+    return _has(r"\b(yes|yeah|please|actually|also|one more)\b", norm)
 
 
 def is_yes(norm: str) -> bool:
@@ -259,7 +282,9 @@ def _nth_of_month(today: date, day: int) -> date | None:
 _WHEN_WORDS = (
     set(WEEKDAYS) | set(MONTHS) | {"today", "tomorrow", "day", "after", "next", "this", "the", "on",
     "at", "around", "about", "for", "in", "of", "am", "pm", "noon", "morning", "afternoon",
-    "evening", "please", "um", "uh", "maybe", "how", "what", "is", "st", "nd", "rd", "th"}
+    "evening", "please", "um", "uh", "maybe", "how", "what", "is", "st", "nd", "rd", "th",
+    "would", "be", "good", "works", "work", "fine", "great", "ok", "okay", "sounds", "me", "yes",
+    "yeah", "sure"}
 )  # fmt: skip
 
 
@@ -268,6 +293,14 @@ def mostly_when(norm: str) -> bool:
     opposed to a question that happens to mention one ("what's the weather today")."""
     rest = [w for w in norm.split() if w not in _WHEN_WORDS and not w.isdigit()]
     return len(rest) <= 1
+
+
+def mostly_number(norm: str) -> bool:
+    """A reply that is little more than a number of 4+ digits ("It's 4567."): on a line
+    that looks up orders, an order number given before we asked for one."""
+    digits = "".join(w for w in norm.split() if w.isdigit())
+    rest = [w for w in norm.split() if not w.isdigit() and w not in _WHEN_WORDS | {"it's", "its", "number"}]
+    return len(digits) >= 4 and len(rest) <= 1
 
 
 # ---------------------------------------------------------------- time

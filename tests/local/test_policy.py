@@ -377,3 +377,45 @@ def test_recalled_history_informs_but_does_not_act() -> None:
     assert p.state.name == "Ana"
     assert not turn(p, "Hmm, okay.").calls  # nothing is re-booked
     assert only_call(turn(p, "Book another one for Friday at 9"))[1]["name"] == "Ana"
+
+
+def test_hello_and_can_you_hear_me_get_an_answer_not_a_menu() -> None:
+    p = policy()
+    assert turn(p, "Hello?").text == "Yes, I can hear you. How can I help you today?"
+    assert turn(p, "I want to book.").text == "What day works for you?"
+    assert turn(p, "Hello, can you hear me?").text == "Yes, I can hear you. What day works for you?"
+
+
+def test_repeat_says_the_last_thing_again() -> None:
+    p = policy()
+    p.said("item_1", "On Friday, November 27 I have 9 AM or 11 AM free.")
+    assert turn(p, "Sorry, can you repeat that?").text == "On Friday, November 27 I have 9 AM or 11 AM free."
+    assert turn(p, "I didn't catch that.").text == "On Friday, November 27 I have 9 AM or 11 AM free."
+
+
+def test_order_follow_ups_and_a_thankful_goodbye() -> None:
+    p = policy()
+    first = turn(p, "It's 4567.")  # a bare number on an orders line, before we asked
+    assert only_call(first) == ("lookup_order", {"order_number": "4567"})
+    answer = {"found": True, "order_number": "4567", "status": "shipped", "eta": "2026-11-28"}
+    assert result(p, first, answer).text.endswith("Is there anything else I can help you with?")
+    again = turn(p, "When exactly will it arrive?")  # about the same order: no number asked
+    assert only_call(again) == ("lookup_order", {"order_number": "4567"})
+    result(p, again, answer)
+    bye = turn(p, "OK, thanks.")
+    assert bye.text == "Thanks for calling. Goodbye!" and only_call(bye)[0] == "end_call"
+
+
+@pytest.mark.parametrize(
+    ("utterance", "intent"),
+    [
+        ("I was wondering if I could get in to see the doctor sometime next week?", "book"),
+        ("Tuesday would be good.", "book"),
+        ("I'm calling to check on something I ordered last week.", "order"),
+        ("I'm calling in order to book an appointment.", "book"),
+    ],
+)
+def test_everyday_ways_of_asking(utterance: str, intent: str) -> None:
+    p = policy()
+    turn(p, utterance)
+    assert p.state.intent == intent
