@@ -32,10 +32,7 @@ async def _run(script, today, data_dir: Path):
         )
 
 
-@pytest.mark.local
-@pytest.mark.parametrize("name", sorted(SCRIPTS))
-async def test_fixture_end_to_end(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    script = SCRIPTS[name]
+async def _run_twice_at_most(script, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     today = business_today(script)
     monkeypatch.setenv("LOCAL_ENGINE_TODAY", today.isoformat())
     result = await _run(script, today, tmp_path / "first")
@@ -43,8 +40,15 @@ async def test_fixture_end_to_end(name: str, tmp_path: Path, monkeypatch: pytest
         # tiny.en's transcript depends on timing (the engine transcribes speculatively),
         # so a synthetic voice is occasionally misheard. One fresh try; a bridge bug
         # fails both. The first failure is kept in the report either way.
-        warnings.warn(f"{name}: first run failed, retrying once: {result.failures}", stacklevel=1)
+        warnings.warn(f"{script.name}: first run failed, retrying once: {result.failures}", stacklevel=1)
         result = await _run(script, today, tmp_path / "second")
+    return result
+
+
+@pytest.mark.local
+@pytest.mark.parametrize("name", sorted(SCRIPTS))
+async def test_fixture_end_to_end(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = await _run_twice_at_most(SCRIPTS[name], tmp_path, monkeypatch)
     lines = result.record.transcript_lines if result.record else []
     transcript = "\n".join(f"  {line['role']}: {line['text']}" for line in lines) or "  (no record)"
     assert result.ok, f"{name} failed:\n- " + "\n- ".join(result.failures) + f"\n{transcript}"
@@ -86,10 +90,5 @@ async def test_a_call_made_of_real_recordings(tmp_path: Path, monkeypatch: pytes
     (script,) = load_scripts(tmp_path)
     assert {line.voice for line in script.lines()} == {"recording"}
 
-    today = business_today(script)
-    monkeypatch.setenv("LOCAL_ENGINE_TODAY", today.isoformat())
-    result = await _run(script, today, tmp_path / "run")
-    if not result.ok:
-        warnings.warn(f"recorded lines: first run failed, retrying once: {result.failures}", stacklevel=1)
-        result = await _run(script, today, tmp_path / "again")
+    result = await _run_twice_at_most(script, tmp_path, monkeypatch)
     assert result.ok, result.failures
