@@ -40,7 +40,7 @@ from agent.fixtures import (
     sidecar_path,
     write_ulaw_wav,
 )
-from agent.recordings import recording_to_ulaw
+from agent.recordings import float_to_pcm16, recording_to_ulaw
 
 __all__ = ["RenderError", "build_fixtures", "is_up_to_date", "render_line", "synthesize"]
 
@@ -218,8 +218,7 @@ def render_line(line: Line, synth: Synth | None = None) -> bytes:
     if line.noise_db is not None:
         seed = int(line.key, 16)  # the same line always gets the same noise
         audio = audio + pink_noise(len(audio), line.noise_db, seed)
-    pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
-    return pcm16_to_ulaw(pcm)
+    return pcm16_to_ulaw(float_to_pcm16(audio))
 
 
 # ---------------------------------------------------------------------------- files

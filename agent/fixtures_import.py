@@ -11,22 +11,22 @@ would carry them.
 
 from __future__ import annotations
 
+import argparse
 import re
 import wave
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import soxr
 import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from agent.fixtures import SAMPLE_RATE, ScriptError, WavFormatError, load_script
-from agent.recordings import read_recording
+from agent.recordings import float_to_pcm16, recording_at_8k
 
 SILENCE_MS = 700  # this long a pause ends a line; a breath mid-sentence does not
 MARGIN_MS = 150  # kept either side of the speech, so no word is clipped
+BYTES_PER_MS = 2 * SAMPLE_RATE // 1000  # PCM16 at 8 kHz
 Transcribe = Callable[[bytes], str]  # PCM16 8 kHz -> text
 
 
@@ -39,7 +39,7 @@ def split_lines(pcm: bytes, silence_ms: int = SILENCE_MS) -> list[tuple[int, int
     from agent.local.vad import TurnDetector, silero_scorer
 
     detector = TurnDetector(silero_scorer(), silence_ms=silence_ms)
-    tail = bytes(2 * 8 * (silence_ms + 200))  # a recording may end mid-line: let it close
+    tail = bytes(BYTES_PER_MS * (silence_ms + 200))  # a recording may end mid-line: let it close
     spans: list[tuple[int, int]] = []
     start: int | None = None
     for event in detector.process(pcm + tail):
@@ -48,9 +48,10 @@ def split_lines(pcm: bytes, silence_ms: int = SILENCE_MS) -> list[tuple[int, int
         elif event.kind == "stop" and start is not None:
             spans.append((start, event.ms))
             start = None
-    end_ms = len(pcm) // 16
+    end_ms = len(pcm) // BYTES_PER_MS
     return [
-        (2 * 8 * max(0, a - MARGIN_MS), 2 * 8 * min(end_ms, b + MARGIN_MS)) for a, b in spans
+        (BYTES_PER_MS * max(0, a - MARGIN_MS), BYTES_PER_MS * min(end_ms, b + MARGIN_MS))
+        for a, b in spans
     ]
 
 
@@ -76,12 +77,9 @@ def import_call(
     if script_path.exists() and not force:
         raise ImportProblem(f"{script_path} exists (--force replaces it)")
     try:
-        samples, rate = read_recording(wav_path)
+        pcm = float_to_pcm16(recording_at_8k(wav_path))
     except WavFormatError as exc:
         raise ImportProblem(str(exc)) from None
-    if rate != SAMPLE_RATE:
-        samples = soxr.resample(samples, rate, SAMPLE_RATE)
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
     spans = split_lines(pcm)
     if not spans:
         raise ImportProblem(f"{wav_path}: no speech found (is it the caller's side of the call?)")
@@ -120,13 +118,11 @@ def import_call(
     return script_path
 
 
-def import_command(args: object) -> int:
+def import_command(args: argparse.Namespace) -> int:
     """The CLI: progress while transcribing, then where the script went and what next."""
     out, err = Console(highlight=False), Console(stderr=True, highlight=False)
-    wav_path: Path = args.wav  # type: ignore[attr-defined]
-    into: Path = args.into  # type: ignore[attr-defined]
     transcribe: Transcribe | None = None
-    if not args.no_transcribe:  # type: ignore[attr-defined]
+    if not args.no_transcribe:
         from agent.local.models import MissingLocalExtra, load_models
 
         try:
@@ -145,8 +141,8 @@ def import_command(args: object) -> int:
 
         try:
             path = import_call(
-                wav_path, into, flow=args.flow, name=args.name, to=args.to,  # type: ignore[attr-defined]
-                from_=args.from_, transcribe=transcribe, force=args.force, on_line=on_line,  # type: ignore[attr-defined]
+                args.wav, args.into, flow=args.flow, name=args.name, to=args.to,
+                from_=args.from_, transcribe=transcribe, force=args.force, on_line=on_line,
             )  # fmt: skip
         except ImportProblem as exc:
             progress.stop()
@@ -156,5 +152,5 @@ def import_command(args: object) -> int:
     out.print(f"wrote {path} with {len(script.lines())} caller lines:")
     for line in script.lines():
         out.print(f"  {line.index:02d} {line.text}")
-    out.print(f"next: check the text and add expectations, then `phone-agent fixtures build {into}`")
+    out.print(f"next: check the text and add expectations, then `phone-agent fixtures build {args.into}`")
     return 0

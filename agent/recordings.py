@@ -89,15 +89,25 @@ def _decode(path: Path, tag: int, bits: int, raw: bytes) -> np.ndarray:
                          f"A-law or μ-law are): {_CONVERT}")  # fmt: skip
 
 
+def recording_at_8k(path: Path | str) -> np.ndarray:
+    """The recording as mono float32 samples at 8 kHz."""
+    samples, rate = read_recording(path)
+    if rate != SAMPLE_RATE:
+        samples = soxr.resample(samples, rate, SAMPLE_RATE)  # whole line: one-shot
+    return samples
+
+
+def float_to_pcm16(samples: np.ndarray) -> bytes:
+    """Float samples in [-1, 1] (clipped beyond) as PCM16 little-endian bytes."""
+    return (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+
+
 def recording_to_ulaw(
     path: Path | str, noise: Callable[[int], np.ndarray] | None = None
 ) -> bytes:
     """The recording as 8 kHz mono μ-law; `noise(n)` (n float32 samples at 8 kHz) is
     mixed in if given."""
-    samples, rate = read_recording(path)
-    if rate != SAMPLE_RATE:
-        samples = soxr.resample(samples, rate, SAMPLE_RATE)  # whole line: one-shot
+    samples = recording_at_8k(path)
     if noise is not None:
         samples = samples + noise(len(samples))
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
-    return pcm16_to_ulaw(pcm)
+    return pcm16_to_ulaw(float_to_pcm16(samples))
