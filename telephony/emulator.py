@@ -76,7 +76,6 @@ __all__ = [
 ]
 
 
-
 class CallEnded(EmulatorError):
     """The call is over (hung up, or closed by the server) while something waited on it."""
 

@@ -370,7 +370,7 @@ class DialogPolicy:
         if st.time and st.time in free:
             return self._next_step()
         st.offered = free[:3]
-        offer = _list_times(free[:3])
+        offer = _list_times(st.offered)
         if st.time:
             missed = say_time(st.time)
             st.time = None

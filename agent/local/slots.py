@@ -288,19 +288,26 @@ _WHEN_WORDS = (
 )  # fmt: skip
 
 
+def _little_else(norm: str, also: frozenset[str] = frozenset()) -> bool:
+    """At most one word that is not a number, a when-word or one of `also`."""
+    rest = [w for w in norm.split() if not w.isdigit() and w not in _WHEN_WORDS and w not in also]
+    return len(rest) <= 1
+
+
 def mostly_when(norm: str) -> bool:
     """The utterance is little more than a date/time ("tomorrow at 10 please"), as
     opposed to a question that happens to mention one ("what's the weather today")."""
-    rest = [w for w in norm.split() if w not in _WHEN_WORDS and not w.isdigit()]
-    return len(rest) <= 1
+    return _little_else(norm)
+
+
+_NUMBER_INTRO = frozenset({"it's", "its", "number"})
 
 
 def mostly_number(norm: str) -> bool:
     """A reply that is little more than a number of 4+ digits ("It's 4567."): on a line
     that looks up orders, an order number given before we asked for one."""
     digits = "".join(w for w in norm.split() if w.isdigit())
-    rest = [w for w in norm.split() if not w.isdigit() and w not in _WHEN_WORDS | {"it's", "its", "number"}]
-    return len(digits) >= 4 and len(rest) <= 1
+    return len(digits) >= 4 and _little_else(norm, _NUMBER_INTRO)
 
 
 # ---------------------------------------------------------------- time
