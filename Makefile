@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/phone-agent call --fixture tests/fixtures/calls/booking.yaml
+	$(BIN)/phone-agent call --fixture booking
 
 # tests/redis_up.sh prints the REDIS_URL of a server that answers (starting one if needed).
 test: $(STAMP)
@@ -36,7 +36,7 @@ bench: $(STAMP)
 	    $(BIN)/python -m tests.bench.$$m || exit 1; done
 
 fixtures: $(STAMP)
-	$(BIN)/phone-agent fixtures build tests/fixtures/calls
+	$(BIN)/phone-agent fixtures build agent/devkit/calls
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

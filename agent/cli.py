@@ -9,7 +9,17 @@ import os
 import sys
 from pathlib import Path
 
-from agent.logs import setup_logging
+from agent.devkit import BUNDLED_CALLS, DEMO_CALL
+from agent.service.logs import setup_logging
+
+
+def bundled_or_path(value: str) -> Path:
+    """A script path, or the bare name of a call bundled with the package."""
+    path = Path(value)
+    bundled = BUNDLED_CALLS / f"{value}.yaml"
+    if not path.exists() and path.suffix == "" and bundled.is_file():
+        return bundled
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("file", type=Path)
 
     p = sub.add_parser("call", help="run one recorded call fixture and print the conversation live")
-    p.add_argument("--fixture", type=Path, default=Path("tests/fixtures/calls/booking.yaml"))
+    p.add_argument("--fixture", type=bundled_or_path, default=DEMO_CALL,
+                   help="a call script, or the name of a bundled one (e.g. booking, order-status)")
     p.add_argument("--url", default=None, help="a running server (default: in-process with the local engine)")
     p.add_argument("--auth-token", default=None, help="Twilio auth token the server checks (with --url)")
     p.add_argument("--public-url", default=None, help="the server's PUBLIC_URL (with --url)")
@@ -40,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--speed", type=float, default=1.0)
 
     p = sub.add_parser("loadtest", help="many emulated calls at once; latency report")
-    p.add_argument("--fixtures", type=Path, default=Path("tests/fixtures/calls"),
+    p.add_argument("--fixtures", type=Path, default=BUNDLED_CALLS,
                    help="folder of call scripts, cycled to make --calls calls")
     p.add_argument("--calls", type=int, default=20, help="how many calls in all")
     p.add_argument("--concurrency", type=int, default=4,
@@ -58,12 +69,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="stop then: in-flight calls hang up and count as timed out")
     p.add_argument("--provider", choices=["local", "fake-openai"], default="local",
                    help="in-process server's model (without --url): the offline engine, "
-                        "or the fake OpenAI server from tests/fakes (expectations not checked)")
+                        "or the bundled fake OpenAI server (expectations not checked)")
 
     p = sub.add_parser("fixtures", help="recorded call fixtures")
     xsub = p.add_subparsers(dest="fixtures_command", required=True)
     b = xsub.add_parser("build", help="render caller lines to 8 kHz μ-law WAV")
-    b.add_argument("dir", type=Path, nargs="?", default=Path("tests/fixtures/calls"))
+    b.add_argument("dir", type=Path, nargs="?", default=BUNDLED_CALLS)
     b.add_argument("--force", action="store_true")
     i = xsub.add_parser("import", help="cut a recorded caller side into a call script (lines + text)")
     i.add_argument("wav", type=Path, help="the caller's side of a call, any common WAV")
@@ -96,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from agent.settings import Settings
+    from agent.service.settings import Settings
 
     settings = Settings()
     if args.host:
@@ -105,7 +116,7 @@ def _serve(args: argparse.Namespace) -> int:
         settings.port = args.port
     if args.flows:
         settings.flows_file = args.flows
-    from agent.inprocess import event_loop_runner
+    from agent.devkit.stack import event_loop_runner
 
     event_loop_runner()(_run_server(settings, local=args.local))
     return 0
@@ -114,7 +125,7 @@ def _serve(args: argparse.Namespace) -> int:
 async def _run_server(settings: object, *, local: bool) -> None:
     import uvicorn
 
-    from agent.server import SHUTDOWN_GRACE_S, DrainingServer, create_app
+    from agent.service.app import SHUTDOWN_GRACE_S, DrainingServer, create_app
 
     engine = None
     if local:
@@ -137,7 +148,7 @@ async def _run_server(settings: object, *, local: bool) -> None:
         # only how long connections then get to close.
         timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )
-    from agent.inprocess import settle_heap
+    from agent.devkit.stack import settle_heap
 
     settle_heap()
     try:
@@ -171,14 +182,14 @@ def _flows(args: argparse.Namespace) -> int:
 
 
 def _call(args: argparse.Namespace) -> int:
-    from agent.fixture_runner import run_call_command
+    from agent.devkit.runner import run_call_command
 
     return asyncio.run(run_call_command(args))
 
 
 def _loadtest(args: argparse.Namespace) -> int:
-    from agent.inprocess import event_loop_runner
-    from agent.loadtest import run_loadtest_command
+    from agent.devkit.loadtest import run_loadtest_command
+    from agent.devkit.stack import event_loop_runner
 
     # uvloop: at hundreds of calls the emulated phones are the busiest process here.
     return int(event_loop_runner()(run_loadtest_command(args)))
@@ -186,16 +197,16 @@ def _loadtest(args: argparse.Namespace) -> int:
 
 def _fixtures(args: argparse.Namespace) -> int:
     if args.fixtures_command == "import":
-        from agent.fixtures_import import import_command
+        from agent.devkit.import_call import import_command
 
         return import_command(args)
-    from agent.fixtures_build import build_fixtures
+    from agent.devkit.build import build_fixtures
 
     return build_fixtures(args.dir, force=args.force)
 
 
 def _twilio(args: argparse.Namespace) -> int:
-    from agent.twilio_setup import run_twilio_command
+    from agent.service.twilio_setup import run_twilio_command
 
     return asyncio.run(run_twilio_command(args))
 

@@ -183,7 +183,7 @@ def parse_flows(text: str, source: str = "<flows>") -> Flows:
 
 def _check_tools(flows: dict[str, Flow], index: dict[tuple[str, ...], int]) -> list[FlowProblem]:
     # Imported here: tool modules register themselves on import and may be user code.
-    from agent.builtin_tools import resolve_tool
+    from agent.flow_tools import resolve_tool
 
     problems = []
     for name, flow in flows.items():

@@ -7,8 +7,8 @@ from pathlib import Path
 import yaml
 from starlette.routing import Route
 
-from agent.server import create_app
-from agent.settings import Settings
+from agent.service.app import create_app
+from agent.service.settings import Settings
 
 DEPLOY = Path(__file__).parent.parent / "deploy"
 

@@ -14,8 +14,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agent import fixtures_build
-from agent.fixtures import (
+from agent.devkit import BUNDLED_CALLS
+from agent.devkit import build as fixtures_build
+from agent.devkit.build import build_fixtures, is_up_to_date, render_line
+from agent.devkit.scripts import (
     AUDIO_DIR,
     CallScript,
     Dtmf,
@@ -38,9 +40,8 @@ from agent.fixtures import (
     wav_format,
     write_ulaw_wav,
 )
-from agent.fixtures_build import build_fixtures, is_up_to_date, render_line
 
-CALLS = Path(__file__).parent / "fixtures" / "calls"
+CALLS = BUNDLED_CALLS
 SCRIPT_PATHS = sorted(CALLS.glob("*.yaml"))
 SCRIPTS = load_scripts(CALLS)
 MAX_AUDIO_BYTES = 3_000_000

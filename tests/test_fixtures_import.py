@@ -10,12 +10,13 @@ import pytest
 import soxr
 
 from agent.cli import main
-from agent.fixtures import load_script, load_scripts
-from agent.fixtures_build import build_fixtures, pink_noise
-from agent.fixtures_import import ImportProblem, import_call
-from agent.recordings import read_recording
+from agent.devkit import BUNDLED_CALLS
+from agent.devkit.build import build_fixtures, pink_noise
+from agent.devkit.import_call import ImportProblem, import_call
+from agent.devkit.recordings import read_recording
+from agent.devkit.scripts import load_script, load_scripts
 
-CALLS = Path(__file__).parent / "fixtures" / "calls"
+CALLS = BUNDLED_CALLS
 
 
 def recorded_call(path: Path) -> Path:

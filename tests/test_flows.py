@@ -6,8 +6,8 @@ import pytest
 
 from agent.cli import main
 from agent.flows import DEFAULT_FLOWS_FILE, FlowsError, load_flows, parse_flows
-from agent.sessions import make_session
-from agent.settings import Settings
+from agent.service.sessions import make_session
+from agent.service.settings import Settings
 
 
 def test_example_flows_file_is_valid() -> None:

@@ -17,21 +17,22 @@ from pathlib import Path
 import pytest
 
 from agent.cli import main
-from agent.fixtures import load_script
-from agent.inprocess import local_stack
-from agent.loadtest import (
+from agent.devkit import BUNDLED_CALLS
+from agent.devkit import fake_openai as fake_module
+from agent.devkit.loadtest import (
     FAKE_SCENARIO,
     LoadRun,
     LoadTestOptions,
     Target,
     build_report,
-    import_fake_openai,
     plan_calls,
     run_loadtest,
 )
-from agent.loadtest_report import percentile, summarise, write_report
+from agent.devkit.loadtest_report import percentile, summarise, write_report
+from agent.devkit.scripts import load_script
+from agent.devkit.stack import local_stack
 
-CALLS = Path(__file__).parent / "fixtures" / "calls"
+CALLS = BUNDLED_CALLS
 SHORT = ("goodbye", "hangup-during-tool", "barge-in")  # barge-in: clear latency too
 
 
@@ -135,7 +136,6 @@ async def test_max_seconds_stops_the_run_and_reports_timed_out_calls(tmp_path: P
 async def test_remote_target_signs_webhooks_and_reports_what_it_cannot_see(
     tmp_path: Path,
 ) -> None:
-    fake_module = import_fake_openai()
     scenario = fake_module.Scenario(rate_limits=False, **FAKE_SCENARIO)
     script = load_script(CALLS / "hangup-during-tool.yaml")
     async with (

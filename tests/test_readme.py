@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.settings import Settings
+from agent.service.settings import Settings
 
 README = Path(__file__).parents[1] / "README.md"
 

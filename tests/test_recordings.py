@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.fixtures import (
+from agent.devkit.build import build_fixtures, is_up_to_date
+from agent.devkit.recordings import read_recording, recording_to_ulaw
+from agent.devkit.scripts import (
     ScriptError,
     WavFormatError,
     load_script,
@@ -18,8 +20,6 @@ from agent.fixtures import (
     ulaw_to_pcm16,
     wav_format,
 )
-from agent.fixtures_build import build_fixtures, is_up_to_date
-from agent.recordings import read_recording, recording_to_ulaw
 
 _PCM, _FLOAT, _ALAW, _EXTENSIBLE = 1, 3, 6, 0xFFFE
 
@@ -57,7 +57,7 @@ def peak_hz(ulaw: bytes) -> float:
 
 @pytest.fixture
 def recordings(tmp_path: Path) -> dict[str, Path]:
-    from agent.fixtures import _audioop
+    from agent.devkit.scripts import _audioop
 
     stereo = np.stack([tone(44100), tone(44100)], axis=1).reshape(-1)
     alaw = _audioop().lin2alaw(int_bytes(tone(8000), 16), 2)

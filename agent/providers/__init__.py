@@ -1,0 +1,1 @@
+"""Realtime model providers, one subpackage each; the call path sees only `agent.realtime`."""

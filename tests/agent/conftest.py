@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from telephony.audio import pcm16_to_ulaw
-from telephony.emulator import EmulatedCall, StreamTarget, dial_webhook
+from telephony.testing.emulator import EmulatedCall, StreamTarget, dial_webhook
 
 
 async def dial(stack: Any, records: dict, *, to: str, from_: str) -> tuple[StreamTarget, EmulatedCall]:

@@ -1,10 +1,10 @@
-"""Clock stamps carried in μ-law audio (agent.bridge_probe)."""
+"""Clock stamps carried in μ-law audio (agent.devkit.bridge_probe)."""
 
 from __future__ import annotations
 
 import audioop
 
-from agent.bridge_probe import (
+from agent.devkit.bridge_probe import (
     STAMP_BYTES,
     now_us,
     read_stamp,

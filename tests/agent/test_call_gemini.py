@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from agent.fixture_runner import record_collector
-from agent.inprocess import local_stack
+from agent.devkit.runner import record_collector
+from agent.devkit.stack import local_stack
 from tests.agent.conftest import dial, speech_like
 from tests.fakes.gemini_server import FakeGeminiLive, Scenario, Turn
 

@@ -10,10 +10,10 @@ import asyncio
 import json
 from pathlib import Path
 
-from agent.fixture_runner import record_collector
-from agent.inprocess import local_stack
+from agent.devkit.fake_openai import FakeOpenAIRealtime, Scenario, ToolStep, Turn
+from agent.devkit.runner import record_collector
+from agent.devkit.stack import local_stack
 from tests.agent.conftest import dial, speech_like
-from tests.fakes.openai_server import FakeOpenAIRealtime, Scenario, ToolStep, Turn
 
 ORDER_TO = "+15550002000"  # the example flows route this number to order-status
 CALLER = "+15551230001"

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import httpx
 
-from agent.fixture_runner import record_collector
-from agent.inprocess import local_stack
-from agent.logs import JsonFormatter
+from agent.devkit.fake_openai import FakeOpenAIRealtime, Scenario, ToolStep, Turn
+from agent.devkit.runner import record_collector
+from agent.devkit.stack import local_stack
+from agent.service.logs import JsonFormatter
 from tests.agent.conftest import dial, speech_like
-from tests.fakes.openai_server import FakeOpenAIRealtime, Scenario, ToolStep, Turn
 
 
 def metric(text: str, name: str) -> float:

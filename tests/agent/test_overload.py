@@ -11,13 +11,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agent.fixture_runner import record_collector
-from agent.inprocess import local_stack
-from agent.overload import LoopLag
-from telephony.emulator import CallRejected, dial_webhook
+from agent.devkit.fake_openai import FakeOpenAIRealtime, Scenario, Turn
+from agent.devkit.runner import record_collector
+from agent.devkit.stack import local_stack
+from agent.service.overload import LoopLag
+from telephony.testing.emulator import CallRejected, dial_webhook
 from tests.agent.conftest import dial, speech_like
 from tests.agent.test_observability import metric
-from tests.fakes.openai_server import FakeOpenAIRealtime, Scenario, Turn
 
 
 def feed(lag: LoopLag, start: float, seconds: float, lag_ms: float) -> float:

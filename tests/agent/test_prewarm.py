@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.inprocess import local_stack
-from telephony.emulator import EmulatedCall, dial_webhook
-from tests.fakes.openai_server import FakeOpenAIRealtime, Scenario
+from agent.devkit.fake_openai import FakeOpenAIRealtime, Scenario
+from agent.devkit.stack import local_stack
+from telephony.testing.emulator import EmulatedCall, dial_webhook
 
 ORDER_TO = "+15550002000"  # the example flows route this number to order-status
 CALLER = "+15551230001"

@@ -6,7 +6,7 @@ Three processes, so each one's CPU can be read on its own from /proc/<pid>/stat:
 
 - the server (this repo's app under uvicorn, every flow pointed at the fake),
 - the fake OpenAI Realtime server (tests/fakes, stamping and timing frames),
-  both started by `agent.loadtest_stack` (as `phone-agent loadtest` does),
+  both started by `agent.devkit.process_stack` (as `phone-agent loadtest` does),
 - this process: N emulated Twilio calls at real-time speed (20 ms frames), each caller
   silent with a short speech-like tone burst every few seconds so the fake replies.
 
@@ -14,7 +14,7 @@ Per N it holds the calls for --seconds and reports:
 
 (a) inbound: emulator sends a media frame -> the fake receives it in
     `input_audio_buffer.append`. Each frame is stamped at send time with
-    time.monotonic_ns() in its first 18 bytes (`agent.bridge_probe`).
+    time.monotonic_ns() in its first 18 bytes (`agent.devkit.bridge_probe`).
 (b) outbound: the fake sends the first audio delta of a reply (stamped the same way)
     -> the emulator receives the first media frame of it. Later deltas of a reply are
     deliberately held by the server's pacing (~200 ms ahead of the ear), so only the
@@ -49,10 +49,10 @@ if str(ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 
-from agent.bridge_probe import StampedCall, summary_us  # noqa: E402
-from agent.inprocess import event_loop_runner  # noqa: E402
-from agent.loadtest_stack import ProcessStack, Usage  # noqa: E402
-from telephony.emulator import StreamTarget, dial_webhook  # noqa: E402
+from agent.devkit.bridge_probe import StampedCall, summary_us  # noqa: E402
+from agent.devkit.process_stack import ProcessStack, Usage  # noqa: E402
+from agent.devkit.stack import event_loop_runner  # noqa: E402
+from telephony.testing.emulator import StreamTarget, dial_webhook  # noqa: E402
 
 FRAME = 160  # bytes of μ-law per 20 ms
 TO = "+15550001000"  # the example flows' appointment desk
@@ -95,7 +95,7 @@ async def caller(call: BenchCall, burst: bytes, first_ms: int, stop_at: float) -
 
 
 async def run_level(n: int, seconds: float, stack: ProcessStack) -> dict[str, Any]:
-    from tests.fakes.openai_server import tone
+    from agent.devkit.fake_openai import tone
 
     fake = stack.fake
     base, token = stack.base_url, stack.auth_token

@@ -22,14 +22,14 @@ import time
 
 import websockets
 
-from telephony.emulator import dial_webhook
 from telephony.protocol import InboundBuilder
+from telephony.testing.emulator import dial_webhook
 
 TOKEN = "bench-auth-token"
 SERVER = r"""
 import asyncio, sys
 from starlette.applications import Starlette
-from agent.inprocess import bind_free, run_app
+from agent.devkit.stack import bind_free, run_app
 from telephony.stream import echo_handler, media_stream_route
 from telephony.tokens import StreamTokens
 from telephony.webhook import WebhookConfig, voice_routes

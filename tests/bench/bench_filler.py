@@ -13,10 +13,10 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from agent.fixture_runner import record_collector
-from agent.inprocess import local_stack
+from agent.devkit.fake_openai import FakeOpenAIRealtime, Scenario, ToolStep, Turn
+from agent.devkit.runner import record_collector
+from agent.devkit.stack import local_stack
 from tests.agent.conftest import dial, speech_like
-from tests.fakes.openai_server import FakeOpenAIRealtime, Scenario, ToolStep, Turn
 
 FLOWS = """\
 default_flow: t

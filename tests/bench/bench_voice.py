@@ -5,7 +5,7 @@ turn, over every fixture (one call at a time, real time). Target: p50 under 700 
 This includes the engine's 500 ms end-of-speech silence wait, as a caller experiences it.
 Peak engine memory with 4 concurrent sessions is in bench_engine.
 
-    python -m tests.bench.bench_voice [--fixtures tests/fixtures/calls]
+    python -m tests.bench.bench_voice [--fixtures agent/devkit/calls]
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import tempfile
 from pathlib import Path
 
 from agent.cli import main as cli
-from agent.fixtures import load_scripts
+from agent.devkit import BUNDLED_CALLS
+from agent.devkit.scripts import load_scripts
 
 
 def run(fixtures: Path, concurrency: int) -> None:
@@ -35,7 +36,7 @@ def run(fixtures: Path, concurrency: int) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--fixtures", type=Path, default=Path("tests/fixtures/calls"))
+    parser.add_argument("--fixtures", type=Path, default=BUNDLED_CALLS)
     parser.add_argument("--concurrency", type=int, default=1)
     args = parser.parse_args()
     run(args.fixtures, args.concurrency)

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from agent.fixture_runner import business_today, record_collector, run_script
-from agent.fixtures import load_scripts
-from agent.inprocess import local_stack
+from agent.devkit import BUNDLED_CALLS
+from agent.devkit.runner import business_today, record_collector, run_script
+from agent.devkit.scripts import load_scripts
+from agent.devkit.stack import local_stack
 
-CALLS = Path(__file__).parent.parent / "fixtures" / "calls"
+CALLS = BUNDLED_CALLS
 SCRIPTS = {s.name: s for s in load_scripts(CALLS)}
 
 
@@ -66,8 +67,8 @@ async def test_a_call_made_of_real_recordings(tmp_path: Path, monkeypatch: pytes
     import soxr
     import yaml
 
-    from agent.fixtures_build import build_fixtures, pink_noise
-    from agent.recordings import read_recording
+    from agent.devkit.build import build_fixtures, pink_noise
+    from agent.devkit.recordings import read_recording
 
     original = SCRIPTS["order-status"]
     (tmp_path / "recordings").mkdir()

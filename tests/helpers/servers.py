@@ -3,7 +3,7 @@
     async with run_app(app) as base_url:      # "http://127.0.0.1:54321"
         ...
 
-The shipped `agent.inprocess.run_app` is the one implementation: the listening socket
+The shipped `agent.devkit.stack.run_app` is the one implementation: the listening socket
 is bound before uvicorn starts (port 0), so there is no race for the port, and readiness
 is an event set after uvicorn's own startup, not a poll.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import socket
 
-from agent.inprocess import run_app
+from agent.devkit.stack import run_app
 
 __all__ = ["free_port", "run_app"]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import redis.asyncio as aioredis
 
-from telephony.emulator import StreamTarget, dial_webhook
+from telephony.testing.emulator import StreamTarget, dial_webhook
 from tests.ops.procs import ServerProcess, serve_process
 
 FLOWS_YAML = """\

@@ -8,9 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agent.inprocess import local_stack
-from telephony.emulator import EmulatedCall, dial_webhook
-from tests.fakes.openai_server import FakeOpenAIRealtime, Scenario
+from agent.devkit.fake_openai import FakeOpenAIRealtime, Scenario
+from agent.devkit.stack import local_stack
+from telephony.testing.emulator import EmulatedCall, dial_webhook
 
 TOKEN = "admin-" + "x" * 24
 ORDER_TO = "+15550002000"  # the example flows route this number to order-status
@@ -24,7 +24,7 @@ def bearer(token: str = TOKEN) -> dict[str, str]:
 async def test_without_admin_token_there_is_no_admin_api_or_console(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="agent.server")
+    caplog.set_level(logging.WARNING, logger="agent.service.app")
     async with local_stack(data_dir=tmp_path, engine=False, realtime_url="ws://127.0.0.1:9/v1/realtime") as stack:
         async with httpx.AsyncClient(base_url=stack.base_url) as http:
             for method, path in [("GET", "/admin/calls"), ("GET", "/admin/calls/CA1"),

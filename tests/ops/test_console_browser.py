@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.fixture_runner import record_collector
-from agent.inprocess import Stack, local_stack
-from telephony.emulator import EmulatedCall, dial_webhook
-from tests.fakes.openai_server import FakeOpenAIRealtime, Scenario, ToolStep, Turn, tone
+from agent.devkit.fake_openai import FakeOpenAIRealtime, Scenario, ToolStep, Turn, tone
+from agent.devkit.runner import record_collector
+from agent.devkit.stack import Stack, local_stack
+from telephony.testing.emulator import EmulatedCall, dial_webhook
 
 TOKEN = "console-" + "t" * 24
 ORDER_TO = "+15550002000"  # example flows: order-status

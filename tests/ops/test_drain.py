@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from telephony.emulator import CallRejected, EmulatedCall
-from tests.fakes.openai_server import FakeOpenAIRealtime, Scenario, tone
+from agent.devkit.fake_openai import FakeOpenAIRealtime, Scenario, tone
+from telephony.testing.emulator import CallRejected, EmulatedCall
 from tests.ops.cluster import cluster
 from tools.store import open_store
 

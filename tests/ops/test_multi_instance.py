@@ -16,8 +16,8 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
 
-from telephony.emulator import EmulatedCall
-from tests.fakes.openai_server import FakeOpenAIRealtime, Scenario, ToolStep, Turn, tone
+from agent.devkit.fake_openai import FakeOpenAIRealtime, Scenario, ToolStep, Turn, tone
+from telephony.testing.emulator import EmulatedCall
 from tests.ops.cluster import Cluster, cluster
 from tests.ops.conftest import require_redis
 

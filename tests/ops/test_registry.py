@@ -9,7 +9,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from agent.registry import LiveCall, LocalRegistry, RedisRegistry, new_instance_id
+from agent.service.live_calls import LiveCall, LocalRegistry, RedisRegistry, new_instance_id
 from tests.ops.conftest import delete_matching
 
 

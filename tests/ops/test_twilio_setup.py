@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from agent.inprocess import run_app
-from agent.twilio_setup import EXIT_CONFIG, EXIT_OK, EXIT_TWILIO, run_twilio_command
+from agent.devkit.stack import run_app
+from agent.service.twilio_setup import EXIT_CONFIG, EXIT_OK, EXIT_TWILIO, run_twilio_command
 from tests.fakes.twilio_api import AC, BASE, CA, FakeTwilioApi
 from tests.ops.procs import server_command
 

@@ -20,9 +20,9 @@ from pydantic import ValidationError
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from agent.providers.gemini import GeminiLiveSession
-from agent.providers.gemini_events import GeminiTranslator
-from agent.providers.gemini_wire import (
+from agent.providers.gemini.events import GeminiTranslator
+from agent.providers.gemini.session import GeminiLiveSession
+from agent.providers.gemini.wire import (
     audio_message,
     build_setup,
     heard_prefix,

@@ -12,9 +12,19 @@ import pydantic
 import pytest
 from openai.types.realtime import RealtimeClientEvent
 
-from agent.providers import openai_wire as wire
-from agent.providers.openai import OpenAIRealtimeError, OpenAIRealtimeSession
-from agent.providers.openai_gate import ResponseGate
+from agent.devkit.fake_openai import (
+    FakeOpenAIRealtime,
+    Scenario,
+    ToolStep,
+    Turn,
+    check_client_event,
+    dominant_hz,
+    silence_frames,
+    speech_frames,
+)
+from agent.providers.openai import wire
+from agent.providers.openai.gate import ResponseGate
+from agent.providers.openai.session import OpenAIRealtimeError, OpenAIRealtimeSession
 from agent.realtime import (
     AudioDone,
     AudioOut,
@@ -30,16 +40,6 @@ from agent.realtime import (
     ToolCall,
     ToolSpec,
     Transcript,
-)
-from tests.fakes.openai_server import (
-    FakeOpenAIRealtime,
-    Scenario,
-    ToolStep,
-    Turn,
-    check_client_event,
-    dominant_hz,
-    silence_frames,
-    speech_frames,
 )
 
 KEY = "test-key"

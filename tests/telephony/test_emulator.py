@@ -27,20 +27,6 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Connect, Stream, VoiceResponse
 
 from telephony.audio import FRAME_BYTES, pcm16_to_ulaw, ulaw_to_pcm16
-from telephony.emulator import (
-    CallHungUp,
-    CallRejected,
-    EmulatedCall,
-    StreamConnectError,
-    StreamTarget,
-    TimelineEvent,
-    TwimlError,
-    WebhookForbidden,
-    dial_webhook,
-    parse_twiml,
-)
-from telephony.emulator_core import CallCore, FastBuilder
-from telephony.emulator_playout import Playout
 from telephony.protocol import (
     Connected,
     Dtmf,
@@ -54,6 +40,20 @@ from telephony.protocol import (
     media_message,
     parse_inbound,
 )
+from telephony.testing.core import CallCore, FastBuilder
+from telephony.testing.emulator import (
+    CallHungUp,
+    CallRejected,
+    EmulatedCall,
+    StreamConnectError,
+    StreamTarget,
+    TimelineEvent,
+    TwimlError,
+    WebhookForbidden,
+    dial_webhook,
+    parse_twiml,
+)
+from telephony.testing.playout import Playout
 from tests.helpers.servers import run_app
 
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import soxr
 
-from agent.fixtures import (
+from agent.devkit.scripts import (
     SAMPLE_RATE,
     WavFormatError,
     alaw_to_pcm16,

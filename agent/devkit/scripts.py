@@ -18,7 +18,7 @@ was rendered: a line whose text, voice or noise changed no longer matches its si
       - say: "I'd like to book an appointment for tomorrow at 10 am."
         voice: espeak:en-us+f3    # optional per-line voice
       - say: "My name is Ana Lopez."
-        recording: recordings/ana.wav   # or a real person's recording (agent/recordings.py)
+        recording: recordings/ana.wav   # or a real person's recording (agent/devkit/recordings.py)
       - dtmf: "4567#"
       - pause_ms: 3000
       - interrupt: {after_ms: 1200, say: "Sorry, make it Friday."}

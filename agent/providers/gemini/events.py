@@ -15,7 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.providers.gemini_wire import OUTPUT_RATE, parse_duration_s, parse_rate
+from agent.providers.gemini.wire import OUTPUT_RATE, parse_duration_s, parse_rate
 from agent.realtime import (
     AudioDone,
     AudioOut,

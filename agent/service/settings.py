@@ -35,11 +35,11 @@ class Settings(BaseSettings):
     flows_file: Path | None = None
     admin_token: str = ""
     # A backstop: new calls are turned away first when the event loop's median lag over
-    # 2 s reaches overload_lag_ms (agent/overload.py; 0 turns that off).
+    # 2 s reaches overload_lag_ms (agent/service/overload.py; 0 turns that off).
     max_concurrent_calls: int = 1000
     overload_lag_ms: float = 40.0
     # Open the model session while Twilio fetches the TwiML and dials the media stream
-    # (agent/prewarm.py); an unclaimed one closes after prewarm_ttl_s.
+    # (agent/service/prewarm.py); an unclaimed one closes after prewarm_ttl_s.
     prewarm_sessions: bool = True
     prewarm_ttl_s: float = 15.0
     # Stream tokens are HMACs with this key; a random one per process is fine for one

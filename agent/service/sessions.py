@@ -6,7 +6,7 @@ import datetime as dt
 
 from agent.flows import Flow
 from agent.realtime import RealtimeSession, SessionConfig, ToolSpec
-from agent.settings import Settings
+from agent.service.settings import Settings
 
 
 def provider_of(flow: Flow, settings: Settings) -> str:
@@ -36,10 +36,10 @@ def make_session(flow: Flow, specs: tuple[ToolSpec, ...], settings: Settings) ->
     )
     provider = provider_of(flow, settings)
     if provider == "gemini":
-        from agent.providers.gemini import GeminiLiveSession
+        from agent.providers.gemini.session import GeminiLiveSession
 
         return GeminiLiveSession(config, url=settings.gemini_live_url, api_key=settings.gemini_api_key)
-    from agent.providers.openai import OpenAIRealtimeSession
+    from agent.providers.openai.session import OpenAIRealtimeSession
 
     if provider == "local":
         # The offline engine speaks OpenAI's protocol: one code path for both.

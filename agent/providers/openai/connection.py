@@ -11,10 +11,10 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from agent.providers import openai_wire as wire
+from agent.providers.openai import wire
 from agent.realtime import SessionConfig
 
-log = logging.getLogger("agent.providers.openai")
+log = logging.getLogger("agent.providers.openai.session")
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # audio deltas and session.updated can be large
 

@@ -1,6 +1,6 @@
 """Renders the bundled clips in `agent/assets/` with the offline engine's piper voice.
 
-    python -m agent.assets_build
+    python -m agent.devkit.assets_build
 
 They are the fallback where no clip in the session's own voice exists (Gemini fillers)
 and the apology a dead provider can no longer speak. Raw μ-law 8 kHz, no header.

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from agent.callrecord import CallRecord
-from agent.fixtures import (
+from agent.devkit.scripts import (
     CallScript,
     Dtmf,
     Hangup,
@@ -34,7 +34,13 @@ from agent.fixtures import (
     read_ulaw_wav,
     unbuilt,
 )
-from telephony.emulator import CallEnded, EmulatedCall, StreamTarget, TurnMetrics, dial_webhook
+from telephony.testing.emulator import (
+    CallEnded,
+    EmulatedCall,
+    StreamTarget,
+    TurnMetrics,
+    dial_webhook,
+)
 
 DTMF_GAP_MS = 150
 
@@ -242,7 +248,7 @@ async def run_call_command(args: Any) -> int:
             speed=args.speed, wav_dir=args.out,
         )
     else:
-        from agent.inprocess import local_stack
+        from agent.devkit.stack import local_stack
 
         today = business_today(script)
         os.environ["LOCAL_ENGINE_TODAY"] = today.isoformat()

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from telephony.emulator import EmulatedCall, StreamTarget
+from telephony.testing.emulator import EmulatedCall, StreamTarget
 
 MAGIC = bytes([0xFA, 0xF5] * 3)
 STAMP_BYTES = 18

@@ -16,16 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from telephony.audio import FRAME_BYTES, FRAME_MS
-from telephony.emulator_dial import StreamTarget
-from telephony.emulator_metrics import (
+from telephony.protocol import InboundBuilder, OutMark, OutMedia, ProtocolError, parse_outbound
+from telephony.testing.dial import StreamTarget
+from telephony.testing.metrics import (
     CallSummary,
     MarkRecord,
     TimelineEvent,
     TurnMetrics,
     Violation,
 )
-from telephony.emulator_playout import PendingMark, Playout
-from telephony.protocol import InboundBuilder, OutMark, OutMedia, ProtocolError, parse_outbound
+from telephony.testing.playout import PendingMark, Playout
 
 LATE_S = 0.005  # a frame sent more than 5 ms after its deadline counts as late
 

@@ -1,6 +1,6 @@
 """Rendering a load-test report: a terminal table, JSON, and an HTML page with PNG charts.
 
-`agent.loadtest` builds the report as a plain dict (what goes into the JSON file); this
+`agent.devkit.loadtest` builds the report as a plain dict (what goes into the JSON file); this
 module only turns that dict into things people read. Charts need matplotlib (the
 `report` extra); without it the HTML is written without them and says so.
 """

@@ -7,7 +7,7 @@ resumes the same conversation with the latest session-resumption handle, and cal
 audio sent during the swap is buffered and flushed into the new connection.
 
 Wire details and field names: /work/shared/protocols/gemini-live.md; builders live in
-`gemini_wire.py`.
+`wire.py`.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from agent.providers.gemini_events import GeminiTranslator
-from agent.providers.gemini_wire import (
+from agent.providers.gemini.events import GeminiTranslator
+from agent.providers.gemini.wire import (
     DEFAULT_URL,
     INPUT_RATE,
     audio_message,

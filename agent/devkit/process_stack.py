@@ -8,12 +8,12 @@
 One process each (server, fake, the emulated phones in the caller's process) lets a
 load run use every core, as a deployment would, and lets each one's CPU be read on its
 own from /proc/<pid>/stat. The fake stamps its replies and times stamped caller frames
-(`agent.bridge_probe`), so the server's hop is timed across processes.
+(`agent.devkit.bridge_probe`), so the server's hop is timed across processes.
 
 Roles talk JSON lines over stdin/stdout; closing stdin ends a role.
 
-    python -m agent.loadtest_stack fake --scenario '{...}'
-    python -m agent.loadtest_stack server --realtime-url ws://... --api-key K
+    python -m agent.devkit.process_stack fake --scenario '{...}'
+    python -m agent.devkit.process_stack server --realtime-url ws://... --api-key K
 """
 
 from __future__ import annotations
@@ -30,45 +30,15 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from agent.bridge_probe import STAMP_BYTES, now_us, read_stamp, stamp_front, summary_us
-from agent.inprocess import event_loop_runner, settle_heap
-from agent.settings import Settings
+from agent.devkit.bridge_probe import STAMP_BYTES, now_us, read_stamp, stamp_front, summary_us
+from agent.devkit.stack import event_loop_runner, settle_heap
+from agent.service.settings import Settings
 
 FRAME = 160  # bytes of μ-law per 20 ms
 APPEND_HEAD = '{"type":"input_audio_buffer.append","audio":"'
 START_TIMEOUT_S = 60.0
-CHECKOUT = Path(__file__).resolve().parents[1]  # tests/fakes lives here, beside agent/
-
-
-def import_fake_openai() -> ModuleType:
-    """`tests.fakes.openai_server`, from a source checkout (it is a test utility)."""
-    try:
-        import tests.fakes.openai_server as fake
-    except ImportError as first:
-        # The `phone-agent` script's sys.path has no checkout root; an editable install
-        # still has tests/ beside agent/.
-        fakes = CHECKOUT / "tests" / "fakes" / "openai_server.py"
-        if fakes.is_file() and str(CHECKOUT) not in sys.path:
-            sys.path.insert(0, str(CHECKOUT))
-            try:
-                import tests.fakes.openai_server as fake
-            except ImportError as exc:
-                raise RuntimeError(_fake_help(exc)) from exc
-        else:
-            raise RuntimeError(_fake_help(first)) from first
-    return fake
-
-
-def _fake_help(exc: ImportError) -> str:
-    return (
-        f"--provider fake-openai needs the test fakes (tests/fakes/openai_server.py) and the "
-        f"dev extra, i.e. a source checkout with `pip install -e '.[dev]'` ({exc})"
-    )
-
-
 def machine_ticks() -> tuple[int, int, int]:
     """(busy, steal, total) clock ticks over all CPUs since boot, from /proc/stat."""
     user, nice, system, idle, iowait, irq, softirq, steal = map(
@@ -101,7 +71,7 @@ def _reply(data: dict[str, Any]) -> None:
 
 async def fake_main(scenario_args: dict[str, Any]) -> None:
     """The fake OpenAI server, timing stamped caller frames and stamping reply audio."""
-    fake = import_fake_openai()
+    from agent.devkit import fake_openai as fake  # the server role need not load it
 
     class StampingFake(fake.FakeOpenAIRealtime):  # type: ignore[name-defined,misc]
         def __init__(self, scenario: Any) -> None:
@@ -180,7 +150,7 @@ async def server_main(realtime_url: str, api_key: str, max_calls: int) -> None:
     """The phone-agent app under uvicorn, every flow on `realtime_url`, admin API on."""
     import logging
 
-    from agent.inprocess import local_stack  # noqa: PLC0415 - the fake role need not load it
+    from agent.devkit.stack import local_stack  # noqa: PLC0415 - the fake role need not load it
 
     logging.basicConfig(level=logging.WARNING)
     admin_token = secrets.token_hex(16)
@@ -214,11 +184,9 @@ class Child:
 
     @classmethod
     async def start(cls, *args: str) -> Child:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CHECKOUT), env.get("PYTHONPATH")]))
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "agent.loadtest_stack", *args,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
+            sys.executable, "-m", "agent.devkit.process_stack", *args,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         child = cls(proc, {})
         try:
@@ -237,7 +205,7 @@ class Child:
         line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
         if not line:
             raise RuntimeError(
-                f"{sys.executable} -m agent.loadtest_stack exited ({await self.proc.wait()}); "
+                f"{sys.executable} -m agent.devkit.process_stack exited ({await self.proc.wait()}); "
                 "its error is above"
             )
         return json.loads(line)
@@ -356,10 +324,10 @@ async def bridge_figures(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m agent.loadtest_stack")
+    parser = argparse.ArgumentParser(prog="python -m agent.devkit.process_stack")
     sub = parser.add_subparsers(dest="role", required=True)
     f = sub.add_parser("fake", help="the fake OpenAI Realtime server")
-    f.add_argument("--scenario", default="{}", help="JSON: tests.fakes Scenario fields")
+    f.add_argument("--scenario", default="{}", help="JSON: agent.devkit.fake_openai Scenario fields")
     s = sub.add_parser("server", help="the phone-agent app, every flow on --realtime-url")
     s.add_argument("--realtime-url", required=True)
     s.add_argument("--api-key", required=True)

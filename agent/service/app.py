@@ -22,20 +22,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from agent.admin import admin_routes, console_routes
-from agent.builtin_tools import tools_for
 from agent.call import Call, CallDeps
 from agent.callrecord import CallRecord
 from agent.fillers import FillerCache
+from agent.flow_tools import tools_for
 from agent.flows import Flows, load_flows
-from agent.metrics import Metrics
-from agent.overload import LoopLag
-from agent.prewarm import WarmSessions
 from agent.realtime import RealtimeSession, ToolSpec
-from agent.redis_tokens import RedisUsedTokens
-from agent.registry import LiveCall, Registry, new_instance_id, open_registry
-from agent.sessions import make_session, provider_of, today_of
-from agent.settings import Settings
+from agent.service.admin import admin_routes, console_routes
+from agent.service.live_calls import LiveCall, Registry, new_instance_id, open_registry
+from agent.service.metrics import Metrics
+from agent.service.overload import LoopLag
+from agent.service.prewarm import WarmSessions
+from agent.service.sessions import make_session, provider_of, today_of
+from agent.service.settings import Settings
+from agent.service.used_tokens import RedisUsedTokens
 from telephony.control import TwilioControl
 from telephony.stream import media_stream_route
 from telephony.tokens import MemoryUsedTokens, StreamTokens

@@ -21,8 +21,8 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from agent.fixtures import SAMPLE_RATE, ScriptError, WavFormatError, load_script
-from agent.recordings import float_to_pcm16, recording_at_8k
+from agent.devkit.recordings import float_to_pcm16, recording_at_8k
+from agent.devkit.scripts import SAMPLE_RATE, ScriptError, WavFormatError, load_script
 
 SILENCE_MS = 700  # this long a pause ends a line; a breath mid-sentence does not
 MARGIN_MS = 150  # kept either side of the speech, so no word is clipped

@@ -26,7 +26,8 @@ import soxr
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from agent.fixtures import (
+from agent.devkit.recordings import float_to_pcm16, recording_to_ulaw
+from agent.devkit.scripts import (
     AUDIO_DIR,
     SAMPLE_RATE,
     CallScript,
@@ -40,7 +41,6 @@ from agent.fixtures import (
     sidecar_path,
     write_ulaw_wav,
 )
-from agent.recordings import float_to_pcm16, recording_to_ulaw
 
 __all__ = ["RenderError", "build_fixtures", "is_up_to_date", "render_line", "synthesize"]
 

@@ -2,9 +2,9 @@
 
 Audio stays G.711 μ-law end to end by default (`audio/pcmu`); `pcm24` transcodes with
 per-call stateful resamplers. The pieces:
-- `openai_wire`: client-event builders (pure),
-- `openai_gate`: one default-conversation response at a time (pure),
-- `openai_state`: server-event translation and call bookkeeping (pure),
+- `wire`: client-event builders (pure),
+- `gate`: one default-conversation response at a time (pure),
+- `state`: server-event translation and call bookkeeping (pure),
 - here: the socket, the reader task, and the session hand-over (OpenAI ends a session
   after 60 minutes; connections drop) with the transcript re-seeded into the new one.
 """
@@ -22,10 +22,10 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from agent.providers import openai_wire as wire
-from agent.providers.openai_conn import OpenAIRealtimeError, open_session
-from agent.providers.openai_gate import UNKNOWN_RESPONSE, Kind
-from agent.providers.openai_state import CallState, Line
+from agent.providers.openai import wire
+from agent.providers.openai.connection import OpenAIRealtimeError, open_session
+from agent.providers.openai.gate import UNKNOWN_RESPONSE, Kind
+from agent.providers.openai.state import CallState, Line
 from agent.realtime import (
     ProviderError,
     RealtimeEvent,

@@ -1,4 +1,4 @@
-"""Reads call records from a phone-agent's admin API (`agent/admin.py`), e.g. for a load
+"""Reads call records from a phone-agent's admin API (`agent/service/admin.py`), e.g. for a load
 test against a server in another process or on another host."""
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from typing import TextIO
 from urllib.parse import urlencode, urlsplit
 
 from agent.flows import FlowsError, load_flows
-from agent.settings import Settings
+from agent.service.settings import Settings
 from telephony.control import ControlError, TwilioControl
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")

@@ -24,7 +24,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 if TYPE_CHECKING:
-    from agent.server import Service
+    from agent.service.app import Service
 
 log = logging.getLogger(__name__)
 

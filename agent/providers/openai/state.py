@@ -14,8 +14,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from agent.providers import openai_wire as wire
-from agent.providers.openai_gate import UNKNOWN_RESPONSE, ResponseGate
+from agent.providers.openai import wire
+from agent.providers.openai.gate import UNKNOWN_RESPONSE, ResponseGate
 from agent.realtime import (
     AudioDone,
     AudioOut,
@@ -30,7 +30,7 @@ from agent.realtime import (
 )
 from telephony.audio import PcmToUlaw
 
-log = logging.getLogger("agent.providers.openai")
+log = logging.getLogger("agent.providers.openai.session")
 
 # What the I/O layer must do after an event: send a queued response.create now, or
 # replace the session (session_expired).

@@ -24,8 +24,8 @@ from typing import Any
 
 import uvicorn
 
-from agent.server import Service, SessionFactory, create_app
-from agent.settings import Settings
+from agent.service.app import Service, SessionFactory, create_app
+from agent.service.settings import Settings
 
 
 def event_loop_runner() -> Callable[[Coroutine[Any, Any, Any]], Any]:
@@ -156,7 +156,7 @@ async def local_stack(
         app = create_app(cfg, session_factory=session_factory)
         if not cfg.twilio_account_sid:
             # No Twilio here: hang-ups and transfers end the emulated stream like Twilio would.
-            from agent.loopback_control import LoopbackControl
+            from agent.devkit.loopback_control import LoopbackControl
 
             service = app.state.service
             service.loopback = LoopbackControl(service.calls.get)

@@ -30,8 +30,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from telephony.audio import FRAME_MS
-from telephony.emulator_core import LATE_S, BargeIn, CallCore, ReplyWaiter, Segment
-from telephony.emulator_dial import (
+from telephony.protocol import DTMF_DIGITS
+from telephony.testing.core import LATE_S, BargeIn, CallCore, ReplyWaiter, Segment
+from telephony.testing.dial import (
     CallHungUp,
     CallRejected,
     EmulatorError,
@@ -44,7 +45,7 @@ from telephony.emulator_dial import (
     new_sid,
     parse_twiml,
 )
-from telephony.emulator_metrics import (
+from telephony.testing.metrics import (
     CallSummary,
     MarkRecord,
     TimelineEvent,
@@ -52,7 +53,6 @@ from telephony.emulator_metrics import (
     Violation,
     write_wav,
 )
-from telephony.protocol import DTMF_DIGITS
 
 __all__ = [
     "CallEnded",

@@ -1,12 +1,12 @@
 """`phone-agent loadtest`: many emulated calls at once, then a latency report.
 
-    phone-agent loadtest --fixtures tests/fixtures/calls --calls 20 --concurrency 4
+    phone-agent loadtest --fixtures agent/devkit/calls --calls 20 --concurrency 4
     phone-agent loadtest --calls 200 --concurrency 200 --provider fake-openai
     phone-agent loadtest --url https://staging.example.com --auth-token T --calls 100 \
         --concurrency 50 --ramp 30
 
-Each call is a recorded fixture (`agent.fixtures`, cycled to make N calls) played by
-the Twilio emulator at real-time speed (`agent.fixture_runner.run_script`): webhook
+Each call is a recorded fixture (`agent.devkit.scripts`, cycled to make N calls) played by
+the Twilio emulator at real-time speed (`agent.devkit.runner.run_script`): webhook
 signed with the auth token, 20 ms frames, marks echoed only once their audio played.
 Targets:
 
@@ -17,9 +17,9 @@ Targets:
   engine. The speech models are slow: keep it to 2-4 calls at once.
 - no `--url`, `--provider fake-openai`: the server and the fake OpenAI Realtime server
   from `tests/fakes` (a source checkout only), each in its own process
-  (`agent.loadtest_stack`) so the run uses every core. Replies are a tone, so fixture
+  (`agent.devkit.process_stack`) so the run uses every core. Replies are a tone, so fixture
   expectations (tools, words, bookings) are not checked; the bridge is: audio stamped
-  at each end times the server's hop both ways (`agent.bridge_probe`), and each
+  at each end times the server's hop both ways (`agent.devkit.bridge_probe`), and each
   process's CPU is read on its own.
 
 A run is bounded: N calls, and `--max-seconds`, at which in-flight calls are hung up
@@ -45,11 +45,14 @@ from typing import Any
 
 import httpx
 
-from agent.admin_client import AdminClient
-from agent.bridge_probe import StampedCall
 from agent.callrecord import CallRecord
-from agent.fixture_runner import CallResult, business_today, record_collector, run_script
-from agent.fixtures import (
+from agent.devkit import BUNDLED_CALLS
+from agent.devkit.admin_client import AdminClient
+from agent.devkit.bridge_probe import StampedCall
+from agent.devkit.loadtest_report import percentile, print_report, summarise, write_report
+from agent.devkit.process_stack import ProcessStack, Usage, bridge_figures
+from agent.devkit.runner import CallResult, business_today, record_collector, run_script
+from agent.devkit.scripts import (
     CallScript,
     Expectations,
     Hangup,
@@ -58,10 +61,8 @@ from agent.fixtures import (
     read_ulaw_wav,
     unbuilt,
 )
-from agent.inprocess import settle_heap
-from agent.loadtest_report import percentile, print_report, summarise, write_report
-from agent.loadtest_stack import ProcessStack, Usage, bridge_figures, import_fake_openai
-from telephony.emulator import EmulatedCall, StreamTarget
+from agent.devkit.stack import settle_heap
+from telephony.testing.emulator import EmulatedCall, StreamTarget
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ STAMP_EVERY = 5  # stamp one caller frame in five: a sample every 100 ms per cal
 
 @dataclass
 class LoadTestOptions:
-    fixtures: Path = Path("tests/fixtures/calls")
+    fixtures: Path = BUNDLED_CALLS
     calls: int = 20
     concurrency: int = 4
     url: str | None = None
@@ -236,7 +237,7 @@ async def open_target(
         async with AdminClient(options.url, options.admin_token, max_connections=32) as admin:
             yield Target(options.url, token, options.public_url, fetch_record=admin.finished_record)
         return
-    from agent.inprocess import local_stack
+    from agent.devkit.stack import local_stack
 
     # Leave room above the run's concurrency: the server answers busy at its limit.
     limit = max(200, options.concurrency + 20)
@@ -759,12 +760,6 @@ async def run_loadtest_command(args: Any) -> int:
         console.print(f"[red]{len(missing)} caller line(s) have no audio yet ({missing[0].audio}): "
                       f"run `phone-agent fixtures build {options.fixtures}`[/]")
         return 2
-    if options.provider == "fake-openai" and not options.url:
-        try:
-            import_fake_openai()
-        except RuntimeError as exc:
-            console.print(f"[red]{exc}[/]")
-            return 2
     console.print(
         f"[dim]{options.mode}: {options.calls} calls from {len(scripts)} fixtures, "
         f"{options.concurrency} at once, stop at {options.max_seconds:g} s[/]"

@@ -1,0 +1,1 @@
+"""Gemini Live (BidiGenerateContent) over WebSocket."""

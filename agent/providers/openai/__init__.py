@@ -1,0 +1,1 @@
+"""OpenAI Realtime (GA) over WebSocket; the offline engine speaks the same protocol."""
