@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from telephony.webhook import mask_number
+from telephony.numbers import mask_number
 
 
 @dataclass

@@ -8,9 +8,13 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.devkit import BUNDLED_CALLS, DEMO_CALL
 from agent.service.logs import setup_logging
+
+if TYPE_CHECKING:
+    from agent.service.settings import Settings
 
 
 def bundled_or_path(value: str) -> Path:
@@ -116,16 +120,17 @@ def _serve(args: argparse.Namespace) -> int:
         settings.port = args.port
     if args.flows:
         settings.flows_file = args.flows
-    from agent.devkit.stack import event_loop_runner
+    from agent.service.runtime import event_loop_runner
 
     event_loop_runner()(_run_server(settings, local=args.local))
     return 0
 
 
-async def _run_server(settings: object, *, local: bool) -> None:
+async def _run_server(settings: Settings, *, local: bool) -> None:
     import uvicorn
 
-    from agent.service.app import SHUTDOWN_GRACE_S, DrainingServer, create_app
+    from agent.service.app import create_app
+    from agent.service.serve import SHUTDOWN_GRACE_S, DrainingServer
 
     engine = None
     if local:
@@ -133,13 +138,13 @@ async def _run_server(settings: object, *, local: bool) -> None:
 
         engine = await serve_engine("127.0.0.1", 0)
         port = engine.sockets[0].getsockname()[1] if hasattr(engine, "sockets") else engine.port
-        settings.local_engine_url = f"ws://127.0.0.1:{port}/v1/realtime"  # type: ignore[attr-defined]
-        settings.force_local = True  # type: ignore[attr-defined]
-    app = create_app(settings)  # type: ignore[arg-type]
+        settings.local_engine_url = f"ws://127.0.0.1:{port}/v1/realtime"
+        settings.force_local = True
+    app = create_app(settings)
     config = uvicorn.Config(
         app,
-        host=settings.host,  # type: ignore[attr-defined]
-        port=settings.port,  # type: ignore[attr-defined]
+        host=settings.host,
+        port=settings.port,
         ws_max_size=64 * 1024,  # a Twilio frame is < 1 KiB; cap abuse at the ASGI layer
         ws_per_message_deflate=False,  # compressing base64 μ-law: ~12% CPU for nothing
         log_config=None,
@@ -148,7 +153,7 @@ async def _run_server(settings: object, *, local: bool) -> None:
         # only how long connections then get to close.
         timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )
-    from agent.devkit.stack import settle_heap
+    from agent.service.runtime import settle_heap
 
     settle_heap()
     try:
@@ -189,7 +194,7 @@ def _call(args: argparse.Namespace) -> int:
 
 def _loadtest(args: argparse.Namespace) -> int:
     from agent.devkit.loadtest import run_loadtest_command
-    from agent.devkit.stack import event_loop_runner
+    from agent.service.runtime import event_loop_runner
 
     # uvloop: at hundreds of calls the emulated phones are the busiest process here.
     return int(event_loop_runner()(run_loadtest_command(args)))

@@ -1,4 +1,4 @@
-"""Telephone audio: G.711 μ-law <-> PCM16, stateful resampling, 20 ms framing.
+"""Telephone audio: G.711 μ-law and A-law <-> PCM16, stateful resampling, 20 ms framing.
 
 Resamplers keep filter state between calls (one object per call per direction):
 resampling each frame on its own clicks at every frame edge and hurts recognition.
@@ -28,6 +28,19 @@ def ulaw_to_pcm16(ulaw: bytes) -> bytes:
 
 def pcm16_to_ulaw(pcm: bytes) -> bytes:
     return audioop.lin2ulaw(pcm, 2)
+
+
+def alaw_to_pcm16(alaw: bytes) -> bytes:
+    return audioop.alaw2lin(alaw, 2)
+
+
+def pcm16_to_alaw(pcm: bytes) -> bytes:
+    return audioop.lin2alaw(pcm, 2)
+
+
+def pcm16_rms(pcm: bytes) -> int:
+    """Root mean square of PCM16 samples (0-32767): a cheap loudness for energy VADs."""
+    return int(audioop.rms(pcm, 2))
 
 
 def ulaw_ms(ulaw: bytes | int) -> int:

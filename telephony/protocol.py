@@ -4,9 +4,10 @@ Text in, typed frozen events out; typed values in, text out. No sockets, no even
 everything here is unit-testable with plain strings. Every misuse raises `ProtocolError`
 with a message that says exactly what was wrong, in the spirit of h11.
 
-Both directions live here so the wire format is in one file: the server side parses
-what Twilio sends (`parse_inbound`) and builds what we send (`media_message`, ...);
-the emulator (a Twilio stand-in) does the reverse (`parse_outbound`, `inbound_*`).
+This is the server's side: it parses what Twilio sends (`parse_inbound`) and builds
+what we send (`media_message`, `mark_message`, `clear_message`). The phone's side (what
+Twilio sends, and reading what a server sends it) is `telephony.testing.messages`, built
+on the same strict readers.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import base64
 import binascii
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 # A 20 ms frame is 160 bytes (~216 base64 chars); a whole message is well under 1 KiB.
@@ -96,14 +97,14 @@ InboundEvent = Connected | Start | Media | Mark | Dtmf | Stop
 # ---------------------------------------------------------------- field helpers
 
 
-def _obj(parent: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+def json_object(parent: dict[str, Any], key: str, where: str) -> dict[str, Any]:
     value = parent.get(key)
     if not isinstance(value, dict):
         raise ProtocolError(f"{where}: field '{key}' must be an object, got {_kind(value)}")
     return value
 
 
-def _str(parent: dict[str, Any], key: str, where: str, *, max_len: int = 256) -> str:
+def json_str(parent: dict[str, Any], key: str, where: str, *, max_len: int = 256) -> str:
     value = parent.get(key)
     if not isinstance(value, str):
         raise ProtocolError(f"{where}: field '{key}' must be a string, got {_kind(value)}")
@@ -133,7 +134,7 @@ def _kind(value: object) -> str:
 _MAX_PAYLOAD_B64 = (MAX_PAYLOAD_BYTES * 4) // 3 + 4
 
 
-def _decode_payload(text: str, where: str) -> bytes:
+def decode_payload(text: str, where: str) -> bytes:
     if len(text) > _MAX_PAYLOAD_B64:
         raise ProtocolError(f"{where}: payload is larger than {MAX_PAYLOAD_BYTES} bytes")
     try:
@@ -143,7 +144,7 @@ def _decode_payload(text: str, where: str) -> bytes:
         raise ProtocolError(f"{where}: payload is not valid base64 ({exc})") from None
 
 
-def _load(text: str | bytes) -> dict[str, Any]:
+def load_message(text: str | bytes) -> dict[str, Any]:
     if len(text) > MAX_MESSAGE_CHARS:
         raise ProtocolError(f"message is {len(text)} bytes, limit {MAX_MESSAGE_CHARS}")
     try:
@@ -160,7 +161,7 @@ def _load(text: str | bytes) -> dict[str, Any]:
 
 def parse_inbound(text: str | bytes) -> InboundEvent:
     """Parse one text frame Twilio sent us. Raises ProtocolError on anything off-spec."""
-    data = _load(text)
+    data = load_message(text)
     event = data.get("event")
     if event == "media":
         fast = _fast_media(data)
@@ -170,8 +171,8 @@ def parse_inbound(text: str | bytes) -> InboundEvent:
         raise ProtocolError(f"message has no string 'event' field (got {_kind(event)})")
     if event == "connected":
         return Connected(
-            protocol=_str(data, "protocol", "connected"),
-            version=_str(data, "version", "connected"),
+            protocol=json_str(data, "protocol", "connected"),
+            version=json_str(data, "version", "connected"),
         )
     parser = _INBOUND.get(event)
     if parser is None:
@@ -182,14 +183,14 @@ def parse_inbound(text: str | bytes) -> InboundEvent:
 
 
 def _sid(parent: dict[str, Any], key: str, where: str) -> str:
-    value = _str(parent, key, where)
+    value = json_str(parent, key, where)
     if _SID.fullmatch(value) is None:
         raise ProtocolError(f"{where}: field '{key}' is not a SID (letters, digits, - or _; max 64)")
     return value
 
 
 def _parse_start(data: dict[str, Any], stream_sid: str, seq: int) -> Start:
-    body = _obj(data, "start", "start")
+    body = json_object(data, "start", "start")
     tracks = body.get("tracks", ["inbound"])
     if not isinstance(tracks, list) or not all(isinstance(t, str) for t in tracks):
         raise ProtocolError("start: field 'tracks' must be a list of strings")
@@ -198,8 +199,8 @@ def _parse_start(data: dict[str, Any], stream_sid: str, seq: int) -> Start:
         isinstance(k, str) and isinstance(v, str) for k, v in params.items()
     ):
         raise ProtocolError("start: field 'customParameters' must map strings to strings")
-    fmt = _obj(body, "mediaFormat", "start")
-    encoding = _str(fmt, "encoding", "start.mediaFormat")
+    fmt = json_object(body, "mediaFormat", "start")
+    encoding = json_str(fmt, "encoding", "start.mediaFormat")
     rate, channels = fmt.get("sampleRate"), fmt.get("channels")
     if encoding != "audio/x-mulaw" or rate != 8000 or channels != 1:
         raise ProtocolError(
@@ -247,25 +248,25 @@ def _fast_media(data: dict[str, Any]) -> Media | None:
 
 
 def _parse_media(data: dict[str, Any], stream_sid: str, seq: int) -> Media:
-    body = _obj(data, "media", "media")
+    body = json_object(data, "media", "media")
     return Media(
         stream_sid=stream_sid,
         track=body.get("track", "inbound") if isinstance(body.get("track"), str) else "inbound",
         chunk=_numeric_str(body, "chunk", "media"),
         timestamp=_numeric_str(body, "timestamp", "media"),
-        payload=_decode_payload(_str(body, "payload", "media", max_len=MAX_MESSAGE_CHARS), "media"),
+        payload=decode_payload(json_str(body, "payload", "media", max_len=MAX_MESSAGE_CHARS), "media"),
         sequence_number=seq,
     )
 
 
 def _parse_mark(data: dict[str, Any], stream_sid: str, seq: int) -> Mark:
-    body = _obj(data, "mark", "mark")
-    return Mark(stream_sid, _str(body, "name", "mark", max_len=MAX_MARK_NAME), seq)
+    body = json_object(data, "mark", "mark")
+    return Mark(stream_sid, json_str(body, "name", "mark", max_len=MAX_MARK_NAME), seq)
 
 
 def _parse_dtmf(data: dict[str, Any], stream_sid: str, seq: int) -> Dtmf:
-    body = _obj(data, "dtmf", "dtmf")
-    digit = _str(body, "digit", "dtmf")
+    body = json_object(data, "dtmf", "dtmf")
+    digit = json_str(body, "digit", "dtmf")
     if digit not in DTMF_DIGITS:
         raise ProtocolError(f"dtmf: {digit[:10]!r} is not a DTMF digit")
     track = body.get("track", "inbound_track")
@@ -273,11 +274,11 @@ def _parse_dtmf(data: dict[str, Any], stream_sid: str, seq: int) -> Dtmf:
 
 
 def _parse_stop(data: dict[str, Any], stream_sid: str, seq: int) -> Stop:
-    body = _obj(data, "stop", "stop")
+    body = json_object(data, "stop", "stop")
     return Stop(
         stream_sid=stream_sid,
-        account_sid=_str(body, "accountSid", "stop"),
-        call_sid=_str(body, "callSid", "stop"),
+        account_sid=json_str(body, "accountSid", "stop"),
+        call_sid=json_str(body, "callSid", "stop"),
         sequence_number=seq,
     )
 
@@ -320,110 +321,3 @@ def mark_message(stream_sid: str, name: str) -> str:
 
 def clear_message(stream_sid: str) -> str:
     return json.dumps({"event": "clear", "streamSid": stream_sid}, separators=_COMPACT)
-
-
-# ---------------------------------------------------------------- the emulator's side
-
-
-@dataclass(frozen=True, slots=True)
-class OutMedia:
-    stream_sid: str
-    payload: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class OutMark:
-    stream_sid: str
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class OutClear:
-    stream_sid: str
-
-
-OutboundEvent = OutMedia | OutMark | OutClear
-
-
-def parse_outbound(text: str | bytes) -> OutboundEvent:
-    """Parse a message a server sent to Twilio, as strictly as Twilio would."""
-    data = _load(text)
-    event = data.get("event")
-    stream_sid = _str(data, "streamSid", str(event))
-    if event == "media":
-        body = _obj(data, "media", "media")
-        payload = _decode_payload(_str(body, "payload", "media", max_len=MAX_MESSAGE_CHARS), "media")
-        return OutMedia(stream_sid, payload)
-    if event == "mark":
-        name = _str(_obj(data, "mark", "mark"), "name", "mark", max_len=MAX_MARK_NAME)
-        return OutMark(stream_sid, name)
-    if event == "clear":
-        return OutClear(stream_sid)
-    raise ProtocolError(f"unknown outbound event {str(event)[:40]!r}")
-
-
-@dataclass(slots=True)
-class InboundBuilder:
-    """Builds Twilio's side of a stream with correct sequence numbers (for the emulator)."""
-
-    stream_sid: str
-    call_sid: str
-    account_sid: str
-    _seq: int = 0
-    _chunk: int = 0
-    _extra: dict[str, Any] = field(default_factory=dict)
-
-    def _next(self) -> str:
-        self._seq += 1
-        return str(self._seq)
-
-    def connected(self) -> str:
-        return json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-
-    def start(self, custom_parameters: dict[str, str]) -> str:
-        return json.dumps({
-            "event": "start",
-            "sequenceNumber": self._next(),
-            "streamSid": self.stream_sid,
-            "start": {
-                "streamSid": self.stream_sid,
-                "accountSid": self.account_sid,
-                "callSid": self.call_sid,
-                "tracks": ["inbound"],
-                "customParameters": custom_parameters,
-                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-            },
-        })
-
-    def media(self, ulaw: bytes, timestamp_ms: int) -> str:
-        self._chunk += 1
-        payload = base64.b64encode(ulaw).decode("ascii")
-        return (
-            f'{{"event":"media","sequenceNumber":"{self._next()}","streamSid":"{self.stream_sid}",'
-            f'"media":{{"track":"inbound","chunk":"{self._chunk}","timestamp":"{timestamp_ms}",'
-            f'"payload":"{payload}"}}}}'
-        )
-
-    def mark(self, name: str) -> str:
-        return json.dumps({
-            "event": "mark",
-            "sequenceNumber": self._next(),
-            "streamSid": self.stream_sid,
-            "mark": {"name": name},
-        })
-
-    def dtmf(self, digit: str) -> str:
-        return json.dumps({
-            "event": "dtmf",
-            "sequenceNumber": self._next(),
-            "streamSid": self.stream_sid,
-            "dtmf": {"track": "inbound_track", "digit": digit},
-        })
-
-    def stop(self) -> str:
-        return json.dumps({
-            "event": "stop",
-            "sequenceNumber": self._next(),
-            "streamSid": self.stream_sid,
-            "stop": {"accountSid": self.account_sid, "callSid": self.call_sid},
-        })

@@ -48,6 +48,9 @@ class UsedTokens(Protocol):
         """True the first time `token_id` is claimed (remember it for ttl_s), else False."""
         ...
 
+    async def close(self) -> None:
+        """Release connections, if any."""
+
 
 class MemoryUsedTokens:
     """In-process `UsedTokens`: an expiring dict, swept lazily. One process only."""
@@ -67,6 +70,9 @@ class MemoryUsedTokens:
         # No await between check and set: atomic with respect to other tasks.
         self._expires[token_id] = now + ttl_s
         return True
+
+    async def close(self) -> None:
+        pass
 
     def _sweep(self, now: float) -> None:
         self._expires = {k: v for k, v in self._expires.items() if v > now}

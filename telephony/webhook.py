@@ -26,6 +26,7 @@ from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Connect, Stream, VoiceResponse
 
+from telephony.numbers import mask_number
 from telephony.tokens import StreamTokens
 
 logger = logging.getLogger(__name__)
@@ -65,17 +66,6 @@ class WebhookConfig:
                     f"public_url must be an origin without a path, got {self.public_url!r}"
                 )
         object.__setattr__(self, "validator", RequestValidator(self.auth_token))
-
-
-def mask_number(value: str | None) -> str:
-    """A phone number fit for logs and records: +15551234567 -> +1555***4567 (country,
-    area and last four: enough to recognise, not to dial). Anything else keeps only its
-    last four characters; short values none."""
-    if not value:
-        return "-"
-    if value.startswith("+") and len(value) >= 10:
-        return value[:5] + "***" + value[-4:]
-    return "***" + value[-4:] if len(value) > 4 else "***"
 
 
 def voice_routes(

@@ -29,17 +29,14 @@ from agent.devkit.scripts import (
     Say,
     ScriptError,
     WaitBot,
-    WavFormatError,
     check_expectations,
     line_key,
     load_script,
     load_scripts,
     read_sidecar,
-    read_ulaw_wav,
-    ulaw_to_pcm16,
-    wav_format,
-    write_ulaw_wav,
 )
+from telephony.audio import ulaw_to_pcm16
+from telephony.wav import WavFormatError, read_ulaw_wav, wav_format, write_ulaw_wav
 
 CALLS = BUNDLED_CALLS
 SCRIPT_PATHS = sorted(CALLS.glob("*.yaml"))

@@ -13,13 +13,11 @@ from agent.devkit.build import build_fixtures, is_up_to_date
 from agent.devkit.recordings import read_recording, recording_to_ulaw
 from agent.devkit.scripts import (
     ScriptError,
-    WavFormatError,
     load_script,
     read_sidecar,
-    read_ulaw_wav,
-    ulaw_to_pcm16,
-    wav_format,
 )
+from telephony.audio import ulaw_to_pcm16
+from telephony.wav import WavFormatError, read_ulaw_wav, wav_format
 
 _PCM, _FLOAT, _ALAW, _EXTENSIBLE = 1, 3, 6, 0xFFFE
 
@@ -57,10 +55,10 @@ def peak_hz(ulaw: bytes) -> float:
 
 @pytest.fixture
 def recordings(tmp_path: Path) -> dict[str, Path]:
-    from agent.devkit.scripts import _audioop
+    from telephony.audio import pcm16_to_alaw
 
     stereo = np.stack([tone(44100), tone(44100)], axis=1).reshape(-1)
-    alaw = _audioop().lin2alaw(int_bytes(tone(8000), 16), 2)
+    alaw = pcm16_to_alaw(int_bytes(tone(8000), 16))
     return {
         "pcm16 stereo 44.1 kHz": wav(tmp_path / "a.wav", _PCM, 44100, 16, int_bytes(stereo, 16), channels=2),
         "pcm24 48 kHz": wav(tmp_path / "b.wav", _PCM, 48000, 24, int_bytes(tone(48000), 24)),

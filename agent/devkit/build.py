@@ -29,18 +29,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from agent.devkit.recordings import float_to_pcm16, recording_to_ulaw
 from agent.devkit.scripts import (
     AUDIO_DIR,
-    SAMPLE_RATE,
     CallScript,
     Line,
     ScriptError,
-    WavFormatError,
     load_scripts,
-    pcm16_to_ulaw,
     read_sidecar,
-    riff_chunks,
     sidecar_path,
-    write_ulaw_wav,
 )
+from telephony.audio import TELEPHONY_RATE, pcm16_to_ulaw
+from telephony.wav import WavFormatError, riff_chunks, write_ulaw_wav
 
 __all__ = ["RenderError", "build_fixtures", "is_up_to_date", "render_line", "synthesize"]
 
@@ -168,7 +165,7 @@ def _frame_db(audio: np.ndarray, frame: int) -> np.ndarray:
     return 20 * np.log10(np.maximum(rms, 1e-9))
 
 
-def trim_and_level(audio: np.ndarray, rate: int = SAMPLE_RATE) -> np.ndarray:
+def trim_and_level(audio: np.ndarray, rate: int = TELEPHONY_RATE) -> np.ndarray:
     """Cut silence to EDGE_S each side and bring voiced frames to TARGET_DBFS RMS."""
     frame = int(rate * FRAME_S)
     db = _frame_db(audio, frame)
@@ -212,8 +209,8 @@ def render_line(line: Line, synth: Synth | None = None) -> bytes:
         except WavFormatError as exc:
             raise RenderError(str(exc)) from exc
     audio, rate = (synth or synthesize)(line.voice, line.text)
-    if rate != SAMPLE_RATE:
-        audio = soxr.resample(audio.astype(np.float32), rate, SAMPLE_RATE)  # whole line: one-shot
+    if rate != TELEPHONY_RATE:
+        audio = soxr.resample(audio.astype(np.float32), rate, TELEPHONY_RATE)  # whole line: one-shot
     audio = trim_and_level(np.asarray(audio, dtype=np.float32))
     if line.noise_db is not None:
         seed = int(line.key, 16)  # the same line always gets the same noise
@@ -247,7 +244,7 @@ def _write_line(line: Line, ulaw: bytes) -> None:
     if line.recording is not None:
         buf.write(f"recording: {line.recording}\n")
     buf.write(f"noise_db: {line.noise_db}\n")
-    buf.write(f"seconds: {len(ulaw) / SAMPLE_RATE:.2f}\n")
+    buf.write(f"seconds: {len(ulaw) / TELEPHONY_RATE:.2f}\n")
     buf.write(f"text: {line.text}\n")
     sidecar_path(line.audio).write_text(buf.getvalue(), encoding="utf-8")
 

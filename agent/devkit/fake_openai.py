@@ -22,7 +22,6 @@ item's audio, the active-response error, provider drops and `session_expired`.
 from __future__ import annotations
 
 import asyncio
-import audioop
 import base64
 import contextlib
 import itertools
@@ -42,6 +41,8 @@ from openai.types.realtime import RealtimeClientEvent, RealtimeServerEvent
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+
+from telephony.audio import pcm16_rms, pcm16_to_ulaw, ulaw_to_pcm16
 
 CLIENT_EVENTS: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(RealtimeClientEvent)
 SERVER_EVENTS: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(RealtimeServerEvent)
@@ -131,7 +132,7 @@ def tone(ms: int, *, fmt: str = "pcmu", hz: float = 440.0, amplitude: int = 8000
     rate = 24000 if fmt == "pcm" else 8000
     n = rate * ms // 1000
     pcm = (amplitude * np.sin(2 * math.pi * hz * np.arange(n) / rate)).astype("<i2").tobytes()
-    return pcm if fmt == "pcm" else audioop.lin2ulaw(pcm, 2)
+    return pcm if fmt == "pcm" else pcm16_to_ulaw(pcm)
 
 
 def speech_frames(ms: int, hz: float = 300.0) -> list[bytes]:
@@ -146,7 +147,7 @@ def silence_frames(ms: int) -> list[bytes]:
 
 def dominant_hz(ulaw: bytes, rate: int = 8000) -> float:
     """The strongest frequency in μ-law audio (tests recognise the fake's 440 Hz tone)."""
-    pcm = np.frombuffer(audioop.ulaw2lin(ulaw, 2), dtype="<i2").astype(float)
+    pcm = np.frombuffer(ulaw_to_pcm16(ulaw), dtype="<i2").astype(float)
     spectrum = np.abs(np.fft.rfft(pcm * np.hanning(len(pcm))))
     return float(np.fft.rfftfreq(len(pcm), 1 / rate)[int(np.argmax(spectrum))])
 
@@ -419,7 +420,7 @@ class FakeOpenAIRealtime:
 
     async def _on_append(self, sess: FakeSession, data: bytes) -> None:
         fmt = _input_format(sess.config)
-        pcm = audioop.ulaw2lin(data, 2) if fmt == "pcmu" else data
+        pcm = ulaw_to_pcm16(data) if fmt == "pcmu" else data
         frame = 320 if fmt == "pcmu" else 960  # 20 ms of PCM16 at 8 / 24 kHz
         sess.frame_buf += pcm
         vad = (sess.config.get("audio") or {}).get("input", {}).get("turn_detection")
@@ -428,7 +429,7 @@ class FakeOpenAIRealtime:
             del sess.frame_buf[:frame]
             sess.appended_ms += 20
             if vad:
-                await self._vad_frame(sess, vad, audioop.rms(chunk, 2) > self.scenario.speech_rms)
+                await self._vad_frame(sess, vad, pcm16_rms(chunk) > self.scenario.speech_rms)
 
     async def _vad_frame(self, sess: FakeSession, vad: dict[str, Any], speech: bool) -> None:
         now = sess.appended_ms

@@ -22,11 +22,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from agent.devkit.recordings import float_to_pcm16, recording_at_8k
-from agent.devkit.scripts import SAMPLE_RATE, ScriptError, WavFormatError, load_script
+from agent.devkit.scripts import (
+    ScriptError,
+    load_script,
+)
+from telephony.audio import TELEPHONY_RATE
+from telephony.wav import WavFormatError
 
 SILENCE_MS = 700  # this long a pause ends a line; a breath mid-sentence does not
 MARGIN_MS = 150  # kept either side of the speech, so no word is clipped
-BYTES_PER_MS = 2 * SAMPLE_RATE // 1000  # PCM16 at 8 kHz
+BYTES_PER_MS = 2 * TELEPHONY_RATE // 1000  # PCM16 at 8 kHz
 Transcribe = Callable[[bytes], str]  # PCM16 8 kHz -> text
 
 
@@ -93,7 +98,7 @@ def import_call(
         with wave.open(str(target), "wb") as out:
             out.setnchannels(1)
             out.setsampwidth(2)
-            out.setframerate(SAMPLE_RATE)
+            out.setframerate(TELEPHONY_RATE)
             out.writeframes(segment)
         text = (transcribe(segment) if transcribe else "").strip()
         steps.append({"say": text or f"(line {index}: write what the caller says)",

@@ -58,11 +58,11 @@ from agent.devkit.scripts import (
     Hangup,
     ScriptError,
     load_scripts,
-    read_ulaw_wav,
     unbuilt,
 )
-from agent.devkit.stack import settle_heap
+from agent.service.runtime import settle_heap
 from telephony.testing.emulator import EmulatedCall, StreamTarget
+from telephony.wav import read_ulaw_wav
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +256,7 @@ async def open_target(
     today = first_today or dt.date.today()
     os.environ["LOCAL_ENGINE_TODAY"] = today.isoformat()
     async with local_stack(tools_today=today.isoformat(), max_concurrent_calls=limit) as stack:
-        stack.service.listeners.append(record_collector(records))
+        stack.watch(record_collector(records))
 
         def set_phase(day: dt.date, delays: dict[str, int]) -> None:
             # Read when a call opens its session: safe between phases, never during one.
@@ -265,7 +265,7 @@ async def open_target(
             stack.service.settings.tool_delays_ms = delays
 
         yield Target(
-            stack.base_url, stack.auth_token, None, records, stack.service.store, set_phase
+            stack.base_url, stack.auth_token, None, records, stack.store, set_phase
         )
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.devkit.bridge_probe import STAMP_BYTES, now_us, read_stamp, stamp_front, summary_us
-from agent.devkit.stack import event_loop_runner, settle_heap
+from agent.service.runtime import event_loop_runner, settle_heap
 from agent.service.settings import Settings
 
 FRAME = 160  # bytes of μ-law per 20 ms

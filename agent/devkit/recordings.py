@@ -17,14 +17,8 @@ from pathlib import Path
 import numpy as np
 import soxr
 
-from agent.devkit.scripts import (
-    SAMPLE_RATE,
-    WavFormatError,
-    alaw_to_pcm16,
-    pcm16_to_ulaw,
-    riff_chunks,
-    ulaw_to_pcm16,
-)
+from telephony.audio import TELEPHONY_RATE, alaw_to_pcm16, pcm16_to_ulaw, ulaw_to_pcm16
+from telephony.wav import WavFormatError, riff_chunks
 
 _PCM, _FLOAT, _ALAW, _MULAW, _EXTENSIBLE = 1, 3, 6, 7, 0xFFFE
 _NAMES = {2: "MS ADPCM", 0x11: "IMA ADPCM", 0x31: "GSM 6.10", 0x55: "MP3", 0x50: "MPEG"}
@@ -92,8 +86,8 @@ def _decode(path: Path, tag: int, bits: int, raw: bytes) -> np.ndarray:
 def recording_at_8k(path: Path | str) -> np.ndarray:
     """The recording as mono float32 samples at 8 kHz."""
     samples, rate = read_recording(path)
-    if rate != SAMPLE_RATE:
-        samples = soxr.resample(samples, rate, SAMPLE_RATE)  # whole line: one-shot
+    if rate != TELEPHONY_RATE:
+        samples = soxr.resample(samples, rate, TELEPHONY_RATE)  # whole line: one-shot
     return samples
 
 

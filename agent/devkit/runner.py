@@ -31,7 +31,6 @@ from agent.devkit.scripts import (
     WaitBot,
     check_expectations,
     load_script,
-    read_ulaw_wav,
     unbuilt,
 )
 from telephony.testing.emulator import (
@@ -41,6 +40,7 @@ from telephony.testing.emulator import (
     TurnMetrics,
     dial_webhook,
 )
+from telephony.wav import read_ulaw_wav
 
 DTMF_GAP_MS = 150
 
@@ -254,12 +254,12 @@ async def run_call_command(args: Any) -> int:
         os.environ["LOCAL_ENGINE_TODAY"] = today.isoformat()
         console.print("[dim]starting the offline engine and an in-process server...[/]")
         async with local_stack(tools_today=today.isoformat(), tool_delays_ms=script.slow_tools) as stack:
-            stack.service.listeners.append(record_collector(records))
-            stack.service.listeners.append(printer)
+            stack.watch(record_collector(records))
+            stack.watch(printer)
             console.print(f"[bold]{script.name}[/]: {script.description.strip()}  [dim](today={today})[/]")
             result = await run_script(
                 script, base_url=stack.base_url, auth_token=stack.auth_token, speed=args.speed,
-                records=records, store=stack.service.store, wav_dir=args.out, today=today,
+                records=records, store=stack.store, wav_dir=args.out, today=today,
             )
     print_summary(console, result, args.out)
     return 0 if result.ok else 1

@@ -47,7 +47,6 @@ import fnmatch
 import hashlib
 import json
 import re
-import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,22 +82,14 @@ __all__ = [
     "Step",
     "ToolExpect",
     "WaitBot",
-    "WavFormatError",
     "check_expectations",
     "resolve_day",
     "line_key",
-    "pcm16_to_ulaw",
     "load_script",
     "load_scripts",
     "read_sidecar",
-    "read_ulaw_wav",
-    "alaw_to_pcm16",
     "unbuilt",
-    "wav_format",
-    "riff_chunks",
     "sidecar_path",
-    "ulaw_to_pcm16",
-    "write_ulaw_wav",
 ]
 
 AUDIO_DIR = "audio"
@@ -106,7 +97,6 @@ DEFAULT_VOICE = "piper-joe"
 RECORDED = "recording"  # a line's "voice" when it is a real recording, not synthesis
 # Bump when the renderer's output changes (trim, level, noise): every sidecar goes stale.
 RENDER_VERSION = 1
-SAMPLE_RATE = 8000
 # What agent/call.py can end a call with; a typo in `expect.outcome` would never match.
 OUTCOMES = frozenset(
     {"completed", "caller_hung_up", "bot_ended", "transferred", "max_duration",
@@ -122,10 +112,6 @@ _TIME_RE = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 
 class ScriptError(ValueError):
     """A call script that cannot be used; the message names the file, step and field."""
-
-
-class WavFormatError(ValueError):
-    """A WAV file that cannot be used here; the message says what it is and what would do."""
 
 
 # ---------------------------------------------------------------------------- fields
@@ -559,88 +545,6 @@ def read_sidecar(audio: Path) -> dict[str, str]:
         if sep:
             out[key.strip()] = value
     return out
-
-
-# ---------------------------------------------------------------------------- μ-law WAV
-def _audioop() -> Any:
-    """The stdlib `audioop` (deprecated on 3.11/3.12, `audioop-lts` on 3.13+), quietly."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import audioop
-    return audioop
-
-
-def pcm16_to_ulaw(pcm: bytes) -> bytes:
-    return _audioop().lin2ulaw(pcm, 2)
-
-
-def ulaw_to_pcm16(ulaw: bytes) -> bytes:
-    return _audioop().ulaw2lin(ulaw, 2)
-
-
-def alaw_to_pcm16(alaw: bytes) -> bytes:
-    return _audioop().alaw2lin(alaw, 2)
-
-
-# The stdlib `wave` module only handles PCM, so the RIFF chunks are written by hand.
-_WAVE_FORMAT_PCM = 1
-_WAVE_FORMAT_MULAW = 7
-
-
-def write_ulaw_wav(path: Path | str, ulaw: bytes, rate: int = SAMPLE_RATE) -> None:
-    """Write raw μ-law bytes as a mono WAVE_FORMAT_MULAW file (fmt + fact + data chunks)."""
-    fmt = struct.pack("<HHIIHHH", _WAVE_FORMAT_MULAW, 1, rate, rate, 1, 8, 0)  # cbSize 0
-    fact = struct.pack("<I", len(ulaw))  # non-PCM formats carry a sample count
-    pad = b"\x00" if len(ulaw) % 2 else b""  # RIFF chunks are word aligned
-    body = (
-        b"WAVE"
-        + b"fmt " + struct.pack("<I", len(fmt)) + fmt
-        + b"fact" + struct.pack("<I", len(fact)) + fact
-        + b"data" + struct.pack("<I", len(ulaw)) + ulaw + pad
-    )  # fmt: skip
-    Path(path).write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
-
-
-def riff_chunks(data: bytes) -> dict[bytes, bytes]:
-    """The chunks of a RIFF/WAVE file by id (first one wins). Lenient about a `data`
-    size that overruns the file, as streaming writers (espeak-ng --stdout) leave it."""
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise WavFormatError("not a RIFF/WAVE file")
-    chunks: dict[bytes, bytes] = {}
-    pos = 12
-    while pos + 8 <= len(data):
-        cid, size = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
-        chunks.setdefault(cid, data[pos + 8 : pos + 8 + size])
-        pos += 8 + size + (size & 1)
-    return chunks
-
-
-def read_ulaw_wav(path: Path | str) -> bytes:
-    """Raw μ-law 8 kHz mono bytes of a fixture WAV (μ-law, or PCM16 encoded on read)."""
-    path = Path(path)
-    chunks = riff_chunks(path.read_bytes())
-    if b"fmt " not in chunks or b"data" not in chunks:
-        raise WavFormatError(f"{path}: missing fmt or data chunk")
-    tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", chunks[b"fmt "][:16])
-    if channels != 1 or rate != SAMPLE_RATE:
-        raise WavFormatError(f"{path}: need mono {SAMPLE_RATE} Hz, got {channels} ch {rate} Hz")
-    data = chunks[b"data"]
-    if tag == _WAVE_FORMAT_MULAW and bits == 8:
-        return data
-    if tag == _WAVE_FORMAT_PCM and bits == 16:
-        return pcm16_to_ulaw(data[: len(data) - len(data) % 2])
-    raise WavFormatError(f"{path}: need μ-law (format 7, 8 bit), got format {tag}, {bits} bit")
-
-
-def wav_format(path: Path | str) -> tuple[int, int, int, int]:
-    """(format tag, channels, rate, bits per sample) of a WAV file."""
-    chunks = riff_chunks(Path(path).read_bytes())
-    if b"fmt " not in chunks:
-        raise WavFormatError(f"{path}: missing fmt chunk")
-    tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", chunks[b"fmt "][:16])
-    return tag, channels, rate, bits
 
 
 # ---------------------------------------------------------------------------- checking

@@ -13,40 +13,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import secrets
 import socket
 import tempfile
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
-from agent.service.app import Service, SessionFactory, create_app
+from agent.service.app import Service, create_app
+from agent.service.sessions import SessionFactory
 from agent.service.settings import Settings
-
-
-def event_loop_runner() -> Callable[[Coroutine[Any, Any, Any]], Any]:
-    """uvloop when installed (uvicorn[standard] brings it on Linux): cheaper per message,
-    which counts at hundreds of calls."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run
-    return uvloop.run
-
-
-def settle_heap() -> None:
-    """Call once the process is set up (modules imported, app built): collect, then
-    move every object alive now out of the cyclic collector's sight (`gc.freeze`).
-
-    Those objects (modules, schemas, SDK types: most of the heap) never become garbage,
-    yet each full collection walks them all: here ~150,000 of them took 107-157 ms, a
-    pause of the whole event loop that every call in the process would hear as a gap."""
-    gc.collect()
-    gc.freeze()
+from agent.service.switchboard import Listener
+from tools.store import Store
 
 
 class _Server(uvicorn.Server):
@@ -112,6 +93,14 @@ class Stack:
     service: Service
     settings: Settings
 
+    def watch(self, listener: Listener) -> None:
+        """Hear every event of every call (`record_collector`, a live printer)."""
+        self.service.switchboard.listeners.append(listener)
+
+    @property
+    def store(self) -> Store:
+        return self.service.shared.store
+
 
 @contextlib.asynccontextmanager
 async def local_stack(
@@ -159,7 +148,7 @@ async def local_stack(
             from agent.devkit.loopback_control import LoopbackControl
 
             service = app.state.service
-            service.loopback = LoopbackControl(service.calls.get)
+            service.shared.control = LoopbackControl(service.switchboard.calls.get)
         served = await stack.enter_async_context(run_app(app, sock))
         yield Stack(base_url=served, auth_token=auth_token, service=app.state.service, settings=cfg)
 

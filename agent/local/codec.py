@@ -8,20 +8,13 @@ is exact there.
 
 from __future__ import annotations
 
-import sys
 from typing import Literal
 
 import numpy as np
 import soxr
 
-if sys.version_info >= (3, 13):  # pragma: no cover - audioop-lts provides the module
-    import audioop
-else:  # audioop is deprecated (not removed) on 3.11/3.12; silence the import warning
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import audioop
+# G.711 is the phone line's codec: shared with the bridge on purpose, one implementation.
+from telephony.audio import alaw_to_pcm16, pcm16_to_alaw, pcm16_to_ulaw, ulaw_to_pcm16
 
 FormatType = Literal["audio/pcmu", "audio/pcma", "audio/pcm"]
 FORMAT_TYPES: tuple[str, ...] = ("audio/pcmu", "audio/pcma", "audio/pcm")
@@ -53,9 +46,9 @@ class InputDecoder:
 
     def decode(self, data: bytes) -> bytes:
         if self.fmt == "audio/pcmu":
-            return audioop.ulaw2lin(data, 2)
+            return ulaw_to_pcm16(data)
         if self.fmt == "audio/pcma":
-            return audioop.alaw2lin(data, 2)
+            return alaw_to_pcm16(data)
         data = self._odd + data
         cut = len(data) - len(data) % 2
         self._odd = data[cut:]
@@ -70,9 +63,9 @@ def encode_output(audio: np.ndarray, rate: int, fmt: FormatType) -> bytes:
     resampled = soxr.resample(audio.astype(np.float32), rate, target)
     pcm = (np.clip(resampled, -1.0, 1.0) * 32767).astype("<i2").tobytes()
     if fmt == "audio/pcmu":
-        return audioop.lin2ulaw(pcm, 2)
+        return pcm16_to_ulaw(pcm)
     if fmt == "audio/pcma":
-        return audioop.lin2alaw(pcm, 2)
+        return pcm16_to_alaw(pcm)
     return pcm
 
 

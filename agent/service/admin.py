@@ -1,12 +1,12 @@
-"""Admin API and the operator console: live and recent calls, one call's timeline, hang-up.
+"""Admin API: live and recent calls, one call's timeline, hang-up.
 
     GET  /admin/calls?limit=50        live calls (every instance) + recent call records
     GET  /admin/calls/{sid}           a live call's current record, or the stored one
     POST /admin/calls/{sid}/hangup    end the call on whichever instance holds it
-    GET  /console/                    the static console page (index.html, app.js, style.css)
 
 Everything needs `Authorization: Bearer $ADMIN_TOKEN`. Without ADMIN_TOKEN the admin API
-and the console do not exist (404): an open hang-up button is worse than none.
+does not exist (404): an open hang-up button is worse than none. The console page that
+uses it is `agent.service.console`.
 """
 
 from __future__ import annotations
@@ -16,34 +16,17 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-if TYPE_CHECKING:
-    from agent.service.app import Service
+from agent.service.admission import Admission
+from agent.service.switchboard import Switchboard
 
 log = logging.getLogger(__name__)
 
-CONSOLE_DIR = Path(__file__).parent / "console"
-CONSOLE_FILES = {
-    "index.html": "text/html; charset=utf-8",
-    "app.js": "text/javascript; charset=utf-8",
-    "style.css": "text/css; charset=utf-8",
-}
-# The console only ever talks to its own origin; nothing inline, nothing from elsewhere.
-CONSOLE_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-        "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
 _SID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_LIMIT = 500
 HANGUP_WAIT_S = 5.0  # how long a hang-up request waits to confirm that the call ended
@@ -61,7 +44,7 @@ class JSON(Response):
         return json.dumps(content, default=str, separators=(",", ":")).encode()
 
 
-def _not_found(_request: Request | None = None) -> Response:
+def not_found(_request: Request | None = None) -> Response:
     return PlainTextResponse("Not Found", status_code=404)
 
 
@@ -78,7 +61,7 @@ def require_token(token: str, endpoint: Endpoint) -> Endpoint:
 
     async def guarded(request: Request) -> Response:
         if not token:
-            return _not_found()
+            return not_found()
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not given.strip():
             return _unauthorized(None)
@@ -109,8 +92,10 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def admin_routes(service: Service, token: str) -> list[BaseRoute]:
-    registry = service.registry
+def admin_routes(token: str, switchboard: Switchboard, admission: Admission) -> list[BaseRoute]:
+    registry = switchboard.registry
+    shared = switchboard.shared
+    instance_id = switchboard.instance_id
 
     def sid_of(request: Request) -> str | None:
         sid = request.path_params["sid"]
@@ -126,15 +111,15 @@ def admin_routes(service: Service, token: str) -> list[BaseRoute]:
         live = []
         for call in await registry.live():
             row = call.to_dict()
-            local = service.calls.get(call.call_sid)
-            row["local"] = call.instance == service.instance_id
+            local = switchboard.calls.get(call.call_sid)
+            row["local"] = call.instance == instance_id
             if local is not None:
                 row["state"] = local.state.value
             live.append(row)
         live_sids = {row["call_sid"] for row in live}
-        records = await service.store.list_records("call", limit)
+        records = await shared.store.list_records("call", limit)
         recent = [summary(r) for r in records if r.get("call_sid") not in live_sids]
-        return JSON({"instance": service.instance_id, "draining": service.draining,
+        return JSON({"instance": instance_id, "draining": admission.draining,
                      "live": live, "recent": recent})
 
     async def get_call(request: Request) -> Response:
@@ -146,7 +131,7 @@ def admin_routes(service: Service, token: str) -> list[BaseRoute]:
             record = await registry.snapshot(sid, SNAPSHOT_WAIT_S)
             if record is not None:
                 return JSON({"live": True, "instance": holder.instance, "record": record})
-        stored = await service.store.get_record("call", sid)
+        stored = await shared.store.get_record("call", sid)
         if stored is not None:
             return JSON({"live": False, "instance": None, "record": stored})
         if holder is not None:  # live, but its instance did not answer in time
@@ -159,7 +144,7 @@ def admin_routes(service: Service, token: str) -> list[BaseRoute]:
             return JSON({"error": "bad call sid"}, status_code=400)
         holder = await registry.get(sid)
         if holder is None:
-            stored = await service.store.get_record("call", sid)
+            stored = await shared.store.get_record("call", sid)
             if stored is not None:
                 return JSON({"error": "call already ended", "outcome": stored.get("outcome")},
                             status_code=409)
@@ -175,22 +160,3 @@ def admin_routes(service: Service, token: str) -> list[BaseRoute]:
         Route("/admin/calls/{sid}", require_token(token, get_call), methods=["GET"]),
         Route("/admin/calls/{sid}/hangup", require_token(token, hang_up), methods=["POST"]),
     ]
-
-
-def console_routes(token: str) -> list[BaseRoute]:
-    """The console's three static files. The page holds no secret; its API calls need the token."""
-    if not token:
-        return [Route("/console", _not_found), Route("/console/{name:path}", _not_found)]
-    files = {name: (CONSOLE_DIR / name).read_bytes() for name in CONSOLE_FILES}
-
-    async def redirect(_request: Request) -> Response:
-        return RedirectResponse("/console/", status_code=308)
-
-    async def serve(request: Request) -> Response:
-        name = request.path_params["name"] or "index.html"
-        body = files.get(name)
-        if body is None:
-            return _not_found()
-        return Response(body, media_type=CONSOLE_FILES[name], headers=CONSOLE_HEADERS)
-
-    return [Route("/console", redirect), Route("/console/{name:path}", serve)]

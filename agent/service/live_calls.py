@@ -11,7 +11,7 @@ on any instance behind the load balancer. With Redis (REDIS_URL):
   `{"op": "snapshot", ...}` asks it for the live record, and `{"op": "ended", ...}`
   announces that a call is over (so whoever asked for the hang-up can answer).
 
-Without Redis, `LocalRegistry` offers the same API inside one process.
+Without Redis, `LocalLiveCalls` offers the same API inside one process.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class Holder(Protocol):
         ...
 
 
-class Registry(Protocol):
+class LiveCalls(Protocol):
     instance_id: str
 
     async def start(self) -> None: ...
@@ -77,13 +77,13 @@ class Registry(Protocol):
     async def snapshot(self, call_sid: str, timeout_s: float) -> dict[str, Any] | None: ...
 
 
-def open_registry(
+def open_live_calls(
     redis_url: str | None, holder: Holder, instance_id: str | None = None, *, prefix: str = "phone-agent"
-) -> Registry:
+) -> LiveCalls:
     instance_id = instance_id or new_instance_id()
     if redis_url:
-        return RedisRegistry(redis_url, holder, instance_id, prefix=prefix)
-    return LocalRegistry(holder, instance_id)
+        return RedisLiveCalls(redis_url, holder, instance_id, prefix=prefix)
+    return LocalLiveCalls(holder, instance_id)
 
 
 class _EndedWaiters:
@@ -117,7 +117,7 @@ async def _wait(future: asyncio.Future[str], timeout_s: float) -> str | None:
         return None
 
 
-class LocalRegistry:
+class LocalLiveCalls:
     """One process, no Redis: the registry is a dict and the channel a function call."""
 
     def __init__(self, holder: Holder, instance_id: str) -> None:
@@ -159,7 +159,7 @@ class LocalRegistry:
         return self.holder.snapshot_local(call_sid)
 
 
-class RedisRegistry:
+class RedisLiveCalls:
     """The registry and control channel in Redis, shared by every instance."""
 
     def __init__(

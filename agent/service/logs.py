@@ -9,12 +9,9 @@ import re
 import sys
 import time
 
-_PHONE = re.compile(r"\+\d{4}(\d+)(\d{4})")
+from telephony.numbers import mask_numbers_in
+
 _CALL_SID = re.compile(r"\bCA[0-9a-f]{32}\b")
-
-
-def mask_numbers(text: str) -> str:
-    return _PHONE.sub(lambda m: m.group(0)[:5] + "***" + m.group(2), text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -23,7 +20,7 @@ class JsonFormatter(logging.Formatter):
             "ts": round(time.time(), 3),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": mask_numbers(record.getMessage()),
+            "msg": mask_numbers_in(record.getMessage()),
         }
         call_sid = getattr(record, "call_sid", None)
         if not call_sid:  # most call logs name the sid in the text: make it a field
@@ -32,7 +29,7 @@ class JsonFormatter(logging.Formatter):
         if call_sid:
             out["call_sid"] = call_sid
         if record.exc_info:
-            out["exc"] = mask_numbers(self.formatException(record.exc_info))
+            out["exc"] = mask_numbers_in(self.formatException(record.exc_info))
         return json.dumps(out)
 
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 from agent.flows import Flow
 from agent.realtime import RealtimeSession, SessionConfig, ToolSpec
 from agent.service.settings import Settings
+
+# Opens (but does not connect) the model session for a call of `flow`.
+SessionFactory = Callable[[Flow, tuple[ToolSpec, ...], Settings], RealtimeSession]
 
 
 def provider_of(flow: Flow, settings: Settings) -> str:

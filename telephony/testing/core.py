@@ -16,8 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from telephony.audio import FRAME_BYTES, FRAME_MS
-from telephony.protocol import InboundBuilder, OutMark, OutMedia, ProtocolError, parse_outbound
+from telephony.protocol import (
+    ProtocolError,
+)
 from telephony.testing.dial import StreamTarget
+from telephony.testing.messages import (
+    InboundBuilder,
+    OutMark,
+    OutMedia,
+    parse_outbound,
+)
 from telephony.testing.metrics import (
     CallSummary,
     MarkRecord,

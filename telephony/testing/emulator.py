@@ -51,8 +51,8 @@ from telephony.testing.metrics import (
     TimelineEvent,
     TurnMetrics,
     Violation,
-    write_wav,
 )
+from telephony.wav import write_pcm_wav
 
 __all__ = [
     "CallEnded",
@@ -334,7 +334,7 @@ class EmulatedCall:
         (stereo: caller left, played bot audio right, aligned in time)."""
         if not self.record_audio:
             raise RuntimeError("this call was made with record_audio=False")
-        write_wav(path, self._core.track(track))
+        write_pcm_wav(path, self._core.track(track))
 
     def summary(self) -> CallSummary:
         end = self.ended_at if self.ended_at is not None else asyncio.get_running_loop().time()

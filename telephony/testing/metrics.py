@@ -7,14 +7,8 @@ in the same process sees); `*_ms` durations are wall-clock milliseconds except t
 
 from __future__ import annotations
 
-import wave
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
-
-import numpy as np
-
-from telephony.audio import ulaw_to_pcm16
 
 
 @dataclass(slots=True)
@@ -107,18 +101,3 @@ class CallSummary:
         data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "turns"}
         data["turns"] = [t.as_dict() for t in self.turns]
         return data
-
-
-def write_wav(path: str | Path, ulaw: bytes | list[bytes], rate: int = 8000) -> None:
-    """μ-law mono, or [left, right] μ-law tracks of equal length, as a PCM16 WAV."""
-    tracks = [ulaw] if isinstance(ulaw, bytes | bytearray) else list(ulaw)
-    pcm = [np.frombuffer(ulaw_to_pcm16(bytes(t)), dtype=np.int16) for t in tracks]
-    if len(pcm) not in (1, 2):
-        raise ValueError("write_wav takes one or two tracks")
-    n = min(len(p) for p in pcm)
-    frames = np.column_stack([p[:n] for p in pcm]).astype("<i2").tobytes()  # interleaved
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(len(pcm))
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(frames)

@@ -43,7 +43,7 @@ async def test_interrupted_clears_twilio_and_tool_round_trip(tmp_path: Path) -> 
     async with FakeGeminiLive(scenario) as fake:
         records: dict = {}
         async with _stack(tmp_path, fake) as stack:
-            stack.service.listeners.append(record_collector(records))
+            stack.watch(record_collector(records))
             target, call = await dial(stack, records, to="+15550009999", from_="+15551112222")
             async with call:
                 await call.wait_for_bot_reply(timeout=10)
@@ -69,7 +69,7 @@ async def test_go_away_resumes_without_the_caller_noticing(tmp_path: Path) -> No
     async with FakeGeminiLive(scenario) as fake:
         records: dict = {}
         async with _stack(tmp_path, fake) as stack:
-            stack.service.listeners.append(record_collector(records))
+            stack.watch(record_collector(records))
             target, call = await dial(stack, records, to="+15550009999", from_="+15551112222")
             async with call:
                 await call.wait_for_bot_reply(timeout=10)

@@ -29,7 +29,7 @@ async def test_audio_both_ways_and_a_function_call_round_trip(tmp_path: Path) ->
         records: dict = {}
         async with local_stack(data_dir=tmp_path, engine=False, realtime_url=url,
                                openai_api_key=scenario.api_key) as stack:
-            stack.service.listeners.append(record_collector(records))
+            stack.watch(record_collector(records))
             target, call = await dial(stack, records, to=ORDER_TO, from_=CALLER)
             async with call:
                 greeting = await call.wait_for_bot_reply(timeout=10)
@@ -59,7 +59,7 @@ async def test_barge_in_clears_twilio_and_truncates_at_what_was_heard(tmp_path: 
         records: dict = {}
         async with local_stack(data_dir=tmp_path, engine=False, realtime_url=url,
                                openai_api_key=scenario.api_key) as stack:
-            stack.service.listeners.append(record_collector(records))
+            stack.watch(record_collector(records))
             target, call = await dial(stack, records, to=ORDER_TO, from_=CALLER)
             async with call:
                 await call.wait_for_bot_reply(timeout=10)
@@ -90,7 +90,7 @@ async def test_provider_disconnect_apologises_and_leaves_other_calls_alone(tmp_p
         records: dict = {}
         async with local_stack(data_dir=tmp_path, engine=False, realtime_url=fake.url,
                                openai_api_key=scenario.api_key) as stack:
-            stack.service.listeners.append(record_collector(records))
+            stack.watch(record_collector(records))
             a_target, a = await dial(stack, records, to=ORDER_TO, from_=CALLER)
             async with a:
                 await a.wait_for_bot_reply(timeout=10)

@@ -29,7 +29,7 @@ async def test_metrics_health_and_readiness_after_a_call(tmp_path: Path) -> None
         records: dict = {}
         async with local_stack(data_dir=tmp_path, engine=False, realtime_url=fake.url,
                                openai_api_key=scenario.api_key) as stack:
-            stack.service.listeners.append(record_collector(records))
+            stack.watch(record_collector(records))
             target, call = await dial(stack, records, to="+15550002000", from_="+15551234567")
             async with httpx.AsyncClient(base_url=stack.base_url) as http:
                 async with call:

@@ -92,7 +92,7 @@ async def test_a_lagging_server_answers_new_calls_busy_and_keeps_its_live_call(t
         records: dict = {}
         async with local_stack(data_dir=tmp_path, engine=False, realtime_url=fake.url,
                                openai_api_key=scenario.api_key, overload_lag_ms=40) as stack:
-            stack.service.listeners.append(record_collector(records))
+            stack.watch(record_collector(records))
             async with httpx.AsyncClient(base_url=stack.base_url) as http:
                 await readiness(http, True)
                 target, call = await dial(stack, records, to="+15550002000", from_="+15551234567")

@@ -44,7 +44,7 @@ async def _one_turn_call(tmp_path: Path, scenario: Scenario, *, filler_after_ms:
         async with local_stack(data_dir=tmp_path, engine=False, realtime_url=fake.url,
                                openai_api_key=scenario.api_key,
                                flows_file=_flows(tmp_path, filler_after_ms=filler_after_ms)) as stack:
-            stack.service.listeners.append(record_collector(records))
+            stack.watch(record_collector(records))
             target, call = await dial(stack, records, to="+15550007777", from_="+15551234567")
             async with call:
                 await call.wait_for_bot_reply(timeout=10)
@@ -93,7 +93,7 @@ async def test_cached_filler_clip_plays_instantly_on_the_next_call(tmp_path: Pat
         records: dict = {}
         async with local_stack(data_dir=tmp_path, engine=False, realtime_url=fake.url,
                                openai_api_key=scenario.api_key, flows_file=_flows(tmp_path)) as stack:
-            stack.service.listeners.append(record_collector(records))
+            stack.watch(record_collector(records))
             for _ in range(2):
                 target, call = await dial(stack, records, to="+15550007777", from_="+15551234567")
                 async with call:
@@ -144,7 +144,7 @@ async def test_background_tool_result_arrives_on_openai(tmp_path: Path) -> None:
         records: dict = {}
         async with local_stack(data_dir=tmp_path, engine=False, realtime_url=fake.url,
                                openai_api_key=scenario.api_key, flows_file=_flows(tmp_path)) as stack:
-            stack.service.listeners.append(record_collector(records))
+            stack.watch(record_collector(records))
             target, call = await dial(stack, records, to="+15550007777", from_="+15551234567")
             async with call:
                 await call.wait_for_bot_reply(timeout=10)
@@ -166,7 +166,7 @@ async def test_background_tool_result_arrives_on_gemini_non_blocking(tmp_path: P
         records: dict = {}
         async with local_stack(data_dir=tmp_path, engine=False, flows_file=_flows(tmp_path, "gemini"),
                                gemini_live_url=fake.url, gemini_api_key=scenario.api_key) as stack:
-            stack.service.listeners.append(record_collector(records))
+            stack.watch(record_collector(records))
             target, call = await dial(stack, records, to="+15550007777", from_="+15551234567")
             async with call:
                 await call.wait_for_bot_reply(timeout=10)

@@ -51,7 +51,7 @@ import httpx  # noqa: E402
 
 from agent.devkit.bridge_probe import StampedCall, summary_us  # noqa: E402
 from agent.devkit.process_stack import ProcessStack, Usage  # noqa: E402
-from agent.devkit.stack import event_loop_runner  # noqa: E402
+from agent.service.runtime import event_loop_runner  # noqa: E402
 from telephony.testing.emulator import StreamTarget, dial_webhook  # noqa: E402
 
 FRAME = 160  # bytes of μ-law per 20 ms

@@ -12,7 +12,13 @@ from collections.abc import Callable
 import numpy as np
 
 from telephony.audio import PcmToUlaw, UlawToPcm, pcm16_to_ulaw, ulaw_to_pcm16
-from telephony.protocol import InboundBuilder, media_message, parse_inbound
+from telephony.protocol import (
+    media_message,
+    parse_inbound,
+)
+from telephony.testing.messages import (
+    InboundBuilder,
+)
 
 N = 20_000
 

@@ -22,8 +22,10 @@ import time
 
 import websockets
 
-from telephony.protocol import InboundBuilder
 from telephony.testing.emulator import dial_webhook
+from telephony.testing.messages import (
+    InboundBuilder,
+)
 
 TOKEN = "bench-auth-token"
 SERVER = r"""

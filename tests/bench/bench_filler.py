@@ -39,7 +39,7 @@ async def main(calls: int) -> None:
             records: dict = {}
             async with local_stack(data_dir=Path(tmp), engine=False, realtime_url=fake.url,
                                    openai_api_key=scenario.api_key, flows_file=flows) as stack:
-                stack.service.listeners.append(record_collector(records))
+                stack.watch(record_collector(records))
                 for _ in range(calls):
                     target, call = await dial(stack, records, to="+15550007777", from_="+15551234567")
                     async with call:

@@ -26,10 +26,10 @@ async def _run(script, today, data_dir: Path):
     records: dict = {}
     async with local_stack(data_dir=data_dir, tools_today=today.isoformat(),
                            tool_delays_ms=script.slow_tools) as stack:
-        stack.service.listeners.append(record_collector(records))
+        stack.watch(record_collector(records))
         return await run_script(
             script, base_url=stack.base_url, auth_token=stack.auth_token,
-            records=records, store=stack.service.store, today=today,
+            records=records, store=stack.store, today=today,
         )
 
 

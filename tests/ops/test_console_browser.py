@@ -85,7 +85,7 @@ async def server_with_calls(tmp_path: Path) -> AsyncIterator[Calls]:
         admin_token=TOKEN,
     ) as stack:
         records: dict = {}
-        stack.service.listeners.append(record_collector(records))
+        stack.watch(record_collector(records))
         first = await dial_webhook(stack.base_url, stack.auth_token, to=ORDER_TO, from_="+15551230001")
         records[first.call_sid] = asyncio.get_running_loop().create_future()
         async with EmulatedCall(first, speed=4) as call:  # a whole call with a tool round trip

@@ -30,7 +30,6 @@ from telephony.audio import FRAME_BYTES, pcm16_to_ulaw, ulaw_to_pcm16
 from telephony.protocol import (
     Connected,
     Dtmf,
-    InboundBuilder,
     Mark,
     Media,
     Start,
@@ -52,6 +51,9 @@ from telephony.testing.emulator import (
     WebhookForbidden,
     dial_webhook,
     parse_twiml,
+)
+from telephony.testing.messages import (
+    InboundBuilder,
 )
 from telephony.testing.playout import Playout
 from tests.helpers.servers import run_app

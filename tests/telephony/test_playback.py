@@ -17,7 +17,12 @@ from hypothesis.stateful import (
 
 from telephony.audio import FRAME_BYTES
 from telephony.playback import ClearSnapshot, Playback
-from telephony.protocol import OutClear, OutMark, OutMedia, parse_outbound
+from telephony.testing.messages import (
+    OutClear,
+    OutMark,
+    OutMedia,
+    parse_outbound,
+)
 
 SID = "MZ00000000000000000000000000000001"
 

@@ -13,12 +13,8 @@ from telephony.protocol import (
     MAX_MESSAGE_CHARS,
     Connected,
     Dtmf,
-    InboundBuilder,
     Mark,
     Media,
-    OutClear,
-    OutMark,
-    OutMedia,
     ProtocolError,
     Start,
     Stop,
@@ -26,6 +22,12 @@ from telephony.protocol import (
     mark_message,
     media_message,
     parse_inbound,
+)
+from telephony.testing.messages import (
+    InboundBuilder,
+    OutClear,
+    OutMark,
+    OutMedia,
     parse_outbound,
 )
 

@@ -23,15 +23,17 @@ from websockets.exceptions import ConnectionClosed
 
 from telephony.protocol import (
     Dtmf,
+    Stop,
+)
+from telephony.stream import StreamStats, TwilioStream, echo_handler, media_stream_route
+from telephony.testing.messages import (
     InboundBuilder,
     OutboundEvent,
     OutClear,
     OutMark,
     OutMedia,
-    Stop,
     parse_outbound,
 )
-from telephony.stream import StreamStats, TwilioStream, echo_handler, media_stream_route
 from telephony.tokens import MemoryUsedTokens, StreamTokens
 from tests.helpers.servers import run_app
 

@@ -14,8 +14,9 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 
+from telephony.numbers import mask_number
 from telephony.tokens import MemoryUsedTokens, StreamTokens
-from telephony.webhook import WebhookConfig, mask_number, voice_routes
+from telephony.webhook import WebhookConfig, voice_routes
 from tests.helpers.servers import run_app
 
 TOKEN = "twilio-auth-token-for-tests"

@@ -9,7 +9,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from agent.service.live_calls import LiveCall, LocalRegistry, RedisRegistry, new_instance_id
+from agent.service.live_calls import LiveCall, LocalLiveCalls, RedisLiveCalls, new_instance_id
 from tests.ops.conftest import delete_matching
 
 
@@ -34,9 +34,9 @@ class FakeHolder:
 
 
 @contextlib.asynccontextmanager
-async def instance(url: str, prefix: str, ttl_s: float = 30.0) -> AsyncIterator[tuple[RedisRegistry, FakeHolder]]:
+async def instance(url: str, prefix: str, ttl_s: float = 30.0) -> AsyncIterator[tuple[RedisLiveCalls, FakeHolder]]:
     holder = FakeHolder()
-    registry = RedisRegistry(url, holder, new_instance_id(), prefix=prefix, ttl_s=ttl_s,
+    registry = RedisLiveCalls(url, holder, new_instance_id(), prefix=prefix, ttl_s=ttl_s,
                              channel=f"{prefix}:control")
     holder.registry = registry
     await registry.start()
@@ -131,7 +131,7 @@ async def test_refresh_recreates_entries_redis_lost(
 
 async def test_local_registry_needs_no_redis() -> None:
     holder = FakeHolder()
-    registry = LocalRegistry(holder, "solo")
+    registry = LocalLiveCalls(holder, "solo")
     holder.registry = registry
     call = LiveCall("CAlocal", "solo", time.time(), "desk")
     holder.calls["CAlocal"] = {"call_sid": "CAlocal"}

@@ -1,0 +1,71 @@
+"""What a call needs from the phone side: the seam between `agent.call` and telephony.
+
+`telephony.stream.TwilioStream` is the real one; tests may hand a `Call` anything that
+fits. Bot audio goes out in named segments; the line knows how much of each the caller
+has really heard (Twilio's mark echoes), which barge-in truncation depends on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Protocol
+
+from telephony.playback import ClearSnapshot
+from telephony.protocol import Dtmf, Mark, Media, Stop
+
+LineEvent = Media | Dtmf | Mark | Stop
+
+
+class Playing(Protocol):
+    @property
+    def idle(self) -> bool:
+        """True when no bot audio is queued or playing."""
+        ...
+
+
+class PhoneLine(Protocol):
+    call_sid: str
+    parameters: Mapping[str, str]  # the stream's custom parameters (flow, from, to, ...)
+
+    @property
+    def closed(self) -> bool: ...
+
+    @property
+    def playback(self) -> Playing: ...
+
+    def __aiter__(self) -> AsyncIterator[LineEvent]:
+        """What the caller sends: audio frames, keypad digits, mark echoes, stop."""
+        ...
+
+    async def send_audio(self, ulaw: bytes, segment: str) -> None:
+        """Queue bot audio (μ-law 8 kHz) as part of `segment`; paced by the line."""
+
+    async def end_segment(self, segment: str) -> None:
+        """No more audio for `segment`: flush what is buffered."""
+
+    async def clear(self) -> ClearSnapshot:
+        """Stop what the caller hears now (Twilio `clear`)."""
+        ...
+
+    async def wait_played(self, timeout: float) -> bool:  # noqa: ASYNC109 - a deadline, not sync
+        """Until everything sent has been heard; False if `timeout` passed first."""
+        ...
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """End the stream (which ends the Twilio call: no TwiML follows `<Connect>`)."""
+
+    def heard_ms_of(self, segment: str) -> int:
+        """Milliseconds of `segment` the caller has heard."""
+        ...
+
+    def received_ms_of(self, segment: str) -> int:
+        """Milliseconds of `segment` handed to the line so far."""
+        ...
+
+
+class CallControl(Protocol):
+    """The phone network's side of a call (Twilio's REST API, or a stand-in)."""
+
+    async def hangup(self, call_sid: str) -> None: ...
+
+    async def transfer(self, call_sid: str, number: str, caller_id: str | None = None) -> None: ...

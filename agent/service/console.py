@@ -1,0 +1,47 @@
+"""The operator console: a static page (live and recent calls, a call's timeline, hang-up)
+that talks to the admin API with the admin token. No token set, no console (404)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from agent.service.admin import not_found
+
+CONSOLE_DIR = Path(__file__).with_name("static")
+CONSOLE_FILES = {
+    "index.html": "text/html; charset=utf-8",
+    "app.js": "text/javascript; charset=utf-8",
+    "style.css": "text/css; charset=utf-8",
+}
+# The console only ever talks to its own origin; nothing inline, nothing from elsewhere.
+CONSOLE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+        "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+def console_routes(token: str) -> list[BaseRoute]:
+    """The console's three static files. The page holds no secret; its API calls need the token."""
+    if not token:
+        return [Route("/console", not_found), Route("/console/{name:path}", not_found)]
+    files = {name: (CONSOLE_DIR / name).read_bytes() for name in CONSOLE_FILES}
+
+    async def redirect(_request: Request) -> Response:
+        return RedirectResponse("/console/", status_code=308)
+
+    async def serve(request: Request) -> Response:
+        name = request.path_params["name"] or "index.html"
+        body = files.get(name)
+        if body is None:
+            return not_found()
+        return Response(body, media_type=CONSOLE_FILES[name], headers=CONSOLE_HEADERS)
+
+    return [Route("/console", redirect), Route("/console/{name:path}", serve)]
