@@ -1,7 +1,8 @@
 """One phone call: a Twilio stream bridged to a realtime speech session, with tools.
 
-States (h11-style, explicit): GREETING -> LISTENING <-> THINKING <-> SPEAKING, TOOL while a
-tool runs, ENDING -> ENDED. Everything the call starts is a task it owns and cancels.
+States and the moves between them are written down in `agent.call_states`; the call
+changes state only through `_enter`. Every task the call starts is its own: kept in
+`_tasks`, cancelled and awaited when the call ends.
 
 Barge-in is the part callers notice most: on caller speech we send Twilio `clear` first,
 then tell the model what the caller actually heard (acked marks), never wall-clock time.
@@ -10,16 +11,18 @@ then tell the model what the caller actually heard (acked marks), never wall-clo
 from __future__ import annotations
 
 import asyncio
-import enum
+import datetime as dt
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from agent.call_states import CallState, CallStates
 from agent.callrecord import CallRecord
 from agent.fillers import FillerCache
 from agent.flows import Flow
+from agent.phone_line import PhoneLine
 from agent.realtime import (
     AudioDone,
     AudioOut,
@@ -37,22 +40,13 @@ from agent.realtime import (
 from agent.toolrunner import FillerPolicy, ToolCallRecord, ToolRunner
 from telephony.protocol import Dtmf, Media, Stop
 from tools.registry import Tool, ToolContext
+from tools.store import Store
 
 log = logging.getLogger(__name__)
 
 CONTROL_TOOLS = ("end_call", "transfer_call")
 DTMF_IDLE_S = 2.0  # digits typed on the keypad end with '#' or this much quiet
 PLAYED_TIMEOUT_S = 15.0
-
-
-class CallState(enum.Enum):
-    GREETING = "greeting"
-    LISTENING = "listening"
-    THINKING = "thinking"
-    SPEAKING = "speaking"
-    TOOL = "tool running"
-    ENDING = "ending"
-    ENDED = "ended"
 
 
 @dataclass
@@ -63,12 +57,12 @@ class CallDeps:
     fillers: FillerCache
     hangup: Callable[[str], Awaitable[None]] | None = None
     transfer: Callable[[str, str], Awaitable[None]] | None = None
-    store: Any = None
+    store: Store | None = None
     save_record: Callable[[CallRecord], Awaitable[None]] | None = None
     on_event: Callable[[str, dict[str, Any]], None] | None = None  # metrics hook
     provider_name: str = "openai"
     live: Callable[[str, str, dict[str, Any]], None] | None = None  # (call_sid, kind, data)
-    clock: Callable[[], Any] | None = None  # the business tools' "now" (demos pin a date)
+    clock: Callable[[], dt.datetime] | None = None  # the business tools' "now" (demos pin a date)
 
 
 @dataclass
@@ -95,19 +89,20 @@ class _Turn:
 
 
 class Call:
-    def __init__(self, stream: Any, session: RealtimeSession, flow: Flow, deps: CallDeps) -> None:
+    def __init__(self, stream: PhoneLine, session: RealtimeSession, flow: Flow, deps: CallDeps) -> None:
         self.stream = stream
         self.session = session
         self.flow = flow
         self.deps = deps
-        self.state = CallState.GREETING
+        self._states = CallStates(CallState.GREETING)
+        self._tasks: set[asyncio.Task[Any]] = set()  # owned: cancelled when the call ends
         self.record = CallRecord.begin(
             call_sid=stream.call_sid,
             flow=flow.name,
             caller=stream.parameters.get("from", ""),
             called=stream.parameters.get("to", ""),
             provider=deps.provider_name,
-            listener=(lambda kind, data: deps.live(stream.call_sid, kind, data)) if deps.live else None,
+            listener=self._tell_live if deps.live else None,
         )
         self._bot_item: str | None = None  # the conversation item now playing
         self._filler: _Filler | None = None
@@ -130,6 +125,33 @@ class Call:
             context=self._tool_context,
             on_record=self._on_tool_record,
         )
+
+    @property
+    def state(self) -> CallState:
+        return self._states.current
+
+    def _enter(self, state: CallState) -> None:
+        """The one place the state changes. Once the call is ending, events still in
+        flight from the provider no longer move it."""
+        if not self._states.live and state is not CallState.ENDED:
+            return
+        self._states.to(state)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        """Start a task the call owns: a failure is logged, and it ends with the call."""
+        task = asyncio.create_task(coro, name=f"{name}:{self.record.call_sid}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("call %s: task %s failed", self.record.call_sid, task.get_name(),
+                      exc_info=task.exception())
+
+    def _tell_live(self, kind: str, data: dict[str, Any]) -> None:
+        if self.deps.live is not None:
+            self.deps.live(self.record.call_sid, kind, data)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -171,10 +193,15 @@ class Call:
             await self._cleanup()
 
     async def _cleanup(self) -> None:
-        self.state = CallState.ENDED
+        self._enter(CallState.ENDED)
         await self._runner.aclose()
         if self._dtmf_task:
             self._dtmf_task.cancel()
+        current = asyncio.current_task()
+        owned = [task for task in self._tasks if task is not current]
+        for task in owned:
+            task.cancel()
+        await asyncio.gather(*owned, return_exceptions=True)
         await self.session.close()
         self.record.finish(self._outcome, self._runner.records)
         self._emit("call_ended", {"outcome": self._outcome, "seconds": self.record.duration_s})
@@ -187,7 +214,7 @@ class Call:
     def _end(self, outcome: str) -> None:
         if not self._ending.is_set():
             self._outcome = outcome
-            self.state = CallState.ENDING
+            self._enter(CallState.ENDING)
             self._ending.set()
 
     async def _max_duration(self) -> None:
@@ -231,8 +258,7 @@ class Call:
         digits = "".join(self._dtmf)
         self._dtmf.clear()
         self.record.transcript("caller", f"[keypad] {digits}")
-        task = asyncio.create_task(self.session.send_text(f"(The caller typed on the keypad: {digits})"))
-        task.add_done_callback(_log_task_error)
+        self._spawn(self.session.send_text(f"(The caller typed on the keypad: {digits})"), "keypad")
 
     # ------------------------------------------------------------------ model -> caller
 
@@ -248,7 +274,7 @@ class Call:
             elif isinstance(event, SpeechStopped):
                 self._turn.caller_stopped = time.monotonic()
                 self._turn.first_audio = None
-                self.state = CallState.THINKING
+                self._enter(CallState.THINKING)
             elif isinstance(event, Transcript):
                 if event.final and not event.out_of_band:
                     self.record.transcript(event.role, event.text)
@@ -291,12 +317,12 @@ class Call:
             self.record.turn_latency(latency)
             self._emit("turn_latency", {"ms": latency})
         self.record.mark_first_audio()  # only the first call counts
-        self.state = CallState.SPEAKING
+        self._enter(CallState.SPEAKING)
         await self.stream.send_audio(event.audio, event.item_id)
 
     async def _on_barge_in(self, event: SpeechStarted) -> None:
         self._turn = _Turn()
-        self.state = CallState.LISTENING
+        self._enter(CallState.LISTENING)
         item = self._bot_item
         playing = not self.stream.playback.idle
         if playing or self._filler is not None:
@@ -321,7 +347,7 @@ class Call:
                 await self.deps.fillers.store(self._voice_key(), filler.phrase, bytes(filler.capture))
             filler.capture = None
         if not event.out_of_band and self.state is CallState.SPEAKING:
-            self.state = CallState.LISTENING
+            self._enter(CallState.LISTENING)
 
     # ------------------------------------------------------------------ tools
 
@@ -330,7 +356,9 @@ class Call:
             call_sid=self.record.call_sid,
             caller=self.stream.parameters.get("from") or None,
             tool_call_id=call.call_id,
-            extra={"store": self.deps.store, "flow": self.flow.name, "clock": self.deps.clock},
+            store=self.deps.store,
+            flow=self.flow.name,
+            clock=self.deps.clock,
         )
 
     async def _on_tool_record(self, record: ToolCallRecord) -> None:
@@ -342,7 +370,7 @@ class Call:
                                  "ms": record.duration_ms or 0.0,
                                  "filler_onset_ms": record.filler_onset_ms})
         if self._runner.running <= 1 and self.state is CallState.TOOL:
-            self.state = CallState.THINKING
+            self._enter(CallState.THINKING)
 
     async def _on_tool_call(self, call: ToolCall) -> None:
         self.record.event("tool_call", name=call.name, arguments=call.arguments)
@@ -353,13 +381,12 @@ class Call:
             self._runner.records.append(control)
         if call.name == "end_call":
             await self.session.send_tool_result(call, {"ok": True}, respond=False)
-            task = asyncio.create_task(self._hang_up_after_playback("bot_ended"))
-            task.add_done_callback(_log_task_error)
+            self._spawn(self._hang_up_after_playback("bot_ended"), "end-call")
             return
         if call.name == "transfer_call":
             await self._transfer(call)
             return
-        self.state = CallState.TOOL
+        self._enter(CallState.TOOL)
         self._runner.start(call)
 
     async def _transfer(self, call: ToolCall) -> None:
@@ -376,7 +403,7 @@ class Call:
             await self.deps.transfer(self.record.call_sid, number)
             self._end("transferred")
 
-        asyncio.create_task(later()).add_done_callback(_log_task_error)
+        self._spawn(later(), "transfer")
 
     # ------------------------------------------------------------------ fillers (FillerPlayer)
 
@@ -470,7 +497,3 @@ class Call:
             except Exception:
                 log.exception("metrics hook failed")
 
-
-def _log_task_error(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("call task failed", exc_info=task.exception())

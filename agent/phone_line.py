@@ -11,9 +11,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Protocol
 
 from telephony.playback import ClearSnapshot
-from telephony.protocol import Dtmf, Mark, Media, Stop
-
-LineEvent = Media | Dtmf | Mark | Stop
+from telephony.stream import StreamEvent
 
 
 class Playing(Protocol):
@@ -33,7 +31,7 @@ class PhoneLine(Protocol):
     @property
     def playback(self) -> Playing: ...
 
-    def __aiter__(self) -> AsyncIterator[LineEvent]:
+    def __aiter__(self) -> AsyncIterator[StreamEvent]:
         """What the caller sends: audio frames, keypad digits, mark echoes, stop."""
         ...
 

@@ -20,14 +20,14 @@ from agent.devkit.build import build_fixtures, is_up_to_date, render_line
 from agent.devkit.scripts import (
     AUDIO_DIR,
     CallScript,
-    Dtmf,
     Expectations,
     Hangup,
     Interrupt,
-    Line,
     Pause,
+    PressKeys,
     Say,
     ScriptError,
+    ScriptLine,
     WaitBot,
     check_expectations,
     line_key,
@@ -59,7 +59,7 @@ def test_the_shipped_set_covers_the_scenarios() -> None:
     ):  # fmt: skip
         assert wanted in names
     assert any(isinstance(st, Interrupt) for s in SCRIPTS for st in s.steps)
-    assert any(isinstance(st, Dtmf) for s in SCRIPTS for st in s.steps)
+    assert any(isinstance(st, PressKeys) for s in SCRIPTS for st in s.steps)
     assert any(s.noise_db is not None for s in SCRIPTS)
     assert {line.voice.partition(":")[0] for s in SCRIPTS for line in s.lines()} >= {
         "piper-joe",
@@ -243,7 +243,7 @@ def dry_run(
             break
         if isinstance(step, Say | Interrupt):
             policy.hear((heard or {}).get(index, step.text))
-        elif isinstance(step, Dtmf):  # what agent/call.py sends for keypad entry
+        elif isinstance(step, PressKeys):  # what agent/call.py sends for keypad entry
             policy.hear(f"(The caller typed on the keypad: {step.digits.rstrip('#')})")
         elif isinstance(step, Hangup):
             outcome = "caller_hung_up"
@@ -356,7 +356,7 @@ expect:
     assert script.from_ == "+15551230001" and script.noise_db == -35
     assert script.today is not None and script.today.isoformat() == "2026-11-30"
     assert [type(s) for s in script.steps] == [
-        WaitBot, Say, WaitBot, Dtmf, Dtmf, Pause, Interrupt, Hangup
+        WaitBot, Say, WaitBot, PressKeys, PressKeys, Pause, Interrupt, Hangup
     ]  # fmt: skip
     say, inter = script.steps[1], script.steps[6]
     assert isinstance(say, Say) and isinstance(inter, Interrupt)
@@ -365,7 +365,7 @@ expect:
     assert inter.audio == tmp_path / "audio" / "t" / "06.wav" and inter.after_ms == 1200
     assert script.voice_of(say) == "piper-joe" and script.voice_of(inter) == "espeak:en-us+f3"
     assert script.steps[0] == WaitBot(timeout_s=30) and script.steps[2] == WaitBot(timeout_s=20)
-    assert script.steps[3] == Dtmf(digits="4567#") and script.steps[4] == Dtmf(digits="1234")
+    assert script.steps[3] == PressKeys(digits="4567#") and script.steps[4] == PressKeys(digits="1234")
     assert script.steps[5] == Pause(ms=3000)
     assert [(line.index, line.voice, line.noise_db) for line in script.lines()] == [
         (1, "piper-joe", -35),
@@ -630,8 +630,8 @@ def _tone(voice: str, text: str) -> tuple[np.ndarray, int]:
 
 def _line(
     tmp_path: Path, text: str = "hello there", voice: str = "piper-joe", noise: float | None = None
-) -> Line:
-    return Line("t", 1, text, voice, noise, tmp_path / "01.wav")
+) -> ScriptLine:
+    return ScriptLine("t", 1, text, voice, noise, tmp_path / "01.wav")
 
 
 def test_line_key_changes_with_text_voice_and_noise() -> None:

@@ -5,10 +5,8 @@ caller can fix (closed day, taken slot, unknown reference) come back as
 `{"error": <code>, "message": <speakable>, ...}` with alternatives, not as exceptions:
 the model should offer the next free slots, not apologise for a crash.
 
-What the agent injects through `ToolContext.extra`:
-    "store"         the `Store` (required)
-    "appointments"  an `AppointmentConfig` (optional; default from APPT_* env vars)
-    "clock"         a zero-argument callable returning an aware datetime (optional; tests)
+What they need from `ToolContext`: `store` (required), `appointments` (optional; default
+from APPT_* env vars) and `clock` (optional: a pinned "now" for demos and tests).
 """
 
 from __future__ import annotations
@@ -41,22 +39,17 @@ _ALTERNATIVES = 3
 
 # -- wiring ------------------------------------------------------------------------------
 def store_of(ctx: ToolContext) -> Store:
-    store = ctx.extra.get("store")
-    if store is None:
-        raise RuntimeError(
-            "no store for appointment tools: the agent must set ToolContext.extra['store']"
-        )
-    return store
+    if ctx.store is None:
+        raise RuntimeError("no store for appointment tools: the agent must set ToolContext.store")
+    return ctx.store
 
 
 def config_of(ctx: ToolContext) -> AppointmentConfig:
-    config = ctx.extra.get("appointments")
-    return config if isinstance(config, AppointmentConfig) else AppointmentConfig.from_env()
+    return ctx.appointments or AppointmentConfig.from_env()
 
 
 def _now(ctx: ToolContext, config: AppointmentConfig) -> dt.datetime:
-    clock = ctx.extra.get("clock")
-    return config.now(clock() if callable(clock) else None)
+    return config.now(ctx.clock() if ctx.clock is not None else None)
 
 
 def normalise_phone(number: str | None) -> str | None:

@@ -17,9 +17,15 @@ import re
 import typing
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from tools.schema import CoercionError, Param, coerce, parse_docstring, strip_optional, type_schema
+
+if TYPE_CHECKING:
+    import datetime as dt
+
+    from tools.schedule import AppointmentConfig
+    from tools.store.base import Store
 
 __all__ = [
     "REGISTRY",
@@ -42,13 +48,18 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 class ToolContext:
     """Per-call facts injected into a tool; never part of the model-visible schema.
 
-    `extra` carries what the agent wires in for this call, e.g. `extra["store"]`.
+    The agent wires in the shared `store`, the call's `flow` name and, where a demo or
+    test pins the date, a `clock` returning an aware datetime; `appointments` overrides
+    the booking rules (default: APPT_* environment variables).
     """
 
     call_sid: str
     caller: str | None
     tool_call_id: str
-    extra: dict[str, Any] = field(default_factory=dict)
+    store: Store | None = None
+    flow: str = ""
+    clock: Callable[[], dt.datetime] | None = None
+    appointments: AppointmentConfig | None = None
 
     def __post_init__(self) -> None:
         # An empty part would make unrelated tool calls share an idempotency key.

@@ -30,8 +30,8 @@ from agent.devkit.recordings import float_to_pcm16, recording_to_ulaw
 from agent.devkit.scripts import (
     AUDIO_DIR,
     CallScript,
-    Line,
     ScriptError,
+    ScriptLine,
     load_scripts,
     read_sidecar,
     sidecar_path,
@@ -198,7 +198,7 @@ def pink_noise(n: int, dbfs: float, seed: int) -> np.ndarray:
     return (noise * (10 ** (dbfs / 20) / rms)).astype(np.float32)
 
 
-def render_line(line: Line, synth: Synth | None = None) -> bytes:
+def render_line(line: ScriptLine, synth: Synth | None = None) -> bytes:
     """The μ-law 8 kHz bytes of one caller line: synthesised, or a real recording
     imported as it was recorded (its own level and background, plus `noise_db` if set)."""
     if line.recording is not None:
@@ -223,7 +223,7 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def is_up_to_date(line: Line) -> bool:
+def is_up_to_date(line: ScriptLine) -> bool:
     """The WAV exists, and the sidecar matches both this line's key and the WAV's bytes."""
     meta = read_sidecar(line.audio)
     if not line.audio.is_file() or meta.get("key") != line.key:
@@ -231,7 +231,7 @@ def is_up_to_date(line: Line) -> bool:
     return meta.get("wav_sha256") == _sha256(line.audio)
 
 
-def _write_line(line: Line, ulaw: bytes) -> None:
+def _write_line(line: ScriptLine, ulaw: bytes) -> None:
     line.audio.parent.mkdir(parents=True, exist_ok=True)
     tmp = line.audio.with_suffix(".wav.tmp")
     write_ulaw_wav(tmp, ulaw)
@@ -262,7 +262,7 @@ def _prune(script: CallScript) -> int:
     return removed
 
 
-def _check_engines(lines: list[Line]) -> str | None:
+def _check_engines(lines: list[ScriptLine]) -> str | None:
     voices = {line.voice for line in lines if line.recording is None}
     if any(v.startswith("espeak:") for v in voices) and shutil.which("espeak-ng") is None:
         return MISSING_ESPEAK

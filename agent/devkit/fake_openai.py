@@ -165,7 +165,7 @@ class ToolStep:
 
 
 @dataclass
-class Turn:
+class ScriptedTurn:
     """What the fake 'hears' in one caller turn and how it answers."""
 
     transcript: str = "Hello?"
@@ -176,7 +176,7 @@ class Turn:
 
 @dataclass
 class Scenario:
-    turns: list[Turn] = field(default_factory=list)  # in caller-turn order
+    turns: list[ScriptedTurn] = field(default_factory=list)  # in caller-turn order
     default_reply: str = "Sorry, could you say that again?"  # beyond the scripted turns
     filler_reply: str = "One moment."  # out-of-band without `Say exactly`
     ms_per_char: int = 60
@@ -595,15 +595,15 @@ class FakeOpenAIRealtime:
 
     # -------------------------------------------------------- responses
 
-    def _turn(self, sess: FakeSession) -> Turn:
+    def _turn(self, sess: FakeSession) -> ScriptedTurn:
         turns = self.scenario.turns
         turn = turns[sess.turn_index] if sess.turn_index < len(turns) else None
         sess.turn_index += 1
-        return turn or Turn(transcript="(unscripted)", reply=self.scenario.default_reply)
+        return turn or ScriptedTurn(transcript="(unscripted)", reply=self.scenario.default_reply)
 
     def _start_response(
         self, sess: FakeSession, *, conversation: str, metadata: dict[str, str] | None,
-        instructions: str | None, turn: Turn | None,
+        instructions: str | None, turn: ScriptedTurn | None,
     ) -> None:  # fmt: skip
         resp = FakeResponse(self._id("resp"), conversation, metadata, instructions)
         said = SAY_EXACTLY.match(instructions or "")

@@ -22,10 +22,10 @@ import httpx
 from agent.callrecord import CallRecord
 from agent.devkit.scripts import (
     CallScript,
-    Dtmf,
     Hangup,
     Interrupt,
     Pause,
+    PressKeys,
     Say,
     ScriptError,
     WaitBot,
@@ -133,7 +133,7 @@ async def run_script(
                     await call.say(read_audio(step.audio))
                 elif isinstance(step, Interrupt):
                     await call.interrupt_after(step.after_ms, read_audio(step.audio))
-                elif isinstance(step, Dtmf):
+                elif isinstance(step, PressKeys):
                     for i, digit in enumerate(step.digits, 1):
                         await call.dtmf(digit)
                         if i == len(step.digits):

@@ -71,11 +71,11 @@ __all__ = [
     "RENDER_VERSION",
     "BookingExpect",
     "CallScript",
-    "Dtmf",
+    "PressKeys",
     "Expectations",
     "Hangup",
     "Interrupt",
-    "Line",
+    "ScriptLine",
     "Pause",
     "Say",
     "ScriptError",
@@ -159,7 +159,7 @@ class Say(_Model):
     audio: Path
 
 
-class Dtmf(_Model):
+class PressKeys(_Model):
     """Keypad digits, one DTMF event per character (~150 ms apart)."""
 
     kind: ClassVar[str] = "dtmf"
@@ -190,7 +190,7 @@ class Hangup(_Model):
     kind: ClassVar[str] = "hangup"
 
 
-Step = WaitBot | Say | Dtmf | Pause | Interrupt | Hangup
+Step = WaitBot | Say | PressKeys | Pause | Interrupt | Hangup
 
 
 # ---------------------------------------------------------------------------- expectations
@@ -295,7 +295,7 @@ class Expectations(_Model):
 
 # ---------------------------------------------------------------------------- script
 @dataclass(frozen=True)
-class Line:
+class ScriptLine:
     """One caller line to render: a `say` or the speech of an `interrupt`."""
 
     script: str
@@ -357,14 +357,14 @@ class CallScript(_Model):
     def voice_of(self, step: Say | Interrupt) -> str:
         return step.voice or self.voice
 
-    def lines(self) -> list[Line]:
+    def lines(self) -> list[ScriptLine]:
         """Every line of caller speech, in step order (what the renderer must produce)."""
-        out: list[Line] = []
+        out: list[ScriptLine] = []
         for index, step in enumerate(self.steps):
             if isinstance(step, Say | Interrupt):
                 voice = RECORDED if step.recording else self.voice_of(step)
                 out.append(
-                    Line(self.name, index, step.text, voice, self.noise_db, step.audio, step.recording)
+                    ScriptLine(self.name, index, step.text, voice, self.noise_db, step.audio, step.recording)
                 )
         return out
 
@@ -399,7 +399,7 @@ def _parse_step(raw: Any, index: int, yaml_path: Path, name: str) -> Step:
     if extra:
         raise ValueError(f"{kind}: unexpected key(s) next to it: {', '.join(map(str, extra))}")
     if kind == "dtmf":
-        return Dtmf.model_validate({"digits": str(body) if isinstance(body, int) else body})
+        return PressKeys.model_validate({"digits": str(body) if isinstance(body, int) else body})
     if kind == "pause_ms":
         return Pause.model_validate({"ms": body})
     body = {} if body is None else body
@@ -496,7 +496,7 @@ def load_script(path: Path | str) -> CallScript:
         raise _script_error(path, _messages(exc)) from None
 
 
-def unbuilt(scripts: Iterable[CallScript]) -> list[Line]:
+def unbuilt(scripts: Iterable[CallScript]) -> list[ScriptLine]:
     """Lines whose audio has not been rendered yet (`phone-agent fixtures build`)."""
     return [line for script in scripts for line in script.lines() if not line.audio.is_file()]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from agent.devkit.runner import record_collector
 from agent.devkit.stack import local_stack
 from tests.agent.conftest import dial, speech_like
-from tests.fakes.gemini_server import FakeGeminiLive, Scenario, Turn
+from tests.fakes.gemini_server import FakeGeminiLive, Scenario, ScriptedTurn
 
 FLOWS = """\
 default_flow: gem
@@ -34,9 +34,9 @@ def _stack(tmp_path: Path, fake: FakeGeminiLive):
 async def test_interrupted_clears_twilio_and_tool_round_trip(tmp_path: Path) -> None:
     scenario = Scenario(
         turns=[
-            Turn(caller="order", tool="lookup_order", args={"order_number": "4567"},
+            ScriptedTurn(caller="order", tool="lookup_order", args={"order_number": "4567"},
                  reply="Your order: {result}", reply_ms=600),
-            Turn(caller="long", reply="A very long answer", reply_ms=5000),
+            ScriptedTurn(caller="long", reply="A very long answer", reply_ms=5000),
         ],
         chunk_interval_s=0.05,
     )
@@ -63,8 +63,8 @@ async def test_interrupted_clears_twilio_and_tool_round_trip(tmp_path: Path) -> 
 
 
 async def test_go_away_resumes_without_the_caller_noticing(tmp_path: Path) -> None:
-    scenario = Scenario(turns=[Turn(caller="a", reply="first", reply_ms=1500),
-                               Turn(caller="b", reply="second", reply_ms=800)],
+    scenario = Scenario(turns=[ScriptedTurn(caller="a", reply="first", reply_ms=1500),
+                               ScriptedTurn(caller="b", reply="second", reply_ms=800)],
                         chunk_interval_s=0.05)
     async with FakeGeminiLive(scenario) as fake:
         records: dict = {}

@@ -10,7 +10,7 @@ import asyncio
 import json
 from pathlib import Path
 
-from agent.devkit.fake_openai import FakeOpenAIRealtime, Scenario, ToolStep, Turn
+from agent.devkit.fake_openai import FakeOpenAIRealtime, Scenario, ScriptedTurn, ToolStep
 from agent.devkit.runner import record_collector
 from agent.devkit.stack import local_stack
 from tests.agent.conftest import dial, speech_like
@@ -21,7 +21,7 @@ CALLER = "+15551230001"
 
 async def test_audio_both_ways_and_a_function_call_round_trip(tmp_path: Path) -> None:
     scenario = Scenario(turns=[
-        Turn(transcript="Where is order 4567?", reply="",
+        ScriptedTurn(transcript="Where is order 4567?", reply="",
              tool=ToolStep("lookup_order", {"order_number": "4567"}, reply="Your order {output}")),
     ])
     async with FakeOpenAIRealtime(scenario) as fake:
@@ -53,7 +53,7 @@ async def test_audio_both_ways_and_a_function_call_round_trip(tmp_path: Path) ->
 
 
 async def test_barge_in_clears_twilio_and_truncates_at_what_was_heard(tmp_path: Path) -> None:
-    scenario = Scenario(turns=[Turn(transcript="Tell me everything", reply="x", reply_ms=6000)])
+    scenario = Scenario(turns=[ScriptedTurn(transcript="Tell me everything", reply="x", reply_ms=6000)])
     async with FakeOpenAIRealtime(scenario) as fake:
         url = fake.url
         records: dict = {}
@@ -85,7 +85,7 @@ async def test_barge_in_clears_twilio_and_truncates_at_what_was_heard(tmp_path: 
 
 async def test_provider_disconnect_apologises_and_leaves_other_calls_alone(tmp_path: Path) -> None:
     scenario = Scenario(max_connections=2,
-                        turns=[Turn(transcript="hi", reply="Hello there, still here.")] * 5)
+                        turns=[ScriptedTurn(transcript="hi", reply="Hello there, still here.")] * 5)
     async with FakeOpenAIRealtime(scenario) as fake:
         records: dict = {}
         async with local_stack(data_dir=tmp_path, engine=False, realtime_url=fake.url,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from agent.devkit.fake_openai import FakeOpenAIRealtime, Scenario, ToolStep, Turn
+from agent.devkit.fake_openai import FakeOpenAIRealtime, Scenario, ScriptedTurn, ToolStep
 from agent.devkit.runner import record_collector
 from agent.devkit.stack import local_stack
 from agent.service.logs import JsonFormatter
@@ -24,7 +24,7 @@ def metric(text: str, name: str) -> float:
 
 
 async def test_metrics_health_and_readiness_after_a_call(tmp_path: Path) -> None:
-    scenario = Scenario(turns=[Turn(transcript="x", tool=ToolStep("lookup_order", {"order_number": "4567"}))])
+    scenario = Scenario(turns=[ScriptedTurn(transcript="x", tool=ToolStep("lookup_order", {"order_number": "4567"}))])
     async with FakeOpenAIRealtime(scenario) as fake:
         records: dict = {}
         async with local_stack(data_dir=tmp_path, engine=False, realtime_url=fake.url,

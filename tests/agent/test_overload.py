@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agent.devkit.fake_openai import FakeOpenAIRealtime, Scenario, Turn
+from agent.devkit.fake_openai import FakeOpenAIRealtime, Scenario, ScriptedTurn
 from agent.devkit.runner import record_collector
 from agent.devkit.stack import local_stack
 from agent.service.overload import LoopLag
@@ -87,7 +87,7 @@ async def readiness(http: httpx.AsyncClient, want: bool, within_s: float = 15.0)
 
 
 async def test_a_lagging_server_answers_new_calls_busy_and_keeps_its_live_call(tmp_path: Path) -> None:
-    scenario = Scenario(turns=[Turn(transcript="hello"), Turn(transcript="again")])
+    scenario = Scenario(turns=[ScriptedTurn(transcript="hello"), ScriptedTurn(transcript="again")])
     async with FakeOpenAIRealtime(scenario) as fake:
         records: dict = {}
         async with local_stack(data_dir=tmp_path, engine=False, realtime_url=fake.url,

@@ -10,13 +10,13 @@ import json
 import time
 from pathlib import Path
 
-from agent.devkit.fake_openai import FakeOpenAIRealtime, Scenario, ToolStep, Turn
+from agent.devkit.fake_openai import FakeOpenAIRealtime, Scenario, ScriptedTurn, ToolStep
 from agent.devkit.runner import record_collector
 from agent.devkit.stack import local_stack
 from tests.agent.conftest import dial, speech_like
 from tests.fakes.gemini_server import FakeGeminiLive
 from tests.fakes.gemini_server import Scenario as GScenario
-from tests.fakes.gemini_server import Turn as GTurn
+from tests.fakes.gemini_server import ScriptedTurn as GTurn
 
 FLOWS = """\
 default_flow: t
@@ -61,7 +61,7 @@ def _filler_responses(fake) -> list:
 
 
 async def test_filler_plays_when_a_tool_outlasts_filler_after_ms_and_is_cut_on_result(tmp_path: Path) -> None:
-    scenario = Scenario(turns=[Turn(transcript="check", tool=ToolStep("slow_lookup", {"seconds": 1.2},
+    scenario = Scenario(turns=[ScriptedTurn(transcript="check", tool=ToolStep("slow_lookup", {"seconds": 1.2},
                                                                      reply="Done: {output}"))])
     fake, record, call = await _one_turn_call(tmp_path, scenario)
     (tc,) = record.tool_calls
@@ -79,7 +79,7 @@ async def test_filler_plays_when_a_tool_outlasts_filler_after_ms_and_is_cut_on_r
 
 
 async def test_no_filler_when_the_tool_is_fast(tmp_path: Path) -> None:
-    scenario = Scenario(turns=[Turn(transcript="check", tool=ToolStep("slow_lookup", {"seconds": 0.05}))])
+    scenario = Scenario(turns=[ScriptedTurn(transcript="check", tool=ToolStep("slow_lookup", {"seconds": 0.05}))])
     fake, record, call = await _one_turn_call(tmp_path, scenario, filler_after_ms=500)
     (tc,) = record.tool_calls
     assert tc["status"] == "ok" and tc["fillers"] == []
@@ -88,7 +88,7 @@ async def test_no_filler_when_the_tool_is_fast(tmp_path: Path) -> None:
 
 
 async def test_cached_filler_clip_plays_instantly_on_the_next_call(tmp_path: Path) -> None:
-    scenario = Scenario(turns=[Turn(transcript="check", tool=ToolStep("slow_lookup", {"seconds": 1.0}))])
+    scenario = Scenario(turns=[ScriptedTurn(transcript="check", tool=ToolStep("slow_lookup", {"seconds": 1.0}))])
     async with FakeOpenAIRealtime(scenario) as fake:
         records: dict = {}
         async with local_stack(data_dir=tmp_path, engine=False, realtime_url=fake.url,
@@ -111,9 +111,9 @@ async def test_cached_filler_clip_plays_instantly_on_the_next_call(tmp_path: Pat
 
 async def test_tool_exception_becomes_a_spoken_recovery_and_the_call_goes_on(tmp_path: Path) -> None:
     scenario = Scenario(turns=[
-        Turn(transcript="where is 12", tool=ToolStep("flaky_lookup", {"order": "12"},
+        ScriptedTurn(transcript="where is 12", tool=ToolStep("flaky_lookup", {"order": "12"},
                                                      reply="Sorry, trouble: {output}")),
-        Turn(transcript="ok thanks", reply="Anything else?"),
+        ScriptedTurn(transcript="ok thanks", reply="Anything else?"),
     ])
     fake, record, call = await _one_turn_call(tmp_path, scenario, turns=2)
     (tc,) = record.tool_calls
@@ -126,7 +126,7 @@ async def test_tool_exception_becomes_a_spoken_recovery_and_the_call_goes_on(tmp
 
 
 async def test_tool_timeout_becomes_a_spoken_recovery(tmp_path: Path) -> None:
-    scenario = Scenario(turns=[Turn(transcript="where is 12", tool=ToolStep("stuck_lookup", {"order": "12"}))])
+    scenario = Scenario(turns=[ScriptedTurn(transcript="where is 12", tool=ToolStep("stuck_lookup", {"order": "12"}))])
     t0 = time.monotonic()
     fake, record, call = await _one_turn_call(tmp_path, scenario)
     (tc,) = record.tool_calls
@@ -138,7 +138,7 @@ async def test_tool_timeout_becomes_a_spoken_recovery(tmp_path: Path) -> None:
 
 
 async def test_background_tool_result_arrives_on_openai(tmp_path: Path) -> None:
-    scenario = Scenario(turns=[Turn(transcript="report", tool=ToolStep("background_report", {"topic": "sales"},
+    scenario = Scenario(turns=[ScriptedTurn(transcript="report", tool=ToolStep("background_report", {"topic": "sales"},
                                                                       reply="Started: {output}"))])
     async with FakeOpenAIRealtime(scenario) as fake:
         records: dict = {}

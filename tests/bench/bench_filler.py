@@ -13,7 +13,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from agent.devkit.fake_openai import FakeOpenAIRealtime, Scenario, ToolStep, Turn
+from agent.devkit.fake_openai import FakeOpenAIRealtime, Scenario, ScriptedTurn, ToolStep
 from agent.devkit.runner import record_collector
 from agent.devkit.stack import local_stack
 from tests.agent.conftest import dial, speech_like
@@ -30,7 +30,7 @@ flows:
 
 
 async def main(calls: int) -> None:
-    scenario = Scenario(turns=[Turn(transcript="x", tool=ToolStep("slow_lookup", {"seconds": 1.0}))])
+    scenario = Scenario(turns=[ScriptedTurn(transcript="x", tool=ToolStep("slow_lookup", {"seconds": 1.0}))])
     onsets: list[tuple[bool, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         flows = Path(tmp) / "flows.yaml"

@@ -85,7 +85,7 @@ def validate_server_message(msg: dict[str, Any]) -> list[str]:
 
 
 @dataclass
-class Turn:
+class ScriptedTurn:
     """What the caller says in one utterance and how the model answers it."""
 
     caller: str = "hello"
@@ -97,7 +97,7 @@ class Turn:
 
 @dataclass
 class Scenario:
-    turns: list[Turn] = field(default_factory=list)
+    turns: list[ScriptedTurn] = field(default_factory=list)
     api_key: str = "test-key"
     default_reply: str = "Sorry, could you say that again?"
     filler_reply: str = "Let me check that for you."  # said while a NON_BLOCKING tool runs
@@ -442,7 +442,7 @@ class FakeGeminiLive:
         turn = (
             self.scenario.turns[conv.turn_index]
             if conv.turn_index < len(self.scenario.turns)
-            else Turn(caller="(unscripted)", reply=self.scenario.default_reply)
+            else ScriptedTurn(caller="(unscripted)", reply=self.scenario.default_reply)
         )
         conv.turn_index += 1
         words = turn.caller.split(" ")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.devkit.fake_openai import FakeOpenAIRealtime, Scenario, ToolStep, Turn, tone
+from agent.devkit.fake_openai import FakeOpenAIRealtime, Scenario, ScriptedTurn, ToolStep, tone
 from agent.devkit.runner import record_collector
 from agent.devkit.stack import Stack, local_stack
 from telephony.testing.emulator import EmulatedCall, dial_webhook
@@ -77,7 +77,7 @@ class Calls:
 
 @contextlib.asynccontextmanager
 async def server_with_calls(tmp_path: Path) -> AsyncIterator[Calls]:
-    scenario = Scenario(turns=[Turn(transcript="Where is order 4567?", reply="",
+    scenario = Scenario(turns=[ScriptedTurn(transcript="Where is order 4567?", reply="",
                                     tool=ToolStep("lookup_order", {"order_number": "4567"},
                                                   reply="Your order {output}"))])
     async with FakeOpenAIRealtime(scenario) as fake, local_stack(

@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
 
-from agent.devkit.fake_openai import FakeOpenAIRealtime, Scenario, ToolStep, Turn, tone
+from agent.devkit.fake_openai import FakeOpenAIRealtime, Scenario, ScriptedTurn, ToolStep, tone
 from telephony.testing.emulator import EmulatedCall
 from tests.ops.cluster import Cluster, cluster
 from tests.ops.conftest import require_redis
@@ -39,7 +39,7 @@ async def pair(fake: FakeOpenAIRealtime, tmp_path_factory: pytest.TempPathFactor
     tmp: Path = tmp_path_factory.mktemp("two-instances")
     async with cluster(tmp, instances=2, openai_url=fake.url, openai_key=fake.scenario.api_key,
                        redis_url=url) as run:
-        fake.scenario.turns = [Turn(transcript=f"Book me at ten on {run.today}", tool=ToolStep(
+        fake.scenario.turns = [ScriptedTurn(transcript=f"Book me at ten on {run.today}", tool=ToolStep(
             "book_appointment", {"day": run.today.isoformat(), "time": BOOK_AT, "name": "Ada"},
             reply="{output}"))]
         yield run

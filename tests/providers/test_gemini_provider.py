@@ -52,7 +52,7 @@ from telephony.audio import UlawToPcm, pcm16_to_ulaw
 from tests.fakes.gemini_server import (
     FakeGeminiLive,
     Scenario,
-    Turn,
+    ScriptedTurn,
     validate_client_message,
     validate_server_message,
 )
@@ -305,7 +305,7 @@ def test_translator_checks_every_key_and_ignores_unknown() -> None:
 
 
 async def test_audio_both_ways_with_transcripts(gemini: Factory) -> None:
-    scenario = Scenario(turns=[Turn(caller="what are your hours", reply="We open at nine")])
+    scenario = Scenario(turns=[ScriptedTurn(caller="what are your hours", reply="We open at nine")])
     fake, session, events = await gemini(scenario)
     caller = Caller(session)
     await caller.utterance(speech_ms=400, silence_ms=600)
@@ -331,7 +331,7 @@ async def test_audio_both_ways_with_transcripts(gemini: Factory) -> None:
 
 
 async def test_binary_frames_are_parsed(gemini: Factory) -> None:
-    fake, session, events = await gemini(Scenario(binary_frames="always", turns=[Turn()]))
+    fake, session, events = await gemini(Scenario(binary_frames="always", turns=[ScriptedTurn()]))
     await Caller(session).utterance()
     await events.first(ResponseDone)
     assert bot_finals(events) == ["Hi there, how can I help?"]
@@ -404,7 +404,7 @@ async def test_send_text_is_a_caller_turn(gemini: Factory) -> None:
 
 async def test_barge_in_interrupts_and_tells_the_model_what_was_heard(gemini: Factory) -> None:
     reply = " ".join(f"word{i}" for i in range(30))
-    scenario = Scenario(turns=[Turn(reply=reply, reply_ms=3000)], chunk_interval_s=0.02)
+    scenario = Scenario(turns=[ScriptedTurn(reply=reply, reply_ms=3000)], chunk_interval_s=0.02)
     fake, session, events = await gemini(scenario)
     caller = Caller(session)
     await caller.utterance()
@@ -433,7 +433,7 @@ async def test_barge_in_interrupts_and_tells_the_model_what_was_heard(gemini: Fa
 
 
 async def test_blocking_tool_call_round_trip(gemini: Factory) -> None:
-    turn = Turn(
+    turn = ScriptedTurn(
         caller="where is order one two three",
         tool="lookup_order",
         args={"order_id": "123"},
@@ -454,13 +454,13 @@ async def test_blocking_tool_call_round_trip(gemini: Factory) -> None:
 
 async def test_background_tool_is_non_blocking_and_scheduling_is_sent(gemini: Factory) -> None:
     turns = [
-        Turn(
+        ScriptedTurn(
             caller="is it in stock", tool="check_stock", args={"sku": "A1"}, reply="Stock {result}"
         ),
-        Turn(
+        ScriptedTurn(
             caller="and the blue one", tool="check_stock", args={"sku": "B2"}, reply="Blue {result}"
         ),
-        Turn(
+        ScriptedTurn(
             caller="and the red one", tool="check_stock", args={"sku": "R3"}, reply="Red {result}"
         ),
     ]
@@ -498,8 +498,8 @@ async def test_background_tool_is_non_blocking_and_scheduling_is_sent(gemini: Fa
 
 async def test_background_api_sends_scheduling_only_for_non_blocking(gemini: Factory) -> None:
     turns = [
-        Turn(caller="stock please", tool="check_stock", args={"sku": "A"}, reply="In stock"),
-        Turn(
+        ScriptedTurn(caller="stock please", tool="check_stock", args={"sku": "A"}, reply="In stock"),
+        ScriptedTurn(
             caller="my order", tool="lookup_order", args={"order_id": "7"}, reply="Order {result}"
         ),
     ]
@@ -522,7 +522,7 @@ async def test_background_api_sends_scheduling_only_for_non_blocking(gemini: Fac
 
 
 async def test_caller_interrupting_a_pending_tool_cancels_it(gemini: Factory) -> None:
-    turn = Turn(tool="lookup_order", args={"order_id": "9"})
+    turn = ScriptedTurn(tool="lookup_order", args={"order_id": "9"})
     fake, session, events = await gemini(Scenario(turns=[turn]), tools=(ORDER_TOOL,))
     caller = Caller(session)
     await caller.utterance()
@@ -541,7 +541,7 @@ async def test_caller_interrupting_a_pending_tool_cancels_it(gemini: Factory) ->
 
 
 async def test_go_away_resumes_with_handle_and_loses_no_caller_audio(gemini: Factory) -> None:
-    turns = [Turn(caller="first", reply="Reply one"), Turn(caller="second", reply="Reply two")]
+    turns = [ScriptedTurn(caller="first", reply="Reply one"), ScriptedTurn(caller="second", reply="Reply two")]
     fake, session, events = await gemini(Scenario(turns=turns))
     caller = Caller(session)
     await caller.utterance()
@@ -573,7 +573,7 @@ async def test_go_away_resumes_with_handle_and_loses_no_caller_audio(gemini: Fac
 
 
 async def test_go_away_mid_reply_lets_the_reply_finish_first(gemini: Factory) -> None:
-    scenario = Scenario(turns=[Turn(reply_ms=1000)], chunk_interval_s=0.02)
+    scenario = Scenario(turns=[ScriptedTurn(reply_ms=1000)], chunk_interval_s=0.02)
     fake, session, events = await gemini(scenario)
     await Caller(session).utterance()
     await events.first(AudioOut)
@@ -611,7 +611,7 @@ async def test_gap_buffer_is_bounded(gemini: Factory) -> None:
 
 
 async def test_hard_drop_resumes_with_handle(gemini: Factory) -> None:
-    turns = [Turn(caller="one", reply="Reply one"), Turn(caller="two", reply="Reply two")]
+    turns = [ScriptedTurn(caller="one", reply="Reply one"), ScriptedTurn(caller="two", reply="Reply two")]
     fake, session, events = await gemini(Scenario(turns=turns))
     caller = Caller(session)
     await caller.utterance()
@@ -653,7 +653,7 @@ async def test_failed_resume_is_fatal_and_last(gemini: Factory) -> None:
 
 
 async def test_blocking_call_pending_at_drop_is_cancelled(gemini: Factory) -> None:
-    turn = Turn(tool="lookup_order", args={"order_id": "1"})
+    turn = ScriptedTurn(tool="lookup_order", args={"order_id": "1"})
     fake, session, events = await gemini(Scenario(turns=[turn]), tools=(ORDER_TOOL,))
     await Caller(session).utterance()
     call = await events.first(ToolCall)

@@ -15,8 +15,8 @@ from openai.types.realtime import RealtimeClientEvent
 from agent.devkit.fake_openai import (
     FakeOpenAIRealtime,
     Scenario,
+    ScriptedTurn,
     ToolStep,
-    Turn,
     check_client_event,
     dominant_hz,
     silence_frames,
@@ -241,7 +241,7 @@ async def test_wrong_api_key_raises() -> None:
 
 @pytest.mark.parametrize("fmt", ["pcmu", "pcm24"])
 async def test_audio_both_ways(open_call: Opener, fmt: str) -> None:
-    scenario = Scenario(turns=[Turn("Do you open on Sunday?", "No, we are closed.", reply_ms=1000)])
+    scenario = Scenario(turns=[ScriptedTurn("Do you open on Sunday?", "No, we are closed.", reply_ms=1000)])
     fake, session, events = await open_call(scenario, audio_format=fmt)
     await speak(session, 300, 600)
     got = await events.until(is_(ResponseDone))
@@ -261,7 +261,7 @@ async def test_audio_both_ways(open_call: Opener, fmt: str) -> None:
 
 async def test_function_call_round_trip(open_call: Opener) -> None:
     scenario = Scenario(
-        turns=[Turn("Where is order 123?", tool=ToolStep("lookup_order", {"order_id": "123"}))]
+        turns=[ScriptedTurn("Where is order 123?", tool=ToolStep("lookup_order", {"order_id": "123"}))]
     )
     fake, session, events = await open_call(scenario)
     await speak(session)
@@ -325,8 +325,8 @@ def done_ids(events: Events) -> list[str]:
 async def test_tool_result_during_vad_reply_is_spoken_after_it(open_call: Opener) -> None:
     scenario = Scenario(
         turns=[
-            Turn("Where is order 7?", tool=ToolStep("lookup_order", {"order_id": "7"})),
-            Turn("Are you there?", "Yes, still checking.", reply_ms=1500),
+            ScriptedTurn("Where is order 7?", tool=ToolStep("lookup_order", {"order_id": "7"})),
+            ScriptedTurn("Are you there?", "Yes, still checking.", reply_ms=1500),
         ],
         realtime_factor=8.0,
     )
@@ -371,7 +371,7 @@ async def test_send_text_is_a_caller_turn(open_call: Opener) -> None:
 
 async def test_background_tool_acknowledged_then_result_when_idle(open_call: Opener) -> None:
     scenario = Scenario(
-        turns=[Turn("Text me the receipt.", tool=ToolStep("lookup_order", {"order_id": "9"}))]
+        turns=[ScriptedTurn("Text me the receipt.", tool=ToolStep("lookup_order", {"order_id": "9"}))]
     )
     fake, session, events = await open_call(scenario)
     await speak(session)
@@ -474,8 +474,8 @@ async def test_truncate_skipped_for_unknown_or_fully_played_items(open_call: Ope
 async def test_rollover_reseeds_transcript(open_call: Opener) -> None:
     scenario = Scenario(
         turns=[
-            Turn("I want to book a haircut.", "Sure, which day suits you?"),
-            Turn("Tuesday please.", "Tuesday at ten is free."),
+            ScriptedTurn("I want to book a haircut.", "Sure, which day suits you?"),
+            ScriptedTurn("Tuesday please.", "Tuesday at ten is free."),
         ]
     )
     fake, session, events = await open_call(scenario, max_session_s=1.0)
@@ -519,7 +519,7 @@ async def test_session_expired_rolls_over(open_call: Opener) -> None:
 
 async def test_tool_result_from_a_replaced_session_becomes_a_note(open_call: Opener) -> None:
     scenario = Scenario(
-        turns=[Turn("Where is order 5?", tool=ToolStep("lookup_order", {"order_id": "5"}))]
+        turns=[ScriptedTurn("Where is order 5?", tool=ToolStep("lookup_order", {"order_id": "5"}))]
     )
     fake, session, events = await open_call(scenario)
     await speak(session)

@@ -46,7 +46,7 @@ class Phone:
             call_sid=self.call_sid,
             caller=self.caller,
             tool_call_id=tool_call_id or f"call_{next(self._ids)}",
-            extra={"store": self.store, "appointments": CONFIG, "clock": lambda: self.clock[0]},
+            store=self.store, appointments=CONFIG, clock=lambda: self.clock[0],
         )
 
     async def __call__(self, t: Tool, tool_call_id: str | None = None, **args: Any) -> dict:
@@ -325,7 +325,7 @@ async def test_find_my_appointments_needs_a_number(store: Store, clock) -> None:
 # -- wiring and helpers ----------------------------------------------------------------------------
 async def test_missing_store_is_a_clear_error() -> None:
     ctx = ToolContext(call_sid="CA1", caller=ADA, tool_call_id="t1")
-    with pytest.raises(RuntimeError, match=r"extra\['store'\]"):
+    with pytest.raises(RuntimeError, match=r"must set ToolContext.store"):
         await check_availability.invoke({"day": "2026-12-03"}, ctx)
 
 
@@ -339,7 +339,7 @@ async def test_config_comes_from_env_when_not_injected(
         call_sid="CA1",
         caller=ADA,
         tool_call_id="t1",
-        extra={"store": sqlite_store, "clock": lambda: dt.datetime(2026, 12, 2, 8, tzinfo=dt.UTC)},
+        store=sqlite_store, clock=lambda: dt.datetime(2026, 12, 2, 8, tzinfo=dt.UTC),
     )
     result = await check_availability.invoke({"day": "2026-12-05"}, ctx)
     assert result["free_slots"] == ["10:00", "10:30"]

@@ -263,7 +263,7 @@ def test_functions_that_cannot_be_described_are_rejected() -> None:
 
 def test_tool_context() -> None:
     assert CTX.idempotency_key == "CA123:call_1"
-    assert CTX.extra == {}
+    assert CTX.store is None and CTX.clock is None
     with pytest.raises(ValueError, match="call_sid"):
         ToolContext(call_sid="", caller=None, tool_call_id="x")
     with pytest.raises(ValueError, match="tool_call_id"):

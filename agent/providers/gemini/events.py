@@ -37,7 +37,7 @@ DEFAULT_GOAWAY_S = 5.0
 
 
 @dataclass(slots=True)
-class Turn:
+class ModelTurn:
     """One model turn, with what was delivered of it (for interruption notes)."""
 
     id: str
@@ -58,9 +58,9 @@ class Turn:
 class GeminiTranslator:
     def __init__(self) -> None:
         self._to_ulaw = PcmToUlaw(OUTPUT_RATE)
-        self.turn: Turn | None = None  # the model turn in progress
+        self.turn: ModelTurn | None = None  # the model turn in progress
         self._turn_n = 0
-        self._recent: OrderedDict[str, Turn] = OrderedDict()
+        self._recent: OrderedDict[str, ModelTurn] = OrderedDict()
         self._caller_text: list[str] = []
         self._caller_n = 0
         # open tool calls: id -> (name, handle_seq when issued)
@@ -72,7 +72,7 @@ class GeminiTranslator:
 
     # ------------------------------------------------------------ queries
 
-    def turn_for(self, item_id: str | None) -> Turn | None:
+    def turn_for(self, item_id: str | None) -> ModelTurn | None:
         return self._recent.get(item_id) if item_id else self.turn
 
     @property
@@ -161,7 +161,7 @@ class GeminiTranslator:
             self._to_ulaw = PcmToUlaw(rate)
         self._deliver(turn, self._to_ulaw.convert(base64.b64decode(inline.get("data") or "")), out)
 
-    def _deliver(self, turn: Turn, ulaw: bytes, out: list[RealtimeEvent]) -> None:
+    def _deliver(self, turn: ModelTurn, ulaw: bytes, out: list[RealtimeEvent]) -> None:
         if ulaw:
             turn.ulaw_bytes += len(ulaw)
             out.append(AudioOut(ulaw, item_id=turn.id, response_id=turn.id))
@@ -196,10 +196,10 @@ class GeminiTranslator:
                 )
             )
 
-    def _open_turn(self, out: list[RealtimeEvent]) -> Turn:
+    def _open_turn(self, out: list[RealtimeEvent]) -> ModelTurn:
         if self.turn is None:
             self._turn_n += 1
-            self.turn = Turn(f"turn-{self._turn_n}")
+            self.turn = ModelTurn(f"turn-{self._turn_n}")
             self._recent[self.turn.id] = self.turn
             while len(self._recent) > RECENT_TURNS:
                 self._recent.popitem(last=False)
@@ -207,7 +207,7 @@ class GeminiTranslator:
             out.append(ResponseStarted(self.turn.id))
         return self.turn
 
-    def _end_turn(self, turn: Turn, status: str, out: list[RealtimeEvent]) -> None:
+    def _end_turn(self, turn: ModelTurn, status: str, out: list[RealtimeEvent]) -> None:
         if turn.ulaw_bytes:
             out.append(AudioDone(turn.id, response_id=turn.id))
         if turn.text:

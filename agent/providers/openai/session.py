@@ -25,7 +25,7 @@ from websockets.exceptions import ConnectionClosed
 from agent.providers.openai import wire
 from agent.providers.openai.connection import OpenAIRealtimeError, open_session
 from agent.providers.openai.gate import UNKNOWN_RESPONSE, Kind
-from agent.providers.openai.state import CallState, Line
+from agent.providers.openai.state import ConversationState, HistoryLine
 from agent.realtime import (
     ProviderError,
     RealtimeEvent,
@@ -74,7 +74,7 @@ class OpenAIRealtimeSession:
         self._connect_timeout_s = connect_timeout_s
         self._bpm = wire.BYTES_PER_MS[config.audio_format]
         self._up = UlawToPcm(24000) if config.audio_format == "pcm24" else None  # one per call
-        self.state = CallState(config.audio_format)
+        self.state = ConversationState(config.audio_format)
         self._events: asyncio.Queue[RealtimeEvent | None] = asyncio.Queue()
         self._conn: _Conn | None = None
         self._conns: set[_Conn] = set()  # every open connection, closed by close()
@@ -157,7 +157,7 @@ class OpenAIRealtimeSession:
         self._state_changed.set()
 
     async def send_text(self, text: str) -> None:
-        self.state.history.append(Line("user", text))
+        self.state.history.append(HistoryLine("user", text))
         conn = self._live_conn()
         if conn is not None:  # while swapping, the history line goes out with the seed
             await self._send(conn, wire.item_create(wire.message_item("user", text)))

@@ -1,6 +1,6 @@
 """What an OpenAI Realtime call knows, without sockets (sans-I/O, like h11).
 
-`CallState.handle(server_event)` translates one GA server event into provider-neutral
+`ConversationState.handle(server_event)` translates one GA server event into provider-neutral
 `RealtimeEvent`s and updates the bookkeeping the session needs: which response is
 active (the gate), which item got how much audio (truncation), which responses are
 out-of-band fillers, and the transcript (to re-seed a replacement session).
@@ -57,22 +57,22 @@ class Tracks:
 
 
 @dataclass(eq=False)
-class Line:
+class HistoryLine:
     role: wire.Role
     text: str
 
 
-class CallState:
+class ConversationState:
     def __init__(self, audio_format: str) -> None:
         self.fmt = audio_format
         self.bpm = wire.BYTES_PER_MS[audio_format]
         self.gate = ResponseGate()
         self.tracks = Tracks()
-        self.history: list[Line] = []
+        self.history: list[HistoryLine] = []
         self.pending_calls: set[str] = set()  # ToolCalls emitted, result not yet given
         self.rate_limits: list[dict[str, Any]] = []
         self.session: dict[str, Any] = {}  # latest session.updated
-        self._bot_lines: dict[str, Line] = {}
+        self._bot_lines: dict[str, HistoryLine] = {}
         self._heard: dict[str, float] = {}  # item -> fraction heard, for cut-off replies
 
     # ------------------------------------------------------------ server events
@@ -98,7 +98,7 @@ class CallState:
         elif kind == "response.output_audio_transcript.done":
             item, text = ev.get("item_id", ""), ev.get("transcript", "")
             if ev.get("response_id") not in tr.oob_responses:  # fillers stay out of context
-                self._bot_lines[item] = line = Line("assistant", text)
+                self._bot_lines[item] = line = HistoryLine("assistant", text)
                 self.history.append(line)
                 self._trim_bot_line(item)
             oob = ev.get("response_id") in tr.oob_responses
@@ -118,7 +118,7 @@ class CallState:
                 out.append(Transcript("caller", ev["delta"], False, ev.get("item_id", "")))
         elif kind == "conversation.item.input_audio_transcription.completed":
             text = ev.get("transcript", "")
-            self.history.append(Line("user", text))
+            self.history.append(HistoryLine("user", text))
             out.append(Transcript("caller", text, True, ev.get("item_id", "")))
         elif kind == "response.function_call_arguments.done":
             raw = ev.get("arguments") or ""
@@ -255,7 +255,7 @@ class CallState:
         return wire.item_create(wire.message_item("system", text))
 
     def note(self, text: str) -> None:
-        self.history.append(Line("system", text))
+        self.history.append(HistoryLine("system", text))
 
     def _trim_bot_line(self, item_id: str) -> None:
         """Keep only the part of a cut-off reply the caller heard (as the server does)."""
