@@ -20,6 +20,7 @@ from typing import Any
 
 from agent.call_states import CallState, CallStates
 from agent.callrecord import CallRecord
+from agent.filler_player import FillerPlayer
 from agent.fillers import FillerCache
 from agent.flows import Flow
 from agent.phone_line import PhoneLine
@@ -66,23 +67,6 @@ class CallDeps:
 
 
 @dataclass
-class _Filler:
-    segment: str
-    phrase: str
-    deadline: float = 0.0  # when the tool crossed filler_after_ms (monotonic)
-    onsets: list[float] | None = None  # where to report the first frame's lateness
-    capture: bytearray | None = None  # audio being captured for the cache
-
-    def first_frame_sent(self) -> float | None:
-        if self.onsets is None:
-            return None
-        onset = (time.monotonic() - self.deadline) * 1000
-        self.onsets.append(onset)
-        self.onsets = None
-        return onset
-
-
-@dataclass
 class _Turn:
     caller_stopped: float | None = None
     first_audio: float | None = None
@@ -105,8 +89,10 @@ class Call:
             listener=self._tell_live if deps.live else None,
         )
         self._bot_item: str | None = None  # the conversation item now playing
-        self._filler: _Filler | None = None
-        self._filler_seq = 0
+        self._fillers = FillerPlayer(
+            stream, session, deps.fillers, f"{deps.provider_name}:{flow.voice or 'default'}",
+            self.record, self._emit,
+        )  # fmt: skip
         self._turn = _Turn()
         self._dtmf: list[str] = []
         self._dtmf_task: asyncio.Task[None] | None = None
@@ -121,7 +107,7 @@ class Call:
                 phrases=tuple(flow.filler_phrases),
                 second_phrases=tuple(flow.second_filler_phrases),
             ),
-            player=self,
+            player=self._fillers,
             context=self._tool_context,
             on_record=self._on_tool_record,
         )
@@ -267,7 +253,7 @@ class Call:
             if isinstance(event, AudioOut):
                 await self._on_audio(event)
             elif isinstance(event, AudioDone):
-                if self._filler is None or event.item_id != self._filler.segment:
+                if not self._fillers.owns(event.item_id):
                     await self.stream.end_segment(event.item_id)
             elif isinstance(event, SpeechStarted):
                 await self._on_barge_in(event)
@@ -304,11 +290,11 @@ class Call:
 
     async def _on_audio(self, event: AudioOut) -> None:
         if event.out_of_band:
-            await self._on_filler_audio(event)
+            await self._fillers.on_audio(event)
             return
-        if self._filler is not None:
+        if self._fillers.current is not None:
             # The model is about to speak: a filler must never talk over it.
-            await self.cut_filler()
+            await self._fillers.cut_filler()
         self._bot_item = event.item_id
         now = time.monotonic()
         if self._turn.caller_stopped is not None and self._turn.first_audio is None:
@@ -325,12 +311,12 @@ class Call:
         self._enter(CallState.LISTENING)
         item = self._bot_item
         playing = not self.stream.playback.idle
-        if playing or self._filler is not None:
+        if playing or self._fillers.current is not None:
             t0 = time.perf_counter()
             heard = self.stream.heard_ms_of(item) if item else None
             snapshot = await self.stream.clear()  # first: stop what the caller hears
             clear_ms = (time.perf_counter() - t0) * 1000
-            self._filler = None
+            self._fillers.forget()
             self.record.event("barge_in", item=item, heard_ms=heard, dropped_ms=snapshot.dropped_ms)
             self._emit("barge_in", {"clear_ms": clear_ms})
             if item is not None:
@@ -340,12 +326,8 @@ class Call:
         await self._runner.on_barge_in()
 
     async def _on_response_done(self, event: ResponseDone) -> None:
-        if event.out_of_band and self._filler and self._filler.capture is not None:
-            filler = self._filler
-            await self.stream.end_segment(filler.segment)
-            if event.status == "completed" and filler.capture:
-                await self.deps.fillers.store(self._voice_key(), filler.phrase, bytes(filler.capture))
-            filler.capture = None
+        if event.out_of_band:
+            await self._fillers.on_response_done(event)
         if not event.out_of_band and self.state is CallState.SPEAKING:
             self._enter(CallState.LISTENING)
 
@@ -404,53 +386,6 @@ class Call:
             self._end("transferred")
 
         self._spawn(later(), "transfer")
-
-    # ------------------------------------------------------------------ fillers (FillerPlayer)
-
-    def _voice_key(self) -> str:
-        return f"{self.deps.provider_name}:{self.flow.voice or 'default'}"
-
-    async def play_filler(self, phrase: str, deadline: float, onsets: list[float]) -> bool:
-        if self._filler is not None or not self.stream.playback.idle:
-            return False  # never two fillers, never over the model's own speech
-        self._filler_seq += 1
-        segment = f"filler-{self._filler_seq}"
-        # Gemini has no out-of-band responses: fall back to a bundled clip in a stock voice.
-        generic = self.deps.provider_name == "gemini"
-        clip = await self.deps.fillers.get(self._voice_key(), phrase, allow_generic=generic)
-        if clip is not None:
-            self._filler = filler = _Filler(segment, phrase, deadline, onsets)
-            await self.stream.send_audio(clip, segment)
-            self._filler_started(filler)
-            await self.stream.end_segment(segment)
-        else:
-            # No clip in this voice yet: ask the model out-of-band and keep the audio.
-            self._filler = _Filler(segment, phrase, deadline, onsets, capture=bytearray())
-            await self.session.say_out_of_band(phrase)
-        self.record.event("filler", phrase=phrase, cached=clip is not None)
-        self._emit("filler", {"cached": clip is not None})
-        return True
-
-    async def _on_filler_audio(self, event: AudioOut) -> None:
-        filler = self._filler
-        if filler is None or filler.capture is None:
-            return  # a filler we already cut: drop its late audio
-        filler.capture += event.audio
-        await self.stream.send_audio(event.audio, filler.segment)
-        self._filler_started(filler)
-
-    def _filler_started(self, filler: _Filler) -> None:
-        onset = filler.first_frame_sent()
-        if onset is not None:
-            self.record.event("filler_started", phrase=filler.phrase, onset_ms=round(onset, 2))
-            self._emit("filler_onset", {"ms": onset})
-
-    async def cut_filler(self) -> None:
-        filler, self._filler = self._filler, None
-        if filler is None:
-            return
-        if self.stream.heard_ms_of(filler.segment) < self.stream.received_ms_of(filler.segment):
-            await self.stream.clear()
 
     # ------------------------------------------------------------------ ending
 

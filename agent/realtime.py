@@ -49,6 +49,15 @@ class SessionConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class RealtimeCapabilities:
+    """What a provider can do; the call branches on these, never on a provider's name."""
+
+    out_of_band_speech: bool  # speak a line outside the conversation (fillers in its voice)
+    truncates: bool  # can be told how much of a reply the caller heard
+    reports_speech_stopped: bool  # says when the caller stopped talking
+
+
 # ---------------------------------------------------------------- events
 
 
@@ -163,6 +172,8 @@ class RealtimeSession(Protocol):
     Lifecycle: `await connect()`, then feed `send_audio` and read `events()` until it
     ends (a fatal ProviderError is the last event), then `await close()`.
     """
+
+    capabilities: RealtimeCapabilities
 
     async def connect(self) -> None:
         """Open the connection and configure the session; raises on failure."""

@@ -17,10 +17,13 @@ import pytest
 from agent.devkit import BUNDLED_CALLS
 from agent.devkit import build as fixtures_build
 from agent.devkit.build import build_fixtures, is_up_to_date, render_line
+from agent.devkit.expectations import (
+    Expectations,
+    check_expectations,
+)
 from agent.devkit.scripts import (
     AUDIO_DIR,
     CallScript,
-    Expectations,
     Hangup,
     Interrupt,
     Pause,
@@ -29,7 +32,6 @@ from agent.devkit.scripts import (
     ScriptError,
     ScriptLine,
     WaitBot,
-    check_expectations,
     line_key,
     load_script,
     load_scripts,

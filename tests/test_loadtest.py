@@ -19,16 +19,10 @@ import pytest
 from agent.cli import main
 from agent.devkit import BUNDLED_CALLS
 from agent.devkit import fake_openai as fake_module
-from agent.devkit.loadtest import (
-    FAKE_SCENARIO,
-    LoadRun,
-    LoadTestOptions,
-    Target,
-    build_report,
-    plan_calls,
-    run_loadtest,
-)
+from agent.devkit.loadtest import LoadRun, Target, run_loadtest
+from agent.devkit.loadtest_plan import FAKE_SCENARIO, LoadTestOptions, plan_calls
 from agent.devkit.loadtest_report import percentile, summarise, write_report
+from agent.devkit.loadtest_summary import build_report
 from agent.devkit.scripts import load_script
 from agent.devkit.stack import local_stack
 

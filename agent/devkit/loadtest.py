@@ -34,28 +34,25 @@ import datetime as dt
 import functools
 import logging
 import os
-import re
 import statistics
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from agent.callrecord import CallRecord
-from agent.devkit import BUNDLED_CALLS
 from agent.devkit.admin_client import AdminClient
 from agent.devkit.bridge_probe import StampedCall
-from agent.devkit.loadtest_report import percentile, print_report, summarise, write_report
+from agent.devkit.loadtest_plan import FAKE_SCENARIO, CallSlot, LoadTestOptions, plan_calls
+from agent.devkit.loadtest_report import print_report, write_report
+from agent.devkit.loadtest_summary import build_report
 from agent.devkit.process_stack import ProcessStack, Usage, bridge_figures
-from agent.devkit.runner import CallResult, business_today, record_collector, run_script
+from agent.devkit.runner import record_collector, run_script
 from agent.devkit.scripts import (
     CallScript,
-    Expectations,
-    Hangup,
     ScriptError,
     load_scripts,
     unbuilt,
@@ -67,86 +64,7 @@ from telephony.wav import read_ulaw_wav
 log = logging.getLogger(__name__)
 
 CLEANUP_S = 10.0  # after --max-seconds: time for cancelled calls to hang up cleanly
-LOCAL_ENGINE_COMFORT = 4  # the offline engine's speech models fall behind beyond this
-FRAME_MS = 20
 STAMP_EVERY = 5  # stamp one caller frame in five: a sample every 100 ms per call
-
-
-@dataclass
-class LoadTestOptions:
-    fixtures: Path = BUNDLED_CALLS
-    calls: int = 20
-    concurrency: int = 4
-    url: str | None = None
-    auth_token: str | None = None
-    admin_token: str | None = None
-    public_url: str | None = None
-    ramp_s: float = 0.0
-    report: Path | None = Path("reports/loadtest")
-    max_seconds: float = 600.0
-    provider: str = "local"  # local | fake-openai (in-process only)
-    speed: float = 1.0  # the emulator's clock; 1.0 = real time, as a phone
-
-    @classmethod
-    def from_args(cls, args: Any) -> LoadTestOptions:
-        return cls(
-            fixtures=Path(args.fixtures),
-            calls=args.calls,
-            concurrency=args.concurrency,
-            url=args.url,
-            auth_token=args.auth_token,
-            admin_token=getattr(args, "admin_token", None),
-            public_url=args.public_url,
-            ramp_s=args.ramp,
-            report=args.report,
-            max_seconds=args.max_seconds,
-            provider=args.provider,
-        )
-
-    def problems(self) -> list[str]:
-        out = []
-        if self.calls < 1:
-            out.append("--calls must be at least 1")
-        if self.concurrency < 1:
-            out.append("--concurrency must be at least 1")
-        if self.ramp_s < 0:
-            out.append("--ramp must be >= 0")
-        if not self.max_seconds > 0:
-            out.append("--max-seconds must be > 0")
-        if self.url and self.provider != "local":
-            out.append(f"--provider {self.provider} is for the in-process server; drop --url")
-        if not self.speed > 0:
-            out.append("speed must be > 0")
-        return out
-
-    @property
-    def mode(self) -> str:
-        if self.url:
-            return f"remote {self.url}"
-        if self.provider == "fake-openai":
-            return "local processes: server + fake OpenAI"
-        return "in-process, offline engine"
-
-
-@dataclass
-class CallSlot:
-    """One planned call and what became of it."""
-
-    index: int
-    script: CallScript
-    today: dt.date | None  # the calendar day this call runs under (in-process, local)
-    slow_tools: tuple[tuple[str, int], ...] = ()  # the fixture's tool delays (local)
-    status: str = "pending"  # pending | running | ok | failed | timed_out | not_started
-    result: CallResult | None = None
-    error: str | None = None
-    started_s: float | None = None
-    ended_s: float | None = None
-
-    @property
-    def failures(self) -> list[str]:
-        if self.result is not None:
-            return list(self.result.failures)
-        return [self.error] if self.error else []
 
 
 @dataclass
@@ -167,59 +85,6 @@ class Target:
     @property
     def sees_records(self) -> bool:
         return self.records is not None or self.fetch_record is not None
-
-
-# ---------------------------------------------------------------- the fake provider
-
-
-# Every caller turn gets a ~2.4 s spoken reply: long enough for a fixture's barge-in (at
-# most 1.5 s into the reply), short enough to keep calls brief.
-FAKE_SCENARIO = {
-    "default_reply": "Sure, I can help you with that. Anything else?",
-    "ms_per_char": 50,
-    "min_reply_ms": 800,
-    "max_reply_ms": 3000,
-}
-
-
-# ---------------------------------------------------------------- planning
-
-
-def plan_calls(scripts: Sequence[CallScript], options: LoadTestOptions) -> list[list[CallSlot]]:
-    """N calls (fixtures cycled), in phases of one calendar day and tool-delay set each.
-
-    The offline engine's "today" is one per process (LOCAL_ENGINE_TODAY) and so are the
-    server's tool delays, while fixtures pin different days and some slow a tool down
-    (`slow_tools`, to hear the filler): calls that differ in either never overlap, one
-    phase each. Elsewhere neither is ours to set (remote) or matters (fake): one phase.
-    """
-    fake = options.provider == "fake-openai" and not options.url
-    slots: list[CallSlot] = []
-    for i in range(options.calls):
-        script = scripts[i % len(scripts)]
-        if fake:
-            script = _unchecked(script)
-        elif options.url:  # a remote server's calendar and store are not ours to check
-            script = script.model_copy(update={"expect": Expectations()})
-        local = not options.url and not fake
-        if local:
-            delays = tuple(sorted(script.slow_tools.items()))
-            slots.append(CallSlot(i, script, business_today(script), delays))
-        else:
-            slots.append(CallSlot(i, script, None))
-    phases: dict[tuple[dt.date | None, tuple[tuple[str, int], ...]], list[CallSlot]] = {}
-    for slot in slots:
-        phases.setdefault((slot.today, slot.slow_tools), []).append(slot)
-    return list(phases.values())
-
-
-def _unchecked(script: CallScript) -> CallScript:
-    """For the fake provider: no expectations, and the caller hangs up at the end (the
-    fake never ends a call, and run_script would wait for that)."""
-    steps = list(script.steps)
-    if not steps or not isinstance(steps[-1], Hangup):
-        steps.append(Hangup())
-    return script.model_copy(update={"expect": Expectations(), "steps": steps})
 
 
 # ---------------------------------------------------------------- targets
@@ -416,225 +281,6 @@ async def _free_bookings(store: Any, phone: str) -> None:
             await store.cancel(booking.booking_id)
     except Exception:  # cleanup trouble shows up as the next run's failure, with a reason
         log.exception("could not free the bookings of %s", phone)
-
-
-# ---------------------------------------------------------------- the report
-
-
-def _gap_ms(result: CallResult) -> float:
-    """Silence the caller heard inside bot replies: the phone's 20 ms ticks with nothing
-    to play between two frames of one turn's audio (audio the server did not deliver in
-    time, or a deliberate pause such as filler -> answer)."""
-    return sum(turn.underrun_ms for turn in result.turns)
-
-
-def _gap_ms_while_late(result: CallResult) -> float:
-    """The part of `_gap_ms` heard while this client itself ran late: its busy loop may
-    have read the audio late, so those gaps may be the load generator's, not the server's."""
-    return sum(turn.underrun_while_late_ms for turn in result.turns)
-
-
-def _reason_key(reason: str) -> str:
-    # Same failure, different numbers (sids, ms, dates): one group.
-    return re.sub(r"\d+(\.\d+)?", "#", reason)[:160]
-
-
-def build_report(
-    run: LoadRun, *, wall_s: float, cpu_s: float, started_at: dt.datetime
-) -> dict[str, Any]:
-    opts = run.options
-    slots = run.slots
-    results = [s.result for s in slots if s.result is not None]
-    in_process = not opts.url
-    fake = in_process and opts.provider == "fake-openai"
-    sees_records = run.target.sees_records
-    status = Counter(s.status for s in slots)
-
-    v2v = [x for r in results for x in r.latencies_ms]
-    clear = [x for r in results for x in r.clear_latencies_ms]
-    marks = [d for r in results for t in r.turns for d in t.mark_echo_delays_ms]
-    lead = [t.max_playback_lead_ms for r in results for t in r.turns if t.bot_audio_received_ms]
-    records = [r.record for r in results if r.record is not None]
-    filler = [
-        x for rec in records for tc in rec.tool_calls for x in tc.get("filler_onset_ms") or ()
-    ]
-
-    tools: dict[str, Any] | None = None
-    if sees_records:
-        calls = [tc for rec in records for tc in rec.tool_calls]
-        by_status = Counter(str(tc.get("status")) for tc in calls)
-        bad = [tc for tc in calls if tc.get("status") not in ("ok", "cancelled")]
-        tools = {
-            "calls": len(calls),
-            "errors": len(bad),  # error / timeout; `cancelled` (barge-in, hang-up) apart
-            "by_status": dict(by_status),
-            "errors_by_tool": dict(Counter(f"{tc.get('name')}: {tc.get('status')}" for tc in bad)),
-        }
-
-    gap_ms = sum(_gap_ms(r) for r in results)
-    gap_frames = int(gap_ms // FRAME_MS)
-    gap_frames_late = int(sum(_gap_ms_while_late(r) for r in results) // FRAME_MS)
-    violations = sum(r.violations for r in results)
-    approx_sent = int(sum(r.duration_s for r in results) * 1000 / FRAME_MS * opts.speed)
-    late = sum(r.frames_late for r in results)
-
-    groups: dict[str, dict[str, Any]] = {}
-    for slot in slots:
-        reasons = slot.failures if slot.status == "failed" else []
-        if slot.status == "timed_out":
-            reasons = [f"timed out: still running at --max-seconds {opts.max_seconds:g}"]
-        for reason in dict.fromkeys(reasons):
-            g = groups.setdefault(
-                _reason_key(reason), {"reason": reason, "calls": 0, "scripts": []}
-            )
-            g["calls"] += 1
-            if slot.script.name not in g["scripts"]:
-                g["scripts"].append(slot.script.name)
-
-    finished = status["ok"] + status["failed"]
-    notes = [
-        "Latencies are wall-clock and measured at the emulated phone; on a shared machine "
-        "(other tests, few cores) they are noisy: compare runs on the same machine only.",
-        "Frames late = caller frames the emulator itself sent > 5 ms after their 20 ms "
-        "deadline: high values mean this client was overloaded and inflate every latency.",
-        "Frames lost = silence inside a bot reply (audio not delivered in time; includes "
-        "deliberate pauses such as filler -> answer) in 20 ms frames, plus protocol violations"
-        " (and, with the fake provider, caller frames that never reached it). Gap frames "
-        "heard while this client ran late may be its own: its loop may have read the audio late.",
-    ]
-    if len(run.phases) > 1:
-        kinds = ", ".join(_phase_name(p[0]) for p in run.phases)
-        notes.append(
-            f"Fixtures pin {len(run.phases)} different days or tool delays ({kinds}); the "
-            "offline engine's calendar and the server's tool delays are per process, so those "
-            "ran as consecutive phases."
-        )
-    if in_process and not fake and opts.concurrency > LOCAL_ENGINE_COMFORT:
-        notes.append(
-            f"Concurrency {opts.concurrency} with the offline engine: its speech models are "
-            f"CPU-bound, latencies above {LOCAL_ENGINE_COMFORT} calls mostly measure them."
-        )
-
-    if fake:
-        expectations = "not checked (fake provider: replies are a tone)"
-    elif not in_process:
-        expectations = "not checked (remote: they need the server's call records)"
-    else:
-        expectations = f"checked: {status['ok']} of {finished} finished calls met theirs"
-    scope = "emulator only"
-    if fake:
-        scope = "emulator only (server and fake provider: see bridge)"
-    elif in_process:
-        scope = "emulator + server + offline engine"
-
-    return {
-        "version": 1,
-        "started_at": started_at.isoformat(timespec="seconds"),
-        "mode": opts.mode,
-        "config": {
-            "fixtures": str(opts.fixtures),
-            "calls": opts.calls,
-            "concurrency": opts.concurrency,
-            "ramp_s": opts.ramp_s,
-            "max_seconds": opts.max_seconds,
-            "url": opts.url,
-            "provider": None if opts.url else opts.provider,
-            "speed": opts.speed,
-        },
-        "wall_s": round(wall_s, 2),
-        "stopped_early": run.stopped_early,
-        "calls": {
-            "requested": len(slots),
-            "started": sum(1 for s in slots if s.started_s is not None),
-            "peak_in_flight": max((row[1] for row in run.timeline), default=0),
-            "finished": finished,
-            "ok": status["ok"],
-            "failed": status["failed"],
-            "timed_out": status["timed_out"],
-            "not_started": status["not_started"] + status["pending"],
-        },
-        "failures": sorted(groups.values(), key=lambda g: -g["calls"]),
-        "latency_ms": {
-            "voice_to_voice": summarise(v2v),
-            "barge_in_to_clear": summarise(clear),
-            "mark_round_trip": summarise(marks),
-            "filler_onset": summarise(filler) if sees_records else None,
-            "playback_lead": summarise(lead),
-        },
-        "frames": {
-            "approx_sent": approx_sent,
-            "late": late,
-            "late_pct": round(100 * late / approx_sent, 3) if approx_sent else 0.0,
-            "late_calls": sum(1 for r in results if r.frames_late),
-            "max_lateness_ms": round(max((r.max_lateness_ms for r in results), default=0.0), 1),
-            "gap_ms": round(gap_ms, 1),
-            "gap_frames": gap_frames,
-            "gap_frames_while_late": gap_frames_late,
-            "violations": violations,
-            "lost": gap_frames + violations,
-        },
-        "tools": tools,
-        "expectations": expectations,
-        "cpu": {
-            "process_s": round(cpu_s, 2),
-            "per_call_s": round(cpu_s / finished, 3) if finished else 0.0,
-            "cores": round(cpu_s / wall_s, 2) if wall_s > 0 else 0.0,
-            "scope": scope,
-        },
-        "phases": [
-            {
-                "today": p[0].today.isoformat() if p[0].today else None,
-                "slow_tools": dict(p[0].slow_tools),
-                "calls": len(p),
-            }
-            for p in run.phases
-        ],
-        "timeline_columns": ["t_s", "in_flight", "completed", "failed_or_timed_out"],
-        "timeline": [list(row) for row in run.timeline],
-        "samples": {
-            "voice_to_voice": [round(x, 1) for x in v2v],
-            "barge_in_to_clear": [round(x, 1) for x in clear],
-            "mark_round_trip": [round(x, 1) for x in marks],
-            "filler_onset": [round(x, 1) for x in filler],
-        },
-        "per_call": [_call_row(s) for s in slots],
-        "notes": notes,
-    }
-
-
-def _phase_name(slot: CallSlot) -> str:
-    delays = ", ".join(f"{name} +{ms} ms" for name, ms in slot.slow_tools)
-    return f"{slot.today}" + (f" with {delays}" if delays else "")
-
-
-def _call_row(slot: CallSlot) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "index": slot.index,
-        "script": slot.script.name,
-        "status": slot.status,
-        "started_s": None if slot.started_s is None else round(slot.started_s, 2),
-        "ended_s": None if slot.ended_s is None else round(slot.ended_s, 2),
-        "error": slot.error,
-    }
-    r = slot.result
-    if r is not None:
-        lat = r.latencies_ms
-        row.update(
-            call_sid=r.call_sid,
-            outcome=r.outcome,
-            duration_s=round(r.duration_s, 2),
-            turns=len(r.turns),
-            v2v_ms=[round(x, 1) for x in lat],
-            v2v_p50_ms=round(percentile(lat, 50), 1) if lat else None,
-            clear_ms=[round(x, 1) for x in r.clear_latencies_ms],
-            frames_sent=r.frames_sent,
-            frames_late=r.frames_late,
-            max_lateness_ms=round(r.max_lateness_ms, 1),
-            gap_ms=round(_gap_ms(r), 1),
-            violations=r.violations,
-            failures=r.failures,
-        )
-    return row
 
 
 # ---------------------------------------------------------------- entry points

@@ -122,6 +122,7 @@ async def fake_main(scenario_args: dict[str, Any]) -> None:
                 "cancels": sum(len(s.cancels) for s in self.sessions),
                 "violations": sum(len(s.violations) for s in self.sessions),
                 "internal_errors": len(self.internal_errors),
+                "sdk_checks": fake.SDK_CHECKS,
             }
 
     scenario = fake.Scenario(rate_limits=False, light=True, **scenario_args)

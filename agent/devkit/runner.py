@@ -20,6 +20,9 @@ from typing import Any
 import httpx
 
 from agent.callrecord import CallRecord
+from agent.devkit.expectations import (
+    check_expectations,
+)
 from agent.devkit.scripts import (
     CallScript,
     Hangup,
@@ -29,7 +32,6 @@ from agent.devkit.scripts import (
     Say,
     ScriptError,
     WaitBot,
-    check_expectations,
     load_script,
     unbuilt,
 )

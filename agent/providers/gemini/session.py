@@ -39,6 +39,7 @@ from agent.providers.gemini.wire import (
 )
 from agent.realtime import (
     ProviderError,
+    RealtimeCapabilities,
     RealtimeEvent,
     Scheduling,
     SessionConfig,
@@ -77,6 +78,8 @@ class _Outgoing:
 
 class GeminiLiveSession:
     """A Gemini Live session for one call. See `agent.realtime.RealtimeSession`."""
+
+    capabilities = RealtimeCapabilities(out_of_band_speech=False, truncates=False, reports_speech_stopped=False)
 
     def __init__(
         self,

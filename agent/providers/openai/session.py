@@ -28,6 +28,7 @@ from agent.providers.openai.gate import UNKNOWN_RESPONSE, Kind
 from agent.providers.openai.state import ConversationState, HistoryLine
 from agent.realtime import (
     ProviderError,
+    RealtimeCapabilities,
     RealtimeEvent,
     Scheduling,
     SessionConfig,
@@ -59,6 +60,8 @@ class _Conn:
 
 class OpenAIRealtimeSession:
     """`RealtimeSession` for OpenAI Realtime (and the local engine: same protocol)."""
+
+    capabilities = RealtimeCapabilities(out_of_band_speech=True, truncates=True, reports_speech_stopped=True)
 
     def __init__(
         self,

@@ -1,5 +1,8 @@
 """A fake OpenAI Realtime server (GA WebSocket protocol) for tests.
 
+(Over 400 lines on purpose: one connection's protocol state machine, from handshake to
+close, reads best whole; how it answers lives in `responses.py`.)
+
 It exists because the real one cannot run here; it is held to the real protocol:
 - every client message is validated against the `openai` SDK's own client-event union
   (`RealtimeClientEvent`), plus the server's refusal of unknown fields (the SDK models
@@ -26,242 +29,25 @@ import base64
 import contextlib
 import itertools
 import json
-import math
-import re
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any, get_args
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import numpy as np
-import pydantic
-from openai.types.realtime import RealtimeClientEvent, RealtimeServerEvent
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from telephony.audio import pcm16_rms, pcm16_to_ulaw, ulaw_to_pcm16
+from agent.devkit.fake_openai.responses import Responses
+from agent.devkit.fake_openai.scenario import FakeSession, Scenario
+from agent.devkit.fake_openai.schema import Violation, check_client_event, check_server_event
+from agent.devkit.fake_openai.session_config import default_session, input_format, merge, settle
+from telephony.audio import pcm16_rms, ulaw_to_pcm16
 
-CLIENT_EVENTS: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(RealtimeClientEvent)
-SERVER_EVENTS: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(RealtimeServerEvent)
-_CLIENT_MODELS = {
-    get_args(m.model_fields["type"].annotation)[0]: m
-    for m in get_args(get_args(RealtimeClientEvent)[0])
-}
-# The real session object carries these beyond the SDK's request model.
-_SERVER_EXTRA_OK = {"session.id", "session.object", "session.expires_at"}
-
-SAY_EXACTLY = re.compile(r'Say exactly: "(.*)"\s*$', re.DOTALL)
 SESSION_EXPIRED_MESSAGE = "Your session hit the maximum duration of 60 minutes."
 BETA_GONE_MESSAGE = "The Realtime Beta API is no longer supported. Please use the GA API."
 
-
-# ---------------------------------------------------------------- schema checks
-
-
-def unknown_fields(value: Any, path: str = "") -> list[str]:
-    """Dotted paths of fields the SDK model did not declare (it stores them as extras)."""
-    found: list[str] = []
-    if isinstance(value, pydantic.BaseModel):
-        for key in value.model_extra or {}:
-            found.append(f"{path}{key}")
-        for name in type(value).model_fields:
-            found += unknown_fields(getattr(value, name), f"{path}{name}.")
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            found += unknown_fields(v, f"{path[:-1]}[{i}].")
-    return found
-
-
-@dataclass(frozen=True)
-class Violation:
-    code: str
-    message: str
-    param: str | None = None
-
-
-def check_client_event(msg: Any) -> Violation | None:
-    """Validate one client event like the real server: SDK schema + no unknown fields."""
-    if not isinstance(msg, dict):
-        return Violation("invalid_json", "Client event must be a JSON object.")
-    try:
-        model = CLIENT_EVENTS.validate_python(msg)
-    except pydantic.ValidationError:
-        model_cls = _CLIENT_MODELS.get(msg.get("type"))
-        if model_cls is None:
-            return Violation(
-                "invalid_value", f"Invalid value: '{msg.get('type')}'. Unknown event type.", "type"
-            )
-        try:
-            model_cls.model_validate(msg)
-        except pydantic.ValidationError as exc:
-            err = exc.errors()[0]
-            # Drop union variant names (class names) from the location.
-            loc = ".".join(str(p) for p in err["loc"] if not str(p)[:1].isupper())
-            if err["type"] == "missing":
-                return Violation(
-                    "missing_required_parameter", f"Missing required parameter: '{loc}'.", loc
-                )
-            return Violation("invalid_value", f"Invalid value for '{loc}': {err['msg']}.", loc)
-        return Violation("invalid_value", "Invalid client event.")  # pragma: no cover
-    extras = unknown_fields(model)
-    if extras:
-        return Violation("unknown_parameter", f"Unknown parameter: '{extras[0]}'.", extras[0])
-    return None
-
-
-def check_server_event(ev: dict[str, Any]) -> str | None:
-    """Why `ev` is not a valid GA server event, or None."""
-    try:
-        model = SERVER_EVENTS.validate_python(ev)
-    except pydantic.ValidationError as exc:
-        return f"{ev.get('type')}: {exc}"
-    if getattr(model, "type", None) != ev.get("type"):
-        return f"{ev.get('type')} validated as {getattr(model, 'type', '?')}"
-    extras = [p for p in unknown_fields(model) if p not in _SERVER_EXTRA_OK]
-    return f"{ev.get('type')}: unknown fields {extras}" if extras else None
-
-
-# ---------------------------------------------------------------- audio helpers
-
-
-def tone(ms: int, *, fmt: str = "pcmu", hz: float = 440.0, amplitude: int = 8000) -> bytes:
-    """A deterministic sine: μ-law 8 kHz ("pcmu") or PCM16 24 kHz ("pcm")."""
-    rate = 24000 if fmt == "pcm" else 8000
-    n = rate * ms // 1000
-    pcm = (amplitude * np.sin(2 * math.pi * hz * np.arange(n) / rate)).astype("<i2").tobytes()
-    return pcm if fmt == "pcm" else pcm16_to_ulaw(pcm)
-
-
-def speech_frames(ms: int, hz: float = 300.0) -> list[bytes]:
-    """Caller 'speech' for tests: loud μ-law 20 ms frames."""
-    data = tone(ms, hz=hz, amplitude=6000)
-    return [data[i : i + 160] for i in range(0, len(data), 160)]
-
-
-def silence_frames(ms: int) -> list[bytes]:
-    return [b"\xff" * 160 for _ in range(ms // 20)]
-
-
-def dominant_hz(ulaw: bytes, rate: int = 8000) -> float:
-    """The strongest frequency in μ-law audio (tests recognise the fake's 440 Hz tone)."""
-    pcm = np.frombuffer(ulaw_to_pcm16(ulaw), dtype="<i2").astype(float)
-    spectrum = np.abs(np.fft.rfft(pcm * np.hanning(len(pcm))))
-    return float(np.fft.rfftfreq(len(pcm), 1 / rate)[int(np.argmax(spectrum))])
-
-
-# ---------------------------------------------------------------- scenario
-
-
-@dataclass
-class ToolStep:
-    """The model calls `name(arguments)`; after the output it says `reply`."""
-
-    name: str
-    arguments: dict[str, Any]
-    reply: str = "Here is what I found: {output}"  # {output} = the output string
-
-
-@dataclass
-class ScriptedTurn:
-    """What the fake 'hears' in one caller turn and how it answers."""
-
-    transcript: str = "Hello?"
-    reply: str = "Hi, how can I help you today?"
-    reply_ms: int | None = None  # default: proportional to the text
-    tool: ToolStep | None = None
-
-
-@dataclass
-class Scenario:
-    turns: list[ScriptedTurn] = field(default_factory=list)  # in caller-turn order
-    default_reply: str = "Sorry, could you say that again?"  # beyond the scripted turns
-    filler_reply: str = "One moment."  # out-of-band without `Say exactly`
-    ms_per_char: int = 60
-    min_reply_ms: int = 300
-    max_reply_ms: int = 8000
-    chunk_ms: int = 100  # audio per response.output_audio.delta
-    realtime_factor: float | None = None  # None: as fast as possible; 2.0: twice real time
-    tone_hz: float = 440.0
-    speech_rms: int = 500  # VAD: a 20 ms frame louder than this is speech
-    drop_after_s: float | None = None  # first connection only: TCP drop, no close frame
-    expire_after_s: float | None = None  # first connection only: session_expired + 1001
-    max_connections: int | None = None  # later handshakes get HTTP 503
-    api_key: str = "test-key"
-    rate_limits: bool = True  # rate_limits.updated after each response.done
-    # Load runs: check each kind of event this fake sends once per session (not every
-    # audio delta: a fifth of its CPU at 200 calls), and keep no sent audio in memory.
-    light: bool = False
-
-
-# ---------------------------------------------------------------- recorded state
-
-
-@dataclass(eq=False)
-class FakeResponse:
-    id: str
-    conversation: str  # "auto" | "none"
-    metadata: dict[str, str] | None
-    instructions: str | None
-    text: str = ""  # what it says (audio replies)
-    tool: ToolStep | None = None  # set for a function-call response
-    audio_ms: int = 0
-    sent_ms: int = 0
-    item_id: str = ""
-    status: str = "in_progress"
-    cancel_reason: str | None = None
-    task: asyncio.Task[None] | None = None
-
-
-@dataclass(eq=False)
-class FakeSession:
-    """Everything one connection did; tests assert on these."""
-
-    index: int
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    config: dict[str, Any]
-    received: list[dict[str, Any]] = field(default_factory=list)
-    sent: list[dict[str, Any]] = field(default_factory=list)
-    violations: list[Violation] = field(default_factory=list)
-    errors: list[dict[str, Any]] = field(default_factory=list)  # error events we sent
-    truncates: list[dict[str, Any]] = field(default_factory=list)
-    cancels: list[dict[str, Any]] = field(default_factory=list)
-    function_outputs: list[dict[str, Any]] = field(default_factory=list)
-    created_items: list[dict[str, Any]] = field(default_factory=list)  # item.create items
-    responses: list[FakeResponse] = field(default_factory=list)
-    items: dict[str, dict[str, Any]] = field(default_factory=dict)
-    item_order: list[str] = field(default_factory=list)
-    appended_ms: int = 0
-    closed: bool = False
-    # VAD + conversation internals
-    turn_index: int = 0
-    speaking: bool = False
-    speech_item: str = ""
-    silence_ms: int = 0
-    last_speech_ms: int = 0
-    frame_buf: bytearray = field(default_factory=bytearray)
-    checked_kinds: set[str] = field(default_factory=set)  # Scenario.light: validated once
-    pending_tools: dict[str, ToolStep] = field(default_factory=dict)  # call_id -> step
-    ws: ServerConnection | None = None
-
-    def of_type(self, kind: str) -> list[dict[str, Any]]:
-        return [m for m in self.received if m.get("type") == kind]
-
-    def active_default(self) -> FakeResponse | None:
-        return next(
-            (r for r in self.responses if r.conversation != "none" and r.status == "in_progress"),
-            None,
-        )
-
-
-# ---------------------------------------------------------------- the server
-
-
-class FakeOpenAIRealtime:
+class FakeOpenAIRealtime(Responses):
     def __init__(self, scenario: Scenario | None = None) -> None:
         self.scenario = scenario or Scenario()
         self.sessions: list[FakeSession] = []
@@ -346,7 +132,7 @@ class FakeOpenAIRealtime:
             path=parts.path,
             query=query,
             headers={k: v for k, v in request.headers.raw_items()},
-            config=_default_session(query["model"][0]),
+            config=default_session(query["model"][0]),
             ws=ws,
         )
         self.sessions.append(sess)
@@ -393,7 +179,7 @@ class FakeOpenAIRealtime:
         if kind == "input_audio_buffer.append":
             await self._on_append(sess, base64.b64decode(msg["audio"]))
         elif kind == "session.update":
-            _merge(sess.config, msg["session"])
+            merge(sess.config, msg["session"])
             await self._send(sess, {"type": "session.updated", "session": sess.config})
         elif kind == "response.create":
             await self._on_response_create(sess, msg)
@@ -419,7 +205,7 @@ class FakeOpenAIRealtime:
             )
 
     async def _on_append(self, sess: FakeSession, data: bytes) -> None:
-        fmt = _input_format(sess.config)
+        fmt = input_format(sess.config)
         pcm = ulaw_to_pcm16(data) if fmt == "pcmu" else data
         frame = 320 if fmt == "pcmu" else 960  # 20 ms of PCM16 at 8 / 24 kHz
         sess.frame_buf += pcm
@@ -448,7 +234,7 @@ class FakeOpenAIRealtime:
                 if active is not None and vad.get("interrupt_response", True):
                     active.cancel_reason = "turn_detected"
                     if active.task is not None:
-                        await _settle(active.task)
+                        await settle(active.task)
             return
         if not sess.speaking:
             return
@@ -535,7 +321,7 @@ class FakeOpenAIRealtime:
             return
         target.cancel_reason = "client_cancelled"
         if target.task is not None:
-            await _settle(target.task)
+            await settle(target.task)
 
     async def _on_item_create(self, sess: FakeSession, msg: dict[str, Any]) -> None:
         item = dict(msg["item"])
@@ -594,176 +380,6 @@ class FakeOpenAIRealtime:
         })  # fmt: skip
 
     # -------------------------------------------------------- responses
-
-    def _turn(self, sess: FakeSession) -> ScriptedTurn:
-        turns = self.scenario.turns
-        turn = turns[sess.turn_index] if sess.turn_index < len(turns) else None
-        sess.turn_index += 1
-        return turn or ScriptedTurn(transcript="(unscripted)", reply=self.scenario.default_reply)
-
-    def _start_response(
-        self, sess: FakeSession, *, conversation: str, metadata: dict[str, str] | None,
-        instructions: str | None, turn: ScriptedTurn | None,
-    ) -> None:  # fmt: skip
-        resp = FakeResponse(self._id("resp"), conversation, metadata, instructions)
-        said = SAY_EXACTLY.match(instructions or "")
-        reply_ms: int | None = None
-        if said:
-            resp.text = said.group(1)
-        elif conversation == "none":
-            resp.text = self.scenario.filler_reply
-        elif turn is not None:  # a VAD-created response to a caller turn
-            if turn.tool is not None:
-                resp.tool = turn.tool
-            else:
-                resp.text, reply_ms = turn.reply, turn.reply_ms
-        else:
-            last = sess.items[sess.item_order[-1]] if sess.item_order else {}
-            step = sess.pending_tools.pop(last.get("call_id", ""), None)
-            if last.get("type") == "function_call_output" and step is not None:
-                resp.text = step.reply.format(output=last["output"])
-            else:
-                resp.text = self.scenario.default_reply
-        if resp.tool is None:
-            sc = self.scenario
-            resp.audio_ms = reply_ms or min(
-                sc.max_reply_ms, max(sc.min_reply_ms, len(resp.text) * sc.ms_per_char)
-            )
-        sess.responses.append(resp)
-        resp.task = self._spawn(self._run_response(sess, resp))
-
-    async def _run_response(self, sess: FakeSession, resp: FakeResponse) -> None:
-        default = resp.conversation != "none"
-        out_fmt = sess.config["audio"]["output"]["format"]
-        body = {
-            "id": resp.id, "object": "realtime.response", "status": "in_progress",
-            "conversation_id": f"conv_{sess.index}" if default else None,
-            "output_modalities": ["audio"], "output": [], "metadata": resp.metadata,
-            "audio": {"output": {"format": out_fmt, "voice": sess.config["audio"]["output"].get("voice")}},
-            "max_output_tokens": "inf", "status_details": None, "usage": None,
-        }  # fmt: skip
-        await self._send(sess, {"type": "response.created", "response": body})
-        resp.item_id = self._id("item")
-        ids = {"response_id": resp.id, "output_index": 0}
-        if resp.tool is not None:
-            item = {
-                "id": resp.item_id, "object": "realtime.item", "type": "function_call", "status": "in_progress",
-                "name": resp.tool.name, "call_id": self._id("call"), "arguments": "",
-            }  # fmt: skip
-        else:
-            item = {
-                "id": resp.item_id, "object": "realtime.item", "type": "message", "role": "assistant",
-                "status": "in_progress", "content": [],
-            }  # fmt: skip
-        await self._send(sess, {"type": "response.output_item.added", **ids, "item": item})
-        if default:
-            prev = sess.item_order[-1] if sess.item_order else None
-            self._add_item(sess, item)
-            await self._send(
-                sess, {"type": "conversation.item.added", "item": item, "previous_item_id": prev}
-            )
-        if resp.tool is not None:
-            await self._stream_call(sess, resp, item, ids)
-        else:
-            await self._stream_audio(sess, resp, item, ids, _fmt_name(out_fmt))
-        resp.status = "cancelled" if resp.cancel_reason else "completed"
-        item["status"] = "incomplete" if resp.cancel_reason else "completed"
-        await self._send(sess, {"type": "response.output_item.done", **ids, "item": item})
-        if default:
-            await self._send(sess, {"type": "conversation.item.done", "item": item})
-        body.update(status=resp.status, output=[item], usage=_usage())
-        if resp.cancel_reason:
-            body["status_details"] = {"type": "cancelled", "reason": resp.cancel_reason}
-        await self._send(sess, {"type": "response.done", "response": body})
-        if self.scenario.rate_limits:
-            await self._send(sess, {"type": "rate_limits.updated", "rate_limits": [
-                {"name": "requests", "limit": 1000, "remaining": 999, "reset_seconds": 60.0},
-                {"name": "tokens", "limit": 50000, "remaining": 49000, "reset_seconds": 1.5},
-            ]})  # fmt: skip
-
-    async def _stream_call(
-        self, sess: FakeSession, resp: FakeResponse, item: dict[str, Any], ids: dict[str, Any]
-    ) -> None:
-        assert resp.tool is not None
-        args = json.dumps(resp.tool.arguments)
-        base = {**ids, "item_id": item["id"], "call_id": item["call_id"]}
-        await self._send(
-            sess, {"type": "response.function_call_arguments.delta", **base, "delta": args}
-        )
-        await self._send(
-            sess,
-            {
-                "type": "response.function_call_arguments.done",
-                **base,
-                "name": item["name"],
-                "arguments": args,
-            },
-        )
-        item["arguments"] = args
-        sess.pending_tools[item["call_id"]] = resp.tool
-
-    async def _stream_audio(
-        self,
-        sess: FakeSession,
-        resp: FakeResponse,
-        item: dict[str, Any],
-        ids: dict[str, Any],
-        fmt: str,
-    ) -> None:
-        sc = self.scenario
-        base = {**ids, "item_id": item["id"], "content_index": 0}
-        await self._send(
-            sess,
-            {
-                "type": "response.content_part.added",
-                **base,
-                "part": {"type": "audio", "transcript": ""},
-            },
-        )
-        audio = tone(resp.audio_ms, fmt=fmt, hz=sc.tone_hz)
-        per_ms = len(audio) // max(1, resp.audio_ms)
-        words = resp.text.split()
-        n_chunks = max(1, math.ceil(resp.audio_ms / sc.chunk_ms))
-        said: list[str] = []
-        for i in range(n_chunks):
-            if resp.cancel_reason:
-                break
-            ms = min(sc.chunk_ms, resp.audio_ms - i * sc.chunk_ms)
-            chunk = audio[i * sc.chunk_ms * per_ms : i * sc.chunk_ms * per_ms + ms * per_ms]
-            await self._send(
-                sess,
-                {
-                    "type": "response.output_audio.delta",
-                    **base,
-                    "delta": base64.b64encode(chunk).decode(),
-                },
-            )
-            resp.sent_ms += ms
-            upto = math.ceil(len(words) * (i + 1) / n_chunks)
-            new = words[len(said) : upto]
-            if new:
-                await self._send(
-                    sess,
-                    {
-                        "type": "response.output_audio_transcript.delta",
-                        **base,
-                        "delta": " ".join(new) + " ",
-                    },
-                )
-                said += new
-            # Let barge-in / cancel interleave; optionally pace like a real model.
-            await asyncio.sleep(ms / 1000 / sc.realtime_factor if sc.realtime_factor else 0)
-        transcript = " ".join(said)
-        await self._send(sess, {"type": "response.output_audio.done", **base})
-        await self._send(
-            sess,
-            {"type": "response.output_audio_transcript.done", **base, "transcript": transcript},
-        )
-        part = {"type": "audio", "transcript": transcript}
-        await self._send(sess, {"type": "response.content_part.done", **base, "part": part})
-        item["content"] = [{"type": "output_audio", "transcript": transcript}]
-
-    # -------------------------------------------------------- faults
 
     async def drop(self, session: int = -1) -> None:
         """Kill a connection like a dead network path: no close frame."""
@@ -842,59 +458,3 @@ class FakeOpenAIRealtime:
             if not (light and ev["type"] == "response.output_audio.delta"):
                 sess.sent.append(ev)
         self._changed.set()
-
-
-# ---------------------------------------------------------------- helpers
-
-
-async def _settle(task: asyncio.Task[None]) -> None:
-    """Let a cancelled response stream reach its cancelled `response.done`."""
-    with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(asyncio.shield(task), 5.0)
-
-
-def _default_session(model: str) -> dict[str, Any]:
-    """What session.created carries before any update (OpenAI's defaults)."""
-    pcm = {"type": "audio/pcm", "rate": 24000}
-    return {
-        "type": "realtime", "object": "realtime.session", "id": f"sess_{time.time_ns()}",
-        "expires_at": int(time.time()) + 3600, "model": model, "output_modalities": ["audio"],
-        "instructions": "You are a helpful, witty, and friendly AI.",
-        "audio": {
-            "input": {
-                "format": dict(pcm), "transcription": None, "noise_reduction": None,
-                "turn_detection": {
-                    "type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
-                    "silence_duration_ms": 200, "idle_timeout_ms": None,
-                    "create_response": True, "interrupt_response": True,
-                },
-            },
-            "output": {"format": dict(pcm), "voice": "marin", "speed": 1.0},
-        },
-        "tools": [], "tool_choice": "auto", "max_output_tokens": "inf",
-    }  # fmt: skip
-
-
-def _merge(into: dict[str, Any], update: dict[str, Any]) -> None:
-    """session.update semantics: only present fields change (objects merge)."""
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict) and key != "format":
-            _merge(into[key], value)
-        else:
-            into[key] = value
-
-
-def _input_format(config: dict[str, Any]) -> str:
-    return _fmt_name(config["audio"]["input"]["format"])
-
-
-def _fmt_name(fmt: dict[str, Any]) -> str:
-    return "pcmu" if fmt.get("type") == "audio/pcmu" else "pcm"
-
-
-def _usage() -> dict[str, Any]:
-    return {
-        "total_tokens": 120, "input_tokens": 80, "output_tokens": 40,
-        "input_token_details": {"text_tokens": 50, "audio_tokens": 30, "cached_tokens": 0},
-        "output_token_details": {"text_tokens": 10, "audio_tokens": 30},
-    }  # fmt: skip
