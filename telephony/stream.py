@@ -1,6 +1,7 @@
-"""`WS /twilio/media`: accept a Media Stream, authenticate it, hand it to a handler.
+"""One call's Media Stream: what the caller sends in, paced bot audio, marks and clear out.
 
-One `TwilioStream` per call holds all of that call's state: the socket, its
+`telephony.media_route` accepts and authenticates the socket. One `TwilioStream` per call
+holds all of that call's state: the socket, its
 `Playback` ledger, a send lock and statistics. The handler owns the call:
 
     async def handler(stream: TwilioStream) -> None:
@@ -25,14 +26,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from telephony.playback import ClearSnapshot, Playback
 from telephony.protocol import (
     Connected,
     Dtmf,
-    InboundEvent,
     Mark,
     Media,
     Start,
@@ -40,7 +39,6 @@ from telephony.protocol import (
     clear_message,
     parse_inbound,
 )
-from telephony.tokens import StreamTokens, TokenError
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +46,7 @@ POLICY_VIOLATION = 1008
 INTERNAL_ERROR = 1011
 StreamEvent = Media | Dtmf | Mark | Stop
 Handler = Callable[["TwilioStream"], Awaitable[None]]
-_SEND_ERRORS = (WebSocketDisconnect, RuntimeError, OSError)
+SEND_ERRORS = (WebSocketDisconnect, RuntimeError, OSError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +61,7 @@ class StreamStats:
     mark_rtt_ms: tuple[float, ...]  # echo delay minus audio queued ahead of the mark
 
 
-class _Rejected(Exception):
-    """The socket did not open like a Twilio Media Stream; close with this reason."""
-
-
-class _Gone(Exception):
+class PeerGone(Exception):
     """The peer disconnected."""
 
 
@@ -120,8 +114,8 @@ class TwilioStream:
         # are the caller's; the queue ends with the disconnect.
         while not self._closed or self._peer_gone:
             try:
-                raw = await _receive(self._ws)
-            except _Gone:
+                raw = await receive_message(self._ws)
+            except PeerGone:
                 self._on_peer_gone()
                 return
             event = self._parse(raw)
@@ -261,8 +255,8 @@ class TwilioStream:
             return
         async with self._send_lock:
             try:
-                await self._ws.close(code, _reason(reason))
-            except _SEND_ERRORS:
+                await self._ws.close(code, close_reason(reason))
+            except SEND_ERRORS:
                 pass  # already gone: closing is all we wanted
 
     async def _pump(self) -> None:
@@ -278,7 +272,7 @@ class TwilioStream:
     async def _send(self, message: str) -> bool:
         try:
             await self._ws.send_text(message)
-        except _SEND_ERRORS:
+        except SEND_ERRORS:
             self._on_peer_gone()
             return False
         return True
@@ -329,149 +323,17 @@ class TwilioStream:
         )
 
 
-# ---------------------------------------------------------------- the route
-
-
-async def _receive(websocket: WebSocket) -> str | bytes:
+async def receive_message(websocket: WebSocket) -> str | bytes:
     try:
         message = await websocket.receive()
-    except _SEND_ERRORS:
-        raise _Gone from None
+    except SEND_ERRORS:
+        raise PeerGone from None
     if message["type"] == "websocket.disconnect":
-        raise _Gone
+        raise PeerGone
     text = message.get("text")
     return text if text is not None else (message.get("bytes") or b"")
 
 
-async def _read_event(websocket: WebSocket, max_message_bytes: int) -> InboundEvent:
-    raw = await _receive(websocket)
-    if isinstance(raw, bytes):
-        raise _Rejected("binary frame before start")
-    if len(raw) > max_message_bytes:
-        raise _Rejected("oversized message before start")
-    try:
-        return parse_inbound(raw)
-    except ValueError as exc:  # ProtocolError, or a stray ValueError from parsing
-        raise _Rejected(f"invalid message before start: {exc}") from None
-
-
-async def _handshake(websocket: WebSocket, max_message_bytes: int) -> Start:
-    """`connected`, then `start`; anything else is a policy violation."""
-    first = await _read_event(websocket, max_message_bytes)
-    if not isinstance(first, Connected):
-        raise _Rejected(f"expected 'connected', got '{type(first).__name__.lower()}'")
-    second = await _read_event(websocket, max_message_bytes)
-    if not isinstance(second, Start):
-        raise _Rejected(f"expected 'start', got '{type(second).__name__.lower()}'")
-    return second
-
-
-def media_stream_route(
-    path: str,
-    handler: Handler,
-    tokens: StreamTokens,
-    *,
-    max_message_bytes: int = 64 * 1024,
-    malformed_limit: int = 50,
-    on_malformed: Literal["skip", "close"] = "skip",
-    start_timeout_s: float = 10.0,
-    lead_ms: int = 200,
-    mark_every_ms: int = 100,
-) -> WebSocketRoute:
-    """The Media Streams endpoint: authenticates `start`, then runs `handler(stream)`."""
-    if on_malformed not in ("skip", "close"):
-        raise ValueError(f"on_malformed must be 'skip' or 'close', got {on_malformed!r}")
-
-    async def endpoint(websocket: WebSocket) -> None:
-        await websocket.accept()
-        try:
-            start = await asyncio.wait_for(
-                _handshake(websocket, max_message_bytes), start_timeout_s
-            )
-        except TimeoutError:
-            logger.warning("media stream: no start within %.1f s", start_timeout_s)
-            await _close(websocket, POLICY_VIOLATION, "no start message in time")
-            return
-        except _Rejected as exc:
-            logger.warning("media stream: rejected before start: %s", exc)
-            await _close(websocket, POLICY_VIOLATION, str(exc))
-            return
-        except _Gone:
-            logger.info("media stream: peer left before start")
-            return
-
-        extra = {"call_sid": start.call_sid, "stream_sid": start.stream_sid}
-        try:
-            await tokens.verify(start.custom_parameters.get("token", ""), start.call_sid)
-        except TokenError as exc:
-            logger.warning(
-                "call %s: stream token rejected: %s", start.call_sid, exc.reason, extra=extra
-            )
-            await _close(websocket, POLICY_VIOLATION, f"stream token {exc.reason}")
-            return
-
-        stream = TwilioStream(
-            websocket,
-            start,
-            max_message_bytes=max_message_bytes,
-            malformed_limit=malformed_limit,
-            on_malformed=on_malformed,
-            lead_ms=lead_ms,
-            mark_every_ms=mark_every_ms,
-        )
-        logger.info("call %s: media stream started", start.call_sid, extra=extra)
-        try:
-            await stream.probe_round_trip()
-            await handler(stream)
-        except Exception:
-            logger.exception("call %s: stream handler failed", start.call_sid, extra=extra)
-            await stream.close(INTERNAL_ERROR, "internal error")
-        finally:
-            await stream.close()
-            s = stream.stats
-            logger.info(
-                "call %s: media stream ended: in=%d out=%d marks=%d/%d malformed=%d gaps=%d",
-                start.call_sid,
-                s.frames_in,
-                s.frames_out,
-                s.marks_acked,
-                s.marks_sent,
-                s.malformed,
-                s.sequence_gaps,
-                extra=extra,
-            )
-
-    return WebSocketRoute(path, endpoint, name="twilio_media")
-
-
-async def _close(websocket: WebSocket, code: int, reason: str) -> None:
-    try:
-        await websocket.close(code, _reason(reason))
-    except _SEND_ERRORS:
-        pass
-
-
-def _reason(reason: str) -> str:
+def close_reason(reason: str) -> str:
     # A close reason is limited to 123 bytes on the wire.
     return reason.encode("utf-8")[:120].decode("utf-8", "ignore")
-
-
-# ---------------------------------------------------------------- echo
-
-
-async def echo_handler(stream: TwilioStream, *, frames_per_segment: int = 25) -> None:
-    """Play the caller's audio back to them: proof of the whole path, no model needed."""
-    count = 0
-    index = 0
-    segment = "echo-0"
-    async for event in stream:
-        if isinstance(event, Media):
-            await stream.send_audio(event.payload, segment)
-            count += 1
-            if count >= frames_per_segment:
-                await stream.end_segment(segment)
-                index += 1
-                count = 0
-                segment = f"echo-{index}"
-        elif isinstance(event, Stop):
-            return

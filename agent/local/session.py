@@ -9,6 +9,9 @@ Caller turn with server VAD:
     the likely reply) -> speech_stopped
     -> committed -> conversation.item.added/done (user) -> response.created
     -> input_audio_transcription.completed -> response output ... -> response.done
+
+(A little over 400 lines: one connection's event loop of the Realtime protocol; the
+listening, policy and speaking parts live in their own modules.)
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from agent.service.sessions import SessionFactory, make_session
 from agent.service.settings import Settings
 from agent.service.shared import Shared
 from agent.service.switchboard import Switchboard
-from telephony.stream import media_stream_route
+from telephony.media_route import media_stream_route
 from telephony.webhook import WebhookConfig, voice_routes
 
 log = logging.getLogger(__name__)

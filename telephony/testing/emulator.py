@@ -15,6 +15,9 @@ loadtest` (hundreds of concurrent calls), so a call costs two tasks:
     async with EmulatedCall(target, speed=4) as call:
         await call.say(ulaw)
         turn = await call.wait_for_bot_reply(timeout=10)
+
+(About 500 lines, one idea: the I/O half of an emulated phone, its script API and what
+it measured; the sans-I/O brain is `core.py`, playout `playout.py`, dialing `dial.py`.)
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ SERVER = r"""
 import asyncio, sys
 from starlette.applications import Starlette
 from agent.devkit.stack import bind_free, run_app
-from telephony.stream import echo_handler, media_stream_route
+from telephony.media_route import echo_handler, media_stream_route
 from telephony.tokens import StreamTokens
 from telephony.webhook import WebhookConfig, voice_routes
 

@@ -18,11 +18,12 @@ from starlette.applications import Starlette
 
 from agent.devkit.stack import bind_free, run_app
 from telephony.audio import pcm16_to_ulaw
+from telephony.media_route import echo_handler, media_stream_route
 from telephony.protocol import (
     Dtmf,
     Stop,
 )
-from telephony.stream import TwilioStream, echo_handler, media_stream_route
+from telephony.stream import TwilioStream
 from telephony.testing.emulator import EmulatedCall, WebhookForbidden, dial_webhook
 from telephony.testing.messages import (
     InboundBuilder,

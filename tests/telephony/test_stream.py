@@ -21,11 +21,12 @@ from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from telephony.media_route import echo_handler, media_stream_route
 from telephony.protocol import (
     Dtmf,
     Stop,
 )
-from telephony.stream import StreamStats, TwilioStream, echo_handler, media_stream_route
+from telephony.stream import StreamStats, TwilioStream
 from telephony.testing.messages import (
     InboundBuilder,
     OutboundEvent,
@@ -172,7 +173,7 @@ def _expired_token(call_sid: str) -> str:
 async def test_bad_token_closes_1008_and_handler_never_runs(
     make_token: Callable[[StreamTokens, str], str], reason: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="telephony.stream")
+    caplog.set_level(logging.WARNING, logger="telephony")
     async with serve(echo_handler) as server, dial(server) as phone:
         await phone.start(make_token(server.tokens, phone.call_sid))
         assert await phone.closed() == (1008, f"stream token {reason}")
@@ -388,7 +389,7 @@ def malformed_messages(phone: Phone) -> list[str | bytes]:
 async def test_malformed_messages_on_one_call_leave_a_parallel_call_untouched(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="telephony.stream")
+    caplog.set_level(logging.WARNING, logger="telephony")
     async with serve(echo_handler, max_message_bytes=4096, ws_max_size=64 * 1024) as server:
         async with dial(server, "CA" + "a" * 32) as bad, dial(server, "CA" + "b" * 32) as good:
             # A third connection sends media before start: closed on its own.
@@ -471,7 +472,7 @@ async def test_frames_over_the_server_cap_are_refused_by_uvicorn() -> None:
 
 
 async def test_sequence_gap_is_counted_and_logged(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="telephony.stream")
+    caplog.set_level(logging.WARNING, logger="telephony")
     async with serve(echo_handler) as server, dial(server) as phone:
         await phone.start(server.tokens.issue(phone.call_sid))
         await phone.media(frame(1))

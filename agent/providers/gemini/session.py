@@ -8,6 +8,9 @@ audio sent during the swap is buffered and flushed into the new connection.
 
 Wire details and field names: /work/shared/protocols/gemini-live.md; builders live in
 `wire.py`.
+
+(A little over 400 lines: the I/O half of one provider connection, including goAway
+resumption; its pure halves are `wire` and `events`.)
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ per-call stateful resamplers. The pieces:
 - `state`: server-event translation and call bookkeeping (pure),
 - here: the socket, the reader task, and the session hand-over (OpenAI ends a session
   after 60 minutes; connections drop) with the transcript re-seeded into the new one.
+
+(A little over 400 lines: the I/O half of one provider connection, including rollover
+and reconnect; its pure halves are `wire`, `gate` and `state`.)
 """
 
 from __future__ import annotations
