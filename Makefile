@@ -38,8 +38,10 @@ bench: $(STAMP)
 fixtures: $(STAMP)
 	$(BIN)/phone-agent fixtures build agent/devkit/calls
 
+# Style, then the import rules of the layout (tests/test_import_rules.py; also in `make test`).
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_import_rules.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
