@@ -38,9 +38,10 @@ bench: $(STAMP)
 fixtures: $(STAMP)
 	$(BIN)/phone-agent fixtures build agent/devkit/calls
 
-# Style, then the import rules of the layout (tests/test_import_rules.py; also in `make test`).
+# Style, types, then the import rules of the layout (the last two also run in `make test`).
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_import_rules.py
 
 clean:

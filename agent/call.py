@@ -372,8 +372,8 @@ class Call:
         self._runner.start(call)
 
     async def _transfer(self, call: ToolCall) -> None:
-        number = self.flow.transfer_number
-        if not number or self.deps.transfer is None:
+        number, transfer = self.flow.transfer_number, self.deps.transfer
+        if not number or transfer is None:
             await self.session.send_tool_result(
                 call, {"error": "Transfers are not available on this line.", "retryable": False}
             )
@@ -382,7 +382,7 @@ class Call:
 
         async def later() -> None:
             await self._wait_quiet()
-            await self.deps.transfer(self.record.call_sid, number)
+            await transfer(self.record.call_sid, number)
             self._end("transferred")
 
         self._spawn(later(), "transfer")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from telephony.numbers import mask_number
@@ -26,6 +27,10 @@ class CallRecord:
     transcript_lines: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    # Not a record field: live observers (console, `phone-agent call`) of this call.
+    _listener: Callable[[str, dict[str, Any]], None] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     @classmethod
     def begin(
@@ -39,12 +44,11 @@ class CallRecord:
         listener: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> CallRecord:
         record = cls(call_sid, flow, mask_number(caller), mask_number(called), provider, time.time())
-        # Not a field: live observers (console, `phone-agent call`) are not part of the record.
-        record.listener = listener
+        record._listener = listener
         return record
 
     def _tell(self, kind: str, data: dict[str, Any]) -> None:
-        listener = getattr(self, "listener", None)
+        listener = self._listener
         if listener is not None:
             try:
                 listener(kind, data)
@@ -97,10 +101,15 @@ class CallRecord:
         self._tell("finished", {"t": self._t(), "outcome": outcome, "record": self})
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The record as stored and served (plain JSON types, a deep copy)."""
+        return {
+            f.name: copy.deepcopy(getattr(self, f.name))
+            for f in fields(self)
+            if not f.name.startswith("_")
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CallRecord:
         """A record read back from a store or the admin API (unknown keys ignored)."""
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls) if not f.name.startswith("_")}
         return cls(**{k: v for k, v in data.items() if k in known})

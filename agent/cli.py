@@ -134,10 +134,10 @@ async def _run_server(settings: Settings, *, local: bool) -> None:
 
     engine = None
     if local:
-        from agent.local.server import serve_engine
+        from agent.local.server import engine_port, serve_engine
 
         engine = await serve_engine("127.0.0.1", 0)
-        port = engine.sockets[0].getsockname()[1] if hasattr(engine, "sockets") else engine.port
+        port = engine_port(engine)
         settings.local_engine_url = f"ws://127.0.0.1:{port}/v1/realtime"
         settings.force_local = True
     app = create_app(settings)

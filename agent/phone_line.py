@@ -22,8 +22,13 @@ class Playing(Protocol):
 
 
 class PhoneLine(Protocol):
-    call_sid: str
-    parameters: Mapping[str, str]  # the stream's custom parameters (flow, from, to, ...)
+    @property
+    def call_sid(self) -> str: ...
+
+    @property
+    def parameters(self) -> Mapping[str, str]:
+        """The stream's custom parameters (flow, from, to, ...)."""
+        ...
 
     @property
     def closed(self) -> bool: ...

@@ -81,13 +81,13 @@ class StreamResampler:
         if not data:
             return b""
         out = self._stream.resample_chunk(np.frombuffer(data, dtype=np.int16))
-        return out.tobytes()
+        return bytes(out.tobytes())
 
     def flush(self) -> bytes:
         """Drain the filter's tail at the end of a stream."""
         out = self._stream.resample_chunk(np.zeros(0, dtype=np.int16), last=True)
         self.reset()
-        return out.tobytes()
+        return bytes(out.tobytes())
 
     def reset(self) -> None:
         """Forget history, e.g. after a barge-in drops the rest of an utterance."""

@@ -16,6 +16,7 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -283,7 +284,7 @@ def _parse_stop(data: dict[str, Any], stream_sid: str, seq: int) -> Stop:
     )
 
 
-_INBOUND = {
+_INBOUND: dict[str, Callable[[dict[str, Any], str, int], InboundEvent]] = {
     "start": _parse_start,
     "media": _parse_media,
     "mark": _parse_mark,

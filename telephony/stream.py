@@ -156,7 +156,7 @@ class TwilioStream:
             return self._reject_message(f"streamSid {event.stream_sid[:40]!r} is not this stream's")
         return event
 
-    def _reject_message(self, why: str) -> None:
+    def _reject_message(self, why: str) -> StreamEvent | None:
         self.malformed += 1
         logger.warning(
             "call %s: skipping malformed message %d/%d: %s",

@@ -17,9 +17,8 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
-from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -28,10 +27,10 @@ from twilio.twiml.voice_response import Connect, Stream, VoiceResponse
 
 from telephony.numbers import mask_number
 from telephony.tokens import StreamTokens
+from telephony.twilio_form import MAX_FORM_BYTES, FormTooBig, TwilioForm
 
 logger = logging.getLogger(__name__)
 
-MAX_FORM_BYTES = 64 * 1024  # Twilio's forms are ~1 KiB; anything bigger is not Twilio
 SORRY = "Sorry, this number cannot take your call right now. Goodbye."
 
 FlowChooser = Callable[[Mapping[str, str]], str | None | Awaitable[str | None]]
@@ -91,7 +90,7 @@ def voice_routes(
             reject.reject(reason="busy")
             return _twiml(reject)
         params: dict[str, str] = dict(request.query_params)
-        params.update((k, v) for k, v in form.items() if isinstance(v, str))
+        params.update(form.items())
         try:
             flow = await _maybe_await(choose_flow(params))
             token = config.tokens.issue(call_sid) if flow is not None else None
@@ -130,7 +129,7 @@ def voice_routes(
         if form is None:
             return _forbidden()
         if on_status is not None:
-            fields = {k: v for k, v in form.items() if isinstance(v, str)}
+            fields = dict(form.items())
             try:
                 await _maybe_await(on_status(fields))
             except Exception:
@@ -192,30 +191,33 @@ def _media_url(request: Request, config: WebhookConfig) -> str:
     return f"{'wss' if scheme == 'https' else 'ws'}://{host}{config.media_path}"
 
 
-async def _read_form(request: Request) -> FormData | None:
-    """The urlencoded body as FormData, or None if it is too big to be Twilio's."""
+async def _read_form(request: Request) -> TwilioForm:
+    """The urlencoded body; FormTooBig (before reading it all) if it cannot be Twilio's."""
     declared = request.headers.get("content-length")
     if declared is not None and (
         not (declared.isascii() and declared.isdigit()) or int(declared) > MAX_FORM_BYTES
     ):
-        return None
+        raise FormTooBig(f"declared length {declared[:20]!r}")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_FORM_BYTES:
-            return None
-    pairs = parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True)
-    return FormData(pairs)
+            raise FormTooBig(f"body over {MAX_FORM_BYTES} bytes")
+    return TwilioForm.parse(bytes(body))
 
 
-async def _verified_form(request: Request, config: WebhookConfig) -> FormData | None:
+async def _verified_form(request: Request, config: WebhookConfig) -> TwilioForm | None:
     """The form if the request is signed by Twilio, else None (after a warning)."""
-    form = await _read_form(request)
+    form: TwilioForm | None = None
     signature = request.headers.get("x-twilio-signature")
     url = _signed_url(request, config)
     problem = None
+    try:
+        form = await _read_form(request)
+    except FormTooBig as exc:
+        problem = f"not a Twilio form ({exc})"
     if form is None:
-        problem = "body too large"
+        pass  # `problem` says why
     elif not signature:
         problem = "missing X-Twilio-Signature"
     elif not config.validator.validate(url, form, signature):
@@ -229,7 +231,7 @@ async def _verified_form(request: Request, config: WebhookConfig) -> FormData | 
         request.method,
         request.url.path,
         url.split("?", 1)[0],
-        (form or {}).get("CallSid", "-"),
-        mask_number((form or {}).get("From")),
+        form.get("CallSid", "-") if form else "-",
+        mask_number(form.get("From") if form else None),
     )
     return None

@@ -208,7 +208,7 @@ def _build(
     idempotent: bool,
     retries: int,
 ) -> Tool:
-    tool_name = name or getattr(fn, "__name__", "")
+    tool_name: str = name or str(getattr(fn, "__name__", ""))
     where = f"tool {tool_name!r}"
     if not callable(fn):
         raise TypeError(f"{where}: expected a function, got {type(fn).__name__}")

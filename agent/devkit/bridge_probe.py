@@ -119,4 +119,4 @@ class StampedCall(EmulatedCall):
                     message = message[:i] + tag + message[i + STAMP_B64 :]
             await raw_send(message)
 
-        self._ws.send = send  # type: ignore[method-assign]
+        self._ws.send = send  # type: ignore[method-assign,assignment]

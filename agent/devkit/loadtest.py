@@ -120,18 +120,16 @@ async def open_target(
 
     today = first_today or dt.date.today()
     os.environ["LOCAL_ENGINE_TODAY"] = today.isoformat()
-    async with local_stack(tools_today=today.isoformat(), max_concurrent_calls=limit) as stack:
-        stack.watch(record_collector(records))
+    async with local_stack(tools_today=today.isoformat(), max_concurrent_calls=limit) as local:
+        local.watch(record_collector(records))
 
         def set_phase(day: dt.date, delays: dict[str, int]) -> None:
             # Read when a call opens its session: safe between phases, never during one.
             os.environ["LOCAL_ENGINE_TODAY"] = day.isoformat()
-            stack.service.settings.tools_today = day.isoformat()
-            stack.service.settings.tool_delays_ms = delays
+            local.service.settings.tools_today = day.isoformat()
+            local.service.settings.tool_delays_ms = delays
 
-        yield Target(
-            stack.base_url, stack.auth_token, None, records, stack.store, set_phase
-        )
+        yield Target(local.base_url, local.auth_token, None, records, local.store, set_phase)
 
 
 # ---------------------------------------------------------------- running

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import json
 import os
@@ -32,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.devkit.bridge_probe import STAMP_BYTES, now_us, read_stamp, stamp_front, summary_us
+from agent.devkit.bridge_probe import summary_us
 from agent.service.runtime import event_loop_runner, settle_heap
 from agent.service.settings import Settings
 
@@ -71,59 +70,9 @@ def _reply(data: dict[str, Any]) -> None:
 
 async def fake_main(scenario_args: dict[str, Any]) -> None:
     """The fake OpenAI server, timing stamped caller frames and stamping reply audio."""
-    from agent.devkit import fake_openai as fake  # the server role need not load it
-
-    class StampingFake(fake.FakeOpenAIRealtime):  # type: ignore[name-defined,misc]
-        def __init__(self, scenario: Any) -> None:
-            super().__init__(scenario)
-            self.reset()
-
-        def reset(self) -> None:
-            self.in_lat_us: list[int] = []
-            self.frames_in = 0
-            self.audio_out_ms = 0
-            self.stamped: set[str] = set()
-            self.sessions = [s for s in self.sessions if not s.closed]
-
-        async def _on_message(self, sess: Any, raw: str | bytes) -> None:
-            t = now_us()
-            # Fast path for the 50/s per call appends: the schema check (pydantic) per frame
-            # would make the fake, not the bridge, the bottleneck; other events keep it.
-            if isinstance(raw, str) and raw.startswith(APPEND_HEAD):
-                audio = base64.b64decode(raw[len(APPEND_HEAD) : -2])
-                for i in range(0, len(audio), FRAME):
-                    sent = read_stamp(audio[i : i + STAMP_BYTES])
-                    if sent is not None:
-                        self.in_lat_us.append(t - sent)
-                self.frames_in += len(audio) // FRAME
-                await self._on_append(sess, audio)
-                return
-            await super()._on_message(sess, raw)
-
-        async def _send(self, sess: Any, ev: dict[str, Any], *, validate: bool = True) -> None:
-            if ev.get("type") == "response.output_audio.delta":
-                chunk = base64.b64decode(ev["delta"])
-                self.audio_out_ms += len(chunk) // 8
-                pcmu = sess.config["audio"]["output"]["format"].get("type") == "audio/pcmu"
-                rid = ev["response_id"]
-                if pcmu and rid not in self.stamped and len(chunk) >= FRAME:
-                    self.stamped.add(rid)
-                    ev = {**ev, "delta": base64.b64encode(stamp_front(chunk)).decode()}
-            await super()._send(sess, ev, validate=validate)
-
-        def stats(self) -> dict[str, Any]:
-            return {
-                "in_us": summary_us(self.in_lat_us),
-                "frames_in": self.frames_in,
-                "audio_out_ms": self.audio_out_ms,
-                "stamped_out": len(self.stamped),
-                "sessions": len(self.sessions),
-                "open": sum(1 for s in self.sessions if not s.closed),
-                "cancels": sum(len(s.cancels) for s in self.sessions),
-                "violations": sum(len(s.violations) for s in self.sessions),
-                "internal_errors": len(self.internal_errors),
-                "sdk_checks": fake.SDK_CHECKS,
-            }
+    # The server role need not load the fake (and the openai SDK it checks against).
+    from agent.devkit import fake_openai as fake
+    from agent.devkit.stamping_fake import StampingFake
 
     scenario = fake.Scenario(rate_limits=False, light=True, **scenario_args)
     async with StampingFake(scenario) as server:

@@ -99,7 +99,7 @@ def phrase_result(name: str, arguments: dict[str, Any], data: dict[str, Any]) ->
                 )
             return Outcome("Sorry, that time is taken. What other time works?", retry_slot="time")
         merged = {**arguments, **data}
-        booking = str(data.get("booking_id") or "")
+        booking: str | None = str(data.get("booking_id") or "")
         when = _when(merged).removeprefix(" on ")
         text = f"You're booked for {when}." if when else "You're booked."
         if booking:

@@ -318,7 +318,7 @@ def parse_time(norm: str, *, bare_ok: bool = False) -> str | None:
     times the caller's meaning wins ("move my 3 o'clock to 4", "not at 9, at 10"; see
     `_choose`). `bare_ok`: we just asked for a time, so "10" or "10 30" alone count.
     """
-    pm = _has(r"\b(afternoon|evening|tonight)\b", norm) or None
+    pm: bool | None = _has(r"\b(afternoon|evening|tonight)\b", norm) or None
     if _has(r"\bmorning\b", norm):
         pm = False
     found: list[_Mention[str]] = [
@@ -354,9 +354,9 @@ def parse_time(norm: str, *, bare_ok: bool = False) -> str | None:
                 found.append(_Mention(start, m.end(), rank, _clock(hour, minute, meridiem, pm)))
     chosen = _choose(norm, found)
     if chosen is None and not found and bare_ok:  # "ok 10 30 then": a short answer
-        m = re.search(r"^(?:[a-z']+ ){0,2}(\d{1,2})(?: (\d{2}))?(?: [a-z']+){0,2}$", norm)
-        if m and 0 <= (minute := int(m[2] or 0)) < 60 and int(m[1]) <= 23:
-            chosen = _clock(int(m[1]), minute, None, pm)
+        short = re.search(r"^(?:[a-z']+ ){0,2}(\d{1,2})(?: (\d{2}))?(?: [a-z']+){0,2}$", norm)
+        if short and 0 <= (minute := int(short[2] or 0)) < 60 and int(short[1]) <= 23:
+            chosen = _clock(int(short[1]), minute, None, pm)
     return chosen
 
 

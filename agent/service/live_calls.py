@@ -25,7 +25,7 @@ import socket
 import uuid
 from collections.abc import Awaitable
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import redis.asyncio as aioredis
 
@@ -224,7 +224,7 @@ class RedisLiveCalls:
             log.warning("registry: could not add call %s: %s", call.call_sid, exc)
 
     async def _write(self, call: LiveCall) -> None:
-        fields = {k: str(v) for k, v in call.to_dict().items()}
+        fields: dict[Any, str] = {k: str(v) for k, v in call.to_dict().items()}
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.hset(self._key(call.call_sid), mapping=fields)
             pipe.pexpire(self._key(call.call_sid), int(self.ttl_s * 1000))
@@ -250,7 +250,7 @@ class RedisLiveCalls:
             log.warning("registry: could not remove call %s: %s", call_sid, exc)
 
     async def live(self) -> list[LiveCall]:
-        sids = await self._redis.zrange(self._index, 0, -1)
+        sids = cast(list[str], await self._redis.zrange(self._index, 0, -1))
         if not sids:
             return []
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -266,7 +266,7 @@ class RedisLiveCalls:
     async def get(self, call_sid: str) -> LiveCall | None:
         if call_sid in self._local:
             return self._local[call_sid]
-        found = await self._redis.hgetall(self._key(call_sid))
+        found = cast(dict[str, str], await self._redis.hgetall(self._key(call_sid)))
         return _live_call(found) if found else None
 
     # ------------------------------------------------------------ control

@@ -16,7 +16,7 @@ _CALL_SID = re.compile(r"\bCA[0-9a-f]{32}\b")
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        out = {
+        out: dict[str, str | float] = {
             "ts": round(time.time(), 3),
             "level": record.levelname.lower(),
             "logger": record.name,
@@ -24,7 +24,7 @@ class JsonFormatter(logging.Formatter):
         }
         call_sid = getattr(record, "call_sid", None)
         if not call_sid:  # most call logs name the sid in the text: make it a field
-            found = _CALL_SID.search(out["msg"])
+            found = _CALL_SID.search(str(out["msg"]))
             call_sid = found.group(0) if found else None
         if call_sid:
             out["call_sid"] = call_sid

@@ -144,7 +144,7 @@ class CallCore:
         if audio:
             self.quiet_ticks = 0
             owner = result.shares[0][0]
-            if self._gap_ticks and owner is self._audio_turn:
+            if self._gap_ticks and owner is self._audio_turn and owner is not None:
                 owner.underrun_ms += self._gap_ticks * FRAME_MS
                 owner.underrun_while_late_ms += self._gap_ticks_late * FRAME_MS
             self._gap_ticks = self._gap_ticks_late = 0

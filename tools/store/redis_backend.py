@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time as _time
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 
@@ -254,7 +254,7 @@ class RedisStore:
         raise RuntimeError(f"booking {booking_id!r} kept changing; reschedule not applied")
 
     async def get(self, booking_id: str) -> Booking:
-        h = await self._redis.hgetall(self._booking(booking_id))
+        h = cast(dict[bytes, bytes], await self._redis.hgetall(self._booking(booking_id)))
         if not h:
             raise NotFound(booking_id)
         return _hash_to_booking(h)
@@ -303,7 +303,7 @@ class RedisStore:
         out: list[dict[str, Any]] = []
         start = 0
         while len(out) < limit:
-            keys = await self._redis.zrevrange(index, start, start + limit - 1)
+            keys = cast(list[bytes], await self._redis.zrevrange(index, start, start + limit - 1))
             if not keys:
                 break
             values = await self._redis.mget([self._rec(kind, "item", _s(k)) for k in keys])
@@ -331,4 +331,4 @@ class RedisStore:
         await self._redis.set(self._blob(key), bytes(data))
 
     async def get_blob(self, key: str) -> bytes | None:
-        return await self._redis.get(self._blob(key))
+        return cast(bytes | None, await self._redis.get(self._blob(key)))

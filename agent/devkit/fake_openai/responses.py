@@ -76,7 +76,7 @@ class Responses:
     async def _run_response(self, sess: FakeSession, resp: FakeResponse) -> None:
         default = resp.conversation != "none"
         out_fmt = sess.config["audio"]["output"]["format"]
-        body = {
+        body: dict[str, Any] = {
             "id": resp.id, "object": "realtime.response", "status": "in_progress",
             "conversation_id": f"conv_{sess.index}" if default else None,
             "output_modalities": ["audio"], "output": [], "metadata": resp.metadata,
@@ -87,7 +87,7 @@ class Responses:
         resp.item_id = self._id("item")
         ids = {"response_id": resp.id, "output_index": 0}
         if resp.tool is not None:
-            item = {
+            item: dict[str, Any] = {
                 "id": resp.item_id, "object": "realtime.item", "type": "function_call", "status": "in_progress",
                 "name": resp.tool.name, "call_id": self._id("call"), "arguments": "",
             }  # fmt: skip

@@ -31,7 +31,7 @@ import itertools
 import json
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -79,7 +79,7 @@ class FakeOpenAIRealtime(Responses):
             await self._server.wait_closed()
             self._server = None
 
-    async def __aenter__(self) -> FakeOpenAIRealtime:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -256,7 +256,7 @@ class FakeOpenAIRealtime(Responses):
             sess,
             {"type": "input_audio_buffer.committed", "item_id": item_id, "previous_item_id": prev},
         )
-        item = {
+        item: dict[str, Any] = {
             "id": item_id, "object": "realtime.item", "type": "message", "role": "user",
             "status": "completed", "content": [{"type": "input_audio", "transcript": None}],
         }  # fmt: skip

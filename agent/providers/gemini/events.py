@@ -144,13 +144,13 @@ class GeminiTranslator:
             self.turn.generation_complete = True
         if sc.get("turnComplete"):
             self._finish_caller(out)
-            turn, self.turn = self.turn, None
-            if turn is not None:
-                if turn.interrupted:
-                    self._end_turn(turn, "cancelled", out)
+            ended, self.turn = self.turn, None
+            if ended is not None:
+                if ended.interrupted:
+                    self._end_turn(ended, "cancelled", out)
                 else:
-                    self._deliver(turn, self._to_ulaw.flush(), out)
-                    self._end_turn(turn, "completed", out)
+                    self._deliver(ended, self._to_ulaw.flush(), out)
+                    self._end_turn(ended, "completed", out)
 
     def _audio(self, inline: dict[str, Any], out: list[RealtimeEvent]) -> None:
         turn = self._open_turn(out)

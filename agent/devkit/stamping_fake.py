@@ -1,0 +1,68 @@
+"""The fake OpenAI server as a load run uses it: it times the clock stamps the phone
+wrote into caller frames, and stamps the first audio of each reply (`bridge_probe`)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from agent.devkit.bridge_probe import STAMP_BYTES, now_us, read_stamp, stamp_front, summary_us
+from agent.devkit.fake_openai import SDK_CHECKS, FakeOpenAIRealtime
+
+FRAME = 160  # bytes of μ-law per 20 ms
+APPEND_HEAD = '{"type":"input_audio_buffer.append","audio":"'
+
+
+class StampingFake(FakeOpenAIRealtime):
+    """The fake OpenAI server, timing stamped caller frames and stamping reply audio."""
+
+    def __init__(self, scenario: Any) -> None:
+        super().__init__(scenario)
+        self.reset()
+
+    def reset(self) -> None:
+        self.in_lat_us: list[int] = []
+        self.frames_in = 0
+        self.audio_out_ms = 0
+        self.stamped: set[str] = set()
+        self.sessions = [s for s in self.sessions if not s.closed]
+
+    async def _on_message(self, sess: Any, raw: str | bytes) -> None:
+        t = now_us()
+        # Fast path for the 50/s per call appends: the schema check (pydantic) per frame
+        # would make the fake, not the bridge, the bottleneck; other events keep it.
+        if isinstance(raw, str) and raw.startswith(APPEND_HEAD):
+            audio = base64.b64decode(raw[len(APPEND_HEAD) : -2])
+            for i in range(0, len(audio), FRAME):
+                sent = read_stamp(audio[i : i + STAMP_BYTES])
+                if sent is not None:
+                    self.in_lat_us.append(t - sent)
+            self.frames_in += len(audio) // FRAME
+            await self._on_append(sess, audio)
+            return
+        await super()._on_message(sess, raw)
+
+    async def _send(self, sess: Any, ev: dict[str, Any], *, validate: bool = True) -> None:
+        if ev.get("type") == "response.output_audio.delta":
+            chunk = base64.b64decode(ev["delta"])
+            self.audio_out_ms += len(chunk) // 8
+            pcmu = sess.config["audio"]["output"]["format"].get("type") == "audio/pcmu"
+            rid = ev["response_id"]
+            if pcmu and rid not in self.stamped and len(chunk) >= FRAME:
+                self.stamped.add(rid)
+                ev = {**ev, "delta": base64.b64encode(stamp_front(chunk)).decode()}
+        await super()._send(sess, ev, validate=validate)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "in_us": summary_us(self.in_lat_us),
+            "frames_in": self.frames_in,
+            "audio_out_ms": self.audio_out_ms,
+            "stamped_out": len(self.stamped),
+            "sessions": len(self.sessions),
+            "open": sum(1 for s in self.sessions if not s.closed),
+            "cancels": sum(len(s.cancels) for s in self.sessions),
+            "violations": sum(len(s.violations) for s in self.sessions),
+            "internal_errors": len(self.internal_errors),
+            "sdk_checks": SDK_CHECKS,
+        }
