@@ -145,13 +145,26 @@ def decode_payload(text: str, where: str) -> bytes:
         raise ProtocolError(f"{where}: payload is not valid base64 ({exc})") from None
 
 
+def _no_constant(name: str) -> Any:
+    raise ProtocolError(f"message is not valid JSON ({name} is not a JSON number)")
+
+
 def load_message(text: str | bytes) -> dict[str, Any]:
+    """One JSON object, or ProtocolError: whatever the peer sends, never another error.
+
+    JSON's own limits become protocol errors too: nesting deeper than the parser's
+    recursion limit (RecursionError), integers beyond Python's digit limit (ValueError),
+    and NaN/Infinity, which are not JSON at all."""
     if len(text) > MAX_MESSAGE_CHARS:
         raise ProtocolError(f"message is {len(text)} bytes, limit {MAX_MESSAGE_CHARS}")
     try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ProtocolError(f"message is not valid JSON ({exc.__class__.__name__}: {exc})") from None
+        data = json.loads(text, parse_constant=_no_constant)
+    except ProtocolError:
+        raise
+    except RecursionError:
+        raise ProtocolError("message is not valid JSON (nested too deeply)") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, huge integers
+        raise ProtocolError(f"message is not valid JSON ({exc.__class__.__name__}: {str(exc)[:200]})") from None
     if not isinstance(data, dict):
         raise ProtocolError(f"message must be a JSON object, got {_kind(data)}")
     return data

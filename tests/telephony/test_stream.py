@@ -527,3 +527,53 @@ async def test_what_the_caller_sent_before_hanging_up_is_still_read_after_a_send
         await phone.ws.close()
         events = await asyncio.wait_for(got.get(), WAIT)
     assert events == ["Media"] * 5 + ["Stop"]
+
+
+def json_bombs(phone: Phone) -> list[str]:
+    """What a JSON parser itself chokes on, each inside the default 64 KiB frame cap."""
+    sid = phone.twilio.stream_sid
+    good = json.loads(phone.twilio.media(frame(0), 0))
+    phone.twilio._seq -= 1  # never sent
+    phone.twilio._chunk -= 1
+    media = good["media"]
+    return [
+        "[" * 30_000,  # nesting past the parser's recursion limit
+        '{"event":"media","streamSid":"' + sid + '","media":' + "[" * 20_000 + "]" * 20_000 + "}",
+        '{"event":"media","sequenceNumber":' + "9" * 5_000 + "}",  # past int's digit limit
+        '{"event":"media","sequenceNumber":NaN}',
+        '{"event":"media","sequenceNumber":-Infinity}',
+        json.dumps({**good, "sequenceNumber": 1e308}),
+        '{"event":"media","sequenceNumber":"1","streamSid":"' + sid + '","media":{"payload":"\\ud800"}}',
+        json.dumps({**good, "media": {**media, "chunk": "9" * 5_000}}),
+        json.dumps({**good, "media": {**media, "timestamp": -1}}),
+        json.dumps({**good, "streamSid": 12345}),
+        json.dumps({"event": "mark", "sequenceNumber": "2", "streamSid": sid, "mark": {"name": "m" * 10_000}}),
+        json.dumps({"event": "dtmf", "sequenceNumber": "2", "streamSid": sid, "dtmf": {"digit": "1" * 1_000}}),
+        json.dumps({"event": None}),
+        json.dumps({"event": ["media"]}),
+        json.dumps({**good, "media": "not an object"}),
+        json.dumps({**good, "media": {**media, "payload": "A" * 60_000}}),
+        '{"event":"media"' + ',"x":1' * 10_000 + "}",
+        "\u0000" * 1_000,
+        '"just a string"',
+        "1e999999",
+    ]
+
+
+async def test_json_bombs_are_malformed_frames_never_tracebacks(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 13: every kind of bad media traffic is a malformed frame; the call goes on."""
+    caplog.set_level(logging.DEBUG)
+    async with serve(echo_handler) as server, dial(server) as phone:
+        await phone.start(server.tokens.issue(phone.call_sid))
+        bombs = json_bombs(phone)
+        assert len(bombs) == 20
+        for message in bombs:
+            await phone.ws.send(message)
+        after = [frame(3000 + i) for i in range(5)]
+        assert b"".join(await run_echo_call_started(phone, after)) == b"".join(after)
+        _, stats, _ = await handler_result(server)
+    assert stats.malformed == 20
+    tracebacks = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert tracebacks == [], [r.getMessage() for r in tracebacks]
