@@ -26,7 +26,7 @@ from telephony.stream import (
     close_reason,
     receive_message,
 )
-from telephony.tokens import StreamTokens, TokenError
+from telephony.tokens import TOKEN_PARAMETER, StreamTokens, TokenError
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,8 @@ def media_stream_route(
 
         extra = {"call_sid": start.call_sid, "stream_sid": start.stream_sid}
         try:
-            await tokens.verify(start.custom_parameters.get("token", ""), start.call_sid)
+            params = start.custom_parameters
+            await tokens.verify(params.get(TOKEN_PARAMETER, ""), start.call_sid, params)
         except TokenError as exc:
             logger.warning(
                 "call %s: stream token rejected: %s", start.call_sid, exc.reason, extra=extra

@@ -1,10 +1,12 @@
 """Short-lived, single-use stream tokens.
 
-The voice webhook (signed by Twilio) issues a token bound to the call sid; it travels
-to the Media Stream as a `<Parameter>` and is checked on `start` before anything
-expensive is opened. A token is an HMAC-SHA256 over (call sid, expiry, nonce):
+The voice webhook (signed by Twilio) issues a token bound to the call sid and to the
+stream's other parameters (flow, caller, called number); it travels to the Media Stream
+as a `<Parameter>` and is checked on `start` before anything expensive is opened, so a
+stream cannot claim another flow or caller than the webhook chose. A token is an
+HMAC-SHA256 over (call sid, expiry, nonce, digest of the parameters):
 
-    v1.<b64url call sid>.<expiry unix s>.<b64url nonce>.<b64url hmac>
+    v2.<b64url call sid>.<expiry unix s>.<b64url nonce>.<b64url params digest>.<b64url hmac>
 
 Single use is enforced by a `UsedTokens` store (memory here, Redis in the agent layer
 for multi-instance deployments) that claims the nonce exactly once.
@@ -16,15 +18,19 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
-_VERSION = "v1"
+_VERSION = "v2"
 _MAX_CALL_SID = 64
-_SHAPE = re.compile(r"v1\.[A-Za-z0-9_-]{2,90}\.[0-9]{1,12}\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{43}")
+_SHAPE = re.compile(
+    r"v2\.[A-Za-z0-9_-]{2,90}\.[0-9]{1,12}\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}"
+)
+TOKEN_PARAMETER = "token"  # the <Parameter> that carries the token; it binds the others
 
 
 class TokenError(Exception):
@@ -34,6 +40,7 @@ class TokenError(Exception):
     BAD_SIGNATURE = "bad signature"
     EXPIRED = "expired"
     WRONG_CALL = "wrong call"
+    WRONG_PARAMETERS = "parameters changed"
     ALREADY_USED = "already used"
 
     def __init__(self, reason: str) -> None:
@@ -82,6 +89,13 @@ class MemoryUsedTokens:
         return len(self._expires)
 
 
+def _params_digest(parameters: Mapping[str, str]) -> str:
+    """A digest of the stream's parameters other than the token itself (order-free)."""
+    bound = sorted((k, v) for k, v in parameters.items() if k != TOKEN_PARAMETER)
+    canonical = json.dumps(bound, ensure_ascii=False, separators=(",", ":")).encode()
+    return _b64(hashlib.sha256(canonical).digest()[:16])
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -113,19 +127,25 @@ class StreamTokens:
     def _sign(self, body: str) -> str:
         return _b64(hmac.new(self._secret, body.encode("ascii"), hashlib.sha256).digest())
 
-    def issue(self, call_sid: str) -> str:
+    def issue(self, call_sid: str, parameters: Mapping[str, str] | None = None) -> str:
+        """A token for `call_sid` whose stream must carry exactly `parameters` (besides
+        the token)."""
         if not call_sid or len(call_sid) > _MAX_CALL_SID:
             raise ValueError(f"call_sid must be 1..{_MAX_CALL_SID} chars")
         expiry = int(self._clock()) + self.ttl_s
         nonce = _b64(secrets.token_bytes(12))
-        body = f"{_VERSION}.{_b64(call_sid.encode())}.{expiry}.{nonce}"
+        digest = _params_digest(parameters or {})
+        body = f"{_VERSION}.{_b64(call_sid.encode())}.{expiry}.{nonce}.{digest}"
         return f"{body}.{self._sign(body)}"
 
-    async def verify(self, token: str, call_sid: str) -> None:
-        """Accept `token` for `call_sid` once, or raise TokenError with the reason."""
+    async def verify(
+        self, token: str, call_sid: str, parameters: Mapping[str, str] | None = None
+    ) -> None:
+        """Accept `token` once for `call_sid` and exactly the `parameters` it was issued
+        with (a `token` entry among them is ignored), or raise TokenError with the reason."""
         if not isinstance(token, str) or not _SHAPE.fullmatch(token):
             raise TokenError(TokenError.MALFORMED)
-        _, sid_b64, expiry_text, nonce, signature = token.split(".")
+        _, sid_b64, expiry_text, nonce, digest, signature = token.split(".")
         try:
             token_sid = _unb64(sid_b64).decode("utf-8")
         except (binascii.Error, ValueError):
@@ -138,6 +158,8 @@ class StreamTokens:
             raise TokenError(TokenError.EXPIRED)
         if not hmac.compare_digest(token_sid.encode(), call_sid.encode()):
             raise TokenError(TokenError.WRONG_CALL)
+        if not hmac.compare_digest(_params_digest(parameters or {}), digest):
+            raise TokenError(TokenError.WRONG_PARAMETERS)
         # Claim last, so a token presented for the wrong call is not burnt by it. Keep the
         # claim a little past expiry so a replay never outlives its "used" record.
         if not await self._used.claim(nonce, int(remaining) + 2):

@@ -26,7 +26,7 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Connect, Stream, VoiceResponse
 
 from telephony.numbers import mask_number
-from telephony.tokens import StreamTokens
+from telephony.tokens import TOKEN_PARAMETER, StreamTokens
 from telephony.twilio_form import MAX_FORM_BYTES, FormTooBig, TwilioForm
 
 logger = logging.getLogger(__name__)
@@ -91,9 +91,14 @@ def voice_routes(
             return _twiml(reject)
         params: dict[str, str] = dict(request.query_params)
         params.update(form.items())
+        stream_params: dict[str, str] = {}
         try:
             flow = await _maybe_await(choose_flow(params))
-            token = config.tokens.issue(call_sid) if flow is not None else None
+            if flow is not None:
+                # What the stream will carry, all bound into its token: a stream cannot
+                # name another flow or caller than this signed webhook chose.
+                stream_params = {"flow": flow, "from": form.get("From", ""), "to": form.get("To", "")}
+            token = config.tokens.issue(call_sid, stream_params) if flow is not None else None
         except Exception:
             logger.exception("voice webhook: choosing a flow failed for call %s", call_sid)
             flow = token = None
@@ -107,10 +112,9 @@ def voice_routes(
             return _twiml(sorry)
 
         stream = Stream(url=_media_url(request, config))
-        stream.parameter(name="flow", value=flow)
-        stream.parameter(name="token", value=token)
-        stream.parameter(name="from", value=str(form.get("From", "")))
-        stream.parameter(name="to", value=str(form.get("To", "")))
+        for name, value in stream_params.items():
+            stream.parameter(name=name, value=value)
+        stream.parameter(name=TOKEN_PARAMETER, value=token)
         connect = Connect()
         connect.append(stream)
         answer = VoiceResponse()

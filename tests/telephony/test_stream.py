@@ -90,9 +90,14 @@ class Phone:
             stream_sid="MZ" + call_sid[2:], call_sid=call_sid, account_sid="AC" + "0" * 32
         )
 
-    async def start(self, token: str, **params: str) -> None:
+    async def start(self, token: str | StreamTokens, **params: str) -> None:
+        """`connected` + `start`; given the server's tokens, a token bound to exactly
+        these parameters (as the voice webhook issues it), else the token as given."""
+        params = {"flow": "echo", **params}
+        if isinstance(token, StreamTokens):
+            token = token.issue(self.call_sid, params)
         await self.ws.send(self.twilio.connected())
-        await self.ws.send(self.twilio.start({"flow": "echo", "token": token, **params}))
+        await self.ws.send(self.twilio.start({**params, "token": token}))
 
     async def media(self, ulaw: bytes) -> None:
         await self.ws.send(self.twilio.media(ulaw, timestamp_ms=self.twilio._chunk * 20))
@@ -146,7 +151,7 @@ async def test_valid_token_runs_handler_with_parameters() -> None:
         await stream.close()
 
     async with serve(handler) as server, dial(server) as phone:
-        await phone.start(server.tokens.issue(phone.call_sid), **{"from": "+15551112222"})
+        await phone.start(server.tokens, **{"from": "+15551112222"})
         assert await phone.closed() == (1000, "")
         stream = seen.get_nowait()
     assert stream.call_sid == phone.call_sid
@@ -166,7 +171,8 @@ def _expired_token(call_sid: str) -> str:
         (lambda tokens, sid: "not-a-token", "malformed"),
         (lambda tokens, sid: StreamTokens(b"x" * 32).issue(sid), "bad signature"),
         (lambda tokens, sid: _expired_token(sid), "expired"),
-        (lambda tokens, sid: tokens.issue("CA" + "9" * 32), "wrong call"),
+        (lambda tokens, sid: tokens.issue("CA" + "9" * 32, {"flow": "echo"}), "wrong call"),
+        (lambda tokens, sid: tokens.issue(sid, {"flow": "vip"}), "parameters changed"),
         (lambda tokens, sid: "", "malformed"),
     ],
 )
@@ -186,7 +192,7 @@ async def test_reused_token_closes_1008() -> None:
         await stream.close()
 
     async with serve(handler) as server:
-        token = server.tokens.issue("CA" + "1" * 32)
+        token = server.tokens.issue("CA" + "1" * 32, {"flow": "echo"})
         async with dial(server) as first:
             await first.start(token)
             assert (await first.closed())[0] == 1000
@@ -231,7 +237,7 @@ async def test_no_start_in_time_closes_1008() -> None:
 
 async def run_echo_call(server: Server, phone: Phone, frames: list[bytes]) -> list[bytes]:
     """Start the call, send `frames`, echo every mark like a phone, return the audio played back."""
-    await phone.start(server.tokens.issue(phone.call_sid))
+    await phone.start(server.tokens)
     return await run_echo_call_started(phone, frames)
 
 
@@ -268,7 +274,7 @@ async def test_pacing_never_exceeds_lead_and_heard_follows_echoes() -> None:
         await speaker
 
     async with serve(handler, lead_ms=200) as server, dial(server) as phone:
-        await phone.start(server.tokens.issue(phone.call_sid))
+        await phone.start(server.tokens)
         received = bytearray()
         acked_frames = 0
         while (event := await phone.recv()) is not None:
@@ -303,7 +309,7 @@ async def test_withheld_echoes_hold_audio_back_then_clear_drops_it() -> None:
                 return
 
     async with serve(handler, lead_ms=200) as server, dial(server) as phone:
-        await phone.start(server.tokens.issue(phone.call_sid))
+        await phone.start(server.tokens)
         await phone.ws.send(phone.twilio.dtmf("1"))  # the handler clears after sending
         media, marks = 0, []
         while not isinstance(event := await phone.recv(), OutClear):
@@ -344,7 +350,7 @@ async def test_wait_played_times_out_without_echoes_and_ends_with_the_call() -> 
         results.put_nowait(await waiter)  # the caller hung up: resolves, not played
 
     async with serve(handler) as server, dial(server) as phone:
-        await phone.start(server.tokens.issue(phone.call_sid))
+        await phone.start(server.tokens)
         assert await asyncio.wait_for(results.get(), WAIT) is False
         await phone.ws.close()
     assert await asyncio.wait_for(results.get(), WAIT) is False
@@ -355,7 +361,7 @@ async def test_handler_failure_closes_1011() -> None:
         raise RuntimeError("boom")
 
     async with serve(handler) as server, dial(server) as phone:
-        await phone.start(server.tokens.issue(phone.call_sid))
+        await phone.start(server.tokens)
         assert await phone.closed() == (1011, "internal error")
 
 
@@ -398,7 +404,7 @@ async def test_malformed_messages_on_one_call_leave_a_parallel_call_untouched(
                 await early.ws.send(early.twilio.media(frame(1), 0))
                 assert (await early.closed())[0] == 1008
 
-            await bad.start(server.tokens.issue(bad.call_sid))
+            await bad.start(server.tokens)
             junk = malformed_messages(bad)
             assert len(junk) == 20
             good_frames = [frame(1000 + i) for i in range(50)]
@@ -444,7 +450,7 @@ async def run_echo_call_started(phone: Phone, frames: list[bytes]) -> list[bytes
 
 async def test_too_many_malformed_messages_close_1008() -> None:
     async with serve(echo_handler, malformed_limit=5) as server, dial(server) as phone:
-        await phone.start(server.tokens.issue(phone.call_sid))
+        await phone.start(server.tokens)
         for _ in range(5):
             await phone.ws.send("{bad")
         assert await phone.closed() == (1008, "too many malformed messages")
@@ -454,14 +460,14 @@ async def test_too_many_malformed_messages_close_1008() -> None:
 
 async def test_on_malformed_close_closes_at_the_first() -> None:
     async with serve(echo_handler, on_malformed="close") as server, dial(server) as phone:
-        await phone.start(server.tokens.issue(phone.call_sid))
+        await phone.start(server.tokens)
         await phone.ws.send(b"binary")
         assert await phone.closed() == (1008, "too many malformed messages")
 
 
 async def test_frames_over_the_server_cap_are_refused_by_uvicorn() -> None:
     async with serve(echo_handler, ws_max_size=16 * 1024) as server, dial(server) as phone:
-        await phone.start(server.tokens.issue(phone.call_sid))
+        await phone.start(server.tokens)
         await phone.answer_probe()
         await phone.media(frame(1))
         assert isinstance(await phone.recv(), OutMedia)  # the call is up (and echoing)
@@ -474,7 +480,7 @@ async def test_frames_over_the_server_cap_are_refused_by_uvicorn() -> None:
 async def test_sequence_gap_is_counted_and_logged(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="telephony")
     async with serve(echo_handler) as server, dial(server) as phone:
-        await phone.start(server.tokens.issue(phone.call_sid))
+        await phone.start(server.tokens)
         await phone.media(frame(1))
         phone.twilio._seq += 3  # three messages lost on the way
         await phone.media(frame(2))
@@ -487,7 +493,7 @@ async def test_sequence_gap_is_counted_and_logged(caplog: pytest.LogCaptureFixtu
 
 async def test_the_first_message_is_a_round_trip_probe_and_its_echo_hears_nothing() -> None:
     async with serve(echo_handler) as server, dial(server) as phone:
-        await phone.start(server.tokens.issue(phone.call_sid))
+        await phone.start(server.tokens)
         await phone.answer_probe()
         await phone.ws.send(phone.twilio.stop())
         assert (await phone.closed())[0] == 1000
@@ -498,7 +504,7 @@ async def test_the_first_message_is_a_round_trip_probe_and_its_echo_hears_nothin
 
 async def test_unknown_mark_echo_is_ignored() -> None:
     async with serve(echo_handler) as server, dial(server) as phone:
-        await phone.start(server.tokens.issue(phone.call_sid))
+        await phone.start(server.tokens)
         await phone.echo("never-sent")
         await phone.ws.send(phone.twilio.stop())
         assert (await phone.closed())[0] == 1000
@@ -520,7 +526,7 @@ async def test_what_the_caller_sent_before_hanging_up_is_still_read_after_a_send
         got.put_nowait(events)
 
     async with serve(handler) as server, dial(server) as phone:
-        await phone.start(server.tokens.issue(phone.call_sid))
+        await phone.start(server.tokens)
         for i in range(5):
             await phone.media(frame(i))
         await phone.ws.send(phone.twilio.stop())
@@ -566,7 +572,7 @@ async def test_json_bombs_are_malformed_frames_never_tracebacks(
     """Issue 13: every kind of bad media traffic is a malformed frame; the call goes on."""
     caplog.set_level(logging.DEBUG)
     async with serve(echo_handler) as server, dial(server) as phone:
-        await phone.start(server.tokens.issue(phone.call_sid))
+        await phone.start(server.tokens)
         bombs = json_bombs(phone)
         assert len(bombs) == 20
         for message in bombs:

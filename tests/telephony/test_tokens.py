@@ -26,9 +26,11 @@ def make(clock: Clock | None = None, ttl_s: int = 60) -> StreamTokens:
     return StreamTokens(SECRET, ttl_s=ttl_s, used=MemoryUsedTokens(), clock=clock or Clock())
 
 
-async def reason(tokens: StreamTokens, token: str, call_sid: str = CALL) -> str:
+async def reason(
+    tokens: StreamTokens, token: str, call_sid: str = CALL, params: dict[str, str] | None = None
+) -> str:
     with pytest.raises(TokenError) as info:
-        await tokens.verify(token, call_sid)
+        await tokens.verify(token, call_sid, params)
     return info.value.reason
 
 
@@ -62,13 +64,24 @@ async def test_wrong_call_does_not_burn_the_token() -> None:
     await tokens.verify(token, CALL)
 
 
+async def test_the_parameters_are_bound_into_the_token() -> None:
+    tokens = make()
+    params = {"flow": "order-status", "from": "+15551230000", "to": "+15550002000"}
+    token = tokens.issue(CALL, params)
+    for changed in ({**params, "flow": "vip"}, {**params, "from": "+15559999999"},
+                    {k: v for k, v in params.items() if k != "to"}, {**params, "extra": "1"}):
+        assert await reason(tokens, token, CALL, changed) == "parameters changed"
+    # the token's own parameter and the order of the others do not matter
+    await tokens.verify(token, CALL, {"token": token, **dict(reversed(params.items()))})
+
+
 async def test_bad_signature_from_another_secret_or_tampering() -> None:
     other = StreamTokens(b"x" * 32, used=MemoryUsedTokens(), clock=Clock())
     tokens = make()
     assert await reason(tokens, other.issue(CALL)) == "bad signature"
     good = tokens.issue(CALL)
-    version, sid, expiry, nonce, sig = good.split(".")
-    longer = ".".join([version, sid, str(int(expiry) + 3600), nonce, sig])
+    version, sid, expiry, nonce, digest, sig = good.split(".")
+    longer = ".".join([version, sid, str(int(expiry) + 3600), nonce, digest, sig])
     assert await reason(tokens, longer) == "bad signature"
     flipped = good[:-1] + ("A" if good[-1] != "A" else "B")
     assert await reason(tokens, flipped) == "bad signature"

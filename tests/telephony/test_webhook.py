@@ -15,7 +15,7 @@ from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 
 from telephony.numbers import mask_number
-from telephony.tokens import MemoryUsedTokens, StreamTokens
+from telephony.tokens import MemoryUsedTokens, StreamTokens, TokenError
 from telephony.webhook import WebhookConfig, voice_routes
 from tests.helpers.servers import run_app
 
@@ -258,7 +258,10 @@ async def test_voice_answers_connect_stream_with_parameters() -> None:
     assert params["flow"] == "booking"
     assert params["from"] == FORM["From"] and params["to"] == FORM["To"]
     assert len(params["token"]) < 200
-    await tokens.verify(params["token"], CALL)  # bound to this call, usable once
+    # bound to this call and these parameters, usable once
+    with pytest.raises(TokenError, match="parameters changed"):
+        await tokens.verify(params["token"], CALL, {**params, "flow": "vip"})
+    await tokens.verify(params["token"], CALL, params)
 
 
 async def test_async_flow_chooser_is_awaited() -> None:
