@@ -76,11 +76,18 @@ def understand(text: str, ctx: Context) -> Understanding:
         (day and time) or ((day or time) and slots.mostly_when(norm))
     ):
         task = "book"  # "tomorrow at 10" right after the greeting is a booking
-    if task not in ("book", "reschedule"):
-        day = time = None
+    if task not in ("book", "reschedule", "cancel"):
+        day = time = None  # "cancel Friday's": the day tells which booking
     name = slots.parse_name(text, bare_ok=awaiting == "name") if task == "book" else None
     number = raw = None
-    number_only = task is None and "lookup_order" in ctx.tools and slots.mostly_number(norm)
+    # A number given before we asked for one: on an orders-only line, anywhere in the
+    # sentence ("what's happening with 1042?"); where bookings are taken too, only a
+    # reply that is little more than the number.
+    number_only = (
+        task is None
+        and "lookup_order" in ctx.tools
+        and ("book_appointment" not in ctx.tools or slots.mostly_number(norm))
+    )
     if task == "order" or awaiting == "order_number" or number_only:
         found = slots.parse_order_number(text)
         if found:
