@@ -19,6 +19,14 @@ __all__ = ["parse_order_number", "words_to_digits"]
 # "oh" (or a lone "o") read as a zero, right after a digit: "one oh four two", "nine oh
 # nine oh". Not before one: "Oh, it's 4567" starts with a sigh, not a zero.
 _OH = re.compile(r"(?<=\d)(?:[\s,.-]+(?:oh|o(?!')))+\b", re.IGNORECASE)
+# Digits the recogniser writes as words that sound the same ("1 0 4 too", "6 oh for 1 8"):
+# taken as digits only between single digits read out one by one, or ending them.
+_DIGIT_SOUNDS = {"for": "4", "fore": "4", "to": "2", "too": "2", "won": "1", "ate": "8"}
+_HOMOPHONES = re.compile(
+    rf"(?:(?<=\b\d[\s,.-])|(?<=\b\d[\s,.-]{{2}}))(?:{'|'.join(_DIGIT_SOUNDS)})\b"
+    r"(?=[\s,.-]*(?:\d|[?!.]|$))",  # "4 5 6 7 for me" keeps its "for"
+    re.IGNORECASE,
+)
 _REPEAT = re.compile(r"\b(double|triple)[\s-]+(\d)", re.IGNORECASE)
 # Words after which a second number replaces the first ("1234, no wait, 1243").
 _CORRECTION = re.compile(
@@ -52,6 +60,7 @@ def parse_order_number(text: str) -> tuple[str, str] | None:
     # "double 0" after "double oh": the zero rule needs a digit before the "oh"
     digits_text = re.sub(r"(?i)\b(double|triple)[\s-]+(?:oh|o)\b", r"\1 0", digits_text)
     digits_text = _REPEAT.sub(lambda m: m[2] * (2 if m[1].lower() == "double" else 3), digits_text)
+    digits_text = _HOMOPHONES.sub(lambda m: _DIGIT_SOUNDS[m[0].lower()], digits_text)
     norm = re.sub(r"[^\w\s']", " ", digits_text.lower())
     runs: list[tuple[int, int, str]] = []  # (start, end, digits)
     for m in re.finditer(r"\b\d+(?:\s+\d+)*\b", norm):

@@ -38,7 +38,16 @@ def normalize(text: str) -> str:
     t = re.sub(r"(\d)(am|pm|st|nd|rd|th)\b", r"\1 \2", t)  # 10am -> 10 am, 27th -> 27 th
     t = re.sub(r"[^\w\s:']", " ", t).replace("_", " ")
     t = re.sub(r"(?<!\d):|:(?!\d)", " ", t)
+    for pattern, replacement in _HEARD_AS:
+        t = re.sub(pattern, replacement, t)
     return " ".join(t.split())
+
+
+# What tiny.en writes for our words on a phone line, where the sentence leaves no doubt.
+_HEARD_AS = (
+    (r"\b(my|a|the|your) (walking|working)\b", r"\1 booking"),  # "remove my walking"
+    (r"^\s*(walking|working) (for|on)\b", r"booking \2"),  # "Walking for Wednesday"
+)
 
 
 def _has(pattern: str, norm: str) -> bool:

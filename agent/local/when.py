@@ -226,6 +226,8 @@ def parse_time(norm: str, *, bare_ok: bool = False) -> str | None:
         add(m, 6, int(m[1]), int(m[2] or 0), start=m.start(1))
     for m in _overlapping(r"\b(0?[7-9]|1\d|2[0-3])00(?: hours)?\b", norm):
         add(m, 7, int(m[1]), 0)  # "fourteen hundred" (text2num: "1400")
+    for m in _overlapping(r"\b(\d{1,2}) (?:hundred|100)(?: hours)?\b", norm):
+        add(m, 7, int(m[1]), 0)  # tiny.en: "15 hundred hours"
     for m in _overlapping(r"\b(1[3-9]|2[0-3]) ([0-5]\d)\b", norm):
         add(m, 7, int(m[1]), int(m[2]))  # "thirteen thirty": past 12, it can only be a time
     for m in _overlapping(r"\bat the (\d{1,2}) hours\b", norm):
@@ -236,8 +238,8 @@ def parse_time(norm: str, *, bare_ok: bool = False) -> str | None:
     for m in _overlapping(rf"\b(\d{{1,2}}) ([1-5][05])\b(?! {_NOT_CLOCK})", norm):
         if int(m[1]) <= 12 and when_said and not _NOT_HOUR_BEFORE.search(norm[: m.start()]):
             add(m, 8, int(m[1]), int(m[2]))  # "friday, two fifteen", "earlier, like 9 15"
-    if bare_ok:
-        for m in _overlapping(r"\b(\d{1,2})(\d{2})\b", norm):
+    for m in _overlapping(rf"\b(\d{{1,2}})([0-5]\d)\b(?! {_NOT_CLOCK})", norm):
+        if bare_ok or (when_said and 1 <= int(m[1]) <= 12):
             add(m, 9, int(m[1]), int(m[2]))  # "1030" as tiny.en writes "ten thirty"
     chosen = _choose(norm, found)
     if chosen is None and not found and bare_ok:  # "ok 10 30 then": a short answer

@@ -132,3 +132,32 @@ def test_a_number_in_a_question_on_an_orders_line_is_an_order() -> None:
     assert (heard.intent, heard.order_number) == ("order", "1042")
     # where bookings are taken too, a number inside a sentence is not taken for an order
     assert understand(text, Context(TUESDAY, APPOINTMENTS | ORDERS)).intent is None
+
+
+# ---------------------------------------------------------------- as tiny.en writes it
+@pytest.mark.parametrize(
+    ("transcript", "expected"),
+    [
+        ("Could you tell me what's happening with 1 0. 4 too?", "1042"),
+        ("Hi, my order number is 6 oh for 1 8.", "60418"),
+        ("it is 4 5 6 7 for me", "4567"),  # "for me" is not a digit
+        ("order 4567 to be delivered", "4567"),
+    ],
+)
+def test_digits_heard_as_words_that_sound_the_same(transcript: str, expected: str) -> None:
+    found = parse_order_number(transcript)
+    assert found is not None and found[0] == expected
+
+
+@pytest.mark.parametrize(
+    ("transcript", "intent", "time"),
+    [
+        ("Walking for Wednesday, 15 hundred hours.", "book", "15:00"),
+        ("Could you remove my walking please?", "cancel", None),
+        ("I move my appointment to the Thursday, 1030.", "reschedule", "10:30"),
+    ],
+)
+def test_booking_heard_as_walking(transcript: str, intent: str, time: str | None) -> None:
+    norm = normalize(transcript)
+    assert detect_intent(norm) == intent
+    assert parse_time(norm) == time
