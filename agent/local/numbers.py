@@ -19,6 +19,8 @@ __all__ = ["parse_order_number", "words_to_digits"]
 # "oh" (or a lone "o") read as a zero, right after a digit: "one oh four two", "nine oh
 # nine oh". Not before one: "Oh, it's 4567" starts with a sigh, not a zero.
 _OH = re.compile(r"(?<=\d)(?:[\s,.-]+(?:oh|o(?!')))+\b", re.IGNORECASE)
+# ... and written "or" by the recogniser, between digits read out one by one ("6 or 4 1 8")
+_OR = re.compile(r"(?<=\b\d)[\s,.-]+or[\s,.-]+(?=(?:\d|for|to|too)\b)", re.IGNORECASE)
 # Digits the recogniser writes as words that sound the same ("1 0 4 too", "6 oh for 1 8"):
 # taken as digits only between single digits read out one by one, or ending them.
 _DIGIT_SOUNDS = {"for": "4", "fore": "4", "to": "2", "too": "2", "won": "1", "ate": "8"}
@@ -56,7 +58,7 @@ def parse_order_number(text: str) -> tuple[str, str] | None:
     Digits said in a row, in groups or with pauses are one number. Of two numbers, one
     after a correction ("1234, no wait, 1243", "not 4576, it's 4567") wins; otherwise
     the longest."""
-    digits_text = words_to_digits(text.replace("\u2019", "'"))
+    digits_text = _OR.sub(" 0 ", words_to_digits(text.replace("\u2019", "'")))
     # "double 0" after "double oh": the zero rule needs a digit before the "oh"
     digits_text = re.sub(r"(?i)\b(double|triple)[\s-]+(?:oh|o)\b", r"\1 0", digits_text)
     digits_text = _REPEAT.sub(lambda m: m[2] * (2 if m[1].lower() == "double" else 3), digits_text)

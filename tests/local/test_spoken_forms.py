@@ -140,6 +140,8 @@ def test_a_number_in_a_question_on_an_orders_line_is_an_order() -> None:
     [
         ("Could you tell me what's happening with 1 0. 4 too?", "1042"),
         ("Hi, my order number is 6 oh for 1 8.", "60418"),
+        ("I'm on the number in six or for one eight", "60418"),
+        ("is it 4567 or 4568", "4567"),  # not digits read out one by one: "or" stays a choice
         ("it is 4 5 6 7 for me", "4567"),  # "for me" is not a digit
         ("order 4567 to be delivered", "4567"),
     ],

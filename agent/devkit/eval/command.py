@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import fnmatch
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -84,6 +85,8 @@ async def _run(eval_set: EvalSet, args: argparse.Namespace, console: Console) ->
 
             results = await run_utterances(eval_set, audio=not args.no_audio, on_done=utterance_done)
         if scripts:
+            # Each call starts a server: its start-up notes ("admin API disabled") are noise here.
+            logging.getLogger("agent.service").setLevel(logging.ERROR)
             call_task = progress.add_task("calls", total=len(scripts))
             calls = await run_calls(
                 eval_set,
