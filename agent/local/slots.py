@@ -75,7 +75,7 @@ _CANCEL = (
 )
 _RESCHEDULE = (
     r"\b(reschedul\w*|re schedul\w*)\b"
-    r"|\b(move|change|push|switch|shift)\b.*\b(appointment|booking|it|time|day|date)\b"
+    r"|\b(move|change|push|switch|shift)\b.*\b(appointments?|bookings?|it|time|day|date)\b"
     r"|\b(postpone\w*|rearrang\w*)\b"
     r"|\b(a |an )?(different|another|other) (day|time|date|slot)\b"
 )

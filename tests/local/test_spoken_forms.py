@@ -104,6 +104,7 @@ def test_words_to_digits_keeps_oclock_and_the_rest() -> None:
         ("Is there any room on Thursday?", "book"),
         ("Could you put me down for Friday?", "book"),
         ("I'd like to postpone my appointment", "reschedule"),
+        ("Can I move my appointments to Friday?", "reschedule"),  # not "my appointments"
         ("I have to rearrange my appointment please", "reschedule"),
         ("I'd like a different day if possible", "reschedule"),
         ("Could you remove my booking please?", "cancel"),
