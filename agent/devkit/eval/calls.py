@@ -24,7 +24,7 @@ from agent.devkit.scripts import CallScript, load_scripts
 from agent.devkit.stack import local_stack
 from tools.appointments import normalise_phone
 
-__all__ = ["CallOutcome", "run_calls"]
+__all__ = ["CallOutcome", "run_call", "run_calls", "seed_bookings"]
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,8 @@ def _engine_today(day: dt.date) -> Iterator[None]:
             os.environ["LOCAL_ENGINE_TODAY"] = before
 
 
-async def _seed(store: Any, script: CallScript, bookings: list[PriorBooking]) -> None:
+async def seed_bookings(store: Any, script: CallScript, bookings: list[PriorBooking]) -> None:
+    """Book the caller's earlier appointments (made from the script's phone) into `store`."""
     phone = normalise_phone(script.from_)
     for i, b in enumerate(bookings):
         await store.book(b.day, b.time, b.name, phone, f"eval-prior:{script.name}:{i}")
@@ -95,7 +96,7 @@ async def run_call(eval_set: EvalSet, script: CallScript, *, speed: float = 1.0)
                 tools_today=today.isoformat(), tool_delays_ms=script.slow_tools
             ) as stack:
                 stack.watch(record_collector(records))
-                await _seed(stack.store, script, list(eval_set.bookings.get(script.name, [])))
+                await seed_bookings(stack.store, script, list(eval_set.bookings.get(script.name, [])))
                 result = await run_script(
                     script, base_url=stack.base_url, auth_token=stack.auth_token, speed=speed,
                     records=records, store=stack.store, today=today,
