@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test serve bench lint install fixtures clean
+.PHONY: demo test serve bench lint install fixtures eval clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -37,6 +37,11 @@ bench: $(STAMP)
 
 fixtures: $(STAMP)
 	$(BIN)/phone-agent fixtures build agent/devkit/calls
+
+# The offline engine on callers it was never tuned on: utterances and whole calls
+# (agent/devkit/eval/heldout); writes reports/eval-heldout.json. `--set tuning` for the other.
+eval: $(STAMP)
+	$(BIN)/phone-agent eval --set heldout
 
 # Style, types, then the import rules of the layout (the last two also run in `make test`).
 lint: $(STAMP)

@@ -90,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--no-transcribe", action="store_true", help="leave the lines' text for you to write")
     i.add_argument("--force", action="store_true", help="replace a script of that name")
 
+    p = sub.add_parser("eval", help="how well the offline engine understands callers (held-out set)")
+    from agent.devkit.eval.command import add_eval_arguments
+
+    add_eval_arguments(p)
+
     p = sub.add_parser("twilio", help="set up Twilio from the command line")
     tsub = p.add_subparsers(dest="twilio_command", required=True)
     t = tsub.add_parser("configure", help="point a number's voice and status webhooks at PUBLIC_URL")
@@ -101,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     # Interactive commands print their own live view: only warnings from the logs there.
-    quiet = args.command in ("call", "loadtest", "fixtures", "flows")
+    quiet = args.command in ("call", "loadtest", "fixtures", "flows", "eval")
     setup_logging(None if os.environ.get("LOG_LEVEL") or not quiet else "WARNING")
     handler = _COMMANDS[args.command]
     try:
@@ -210,6 +215,12 @@ def _fixtures(args: argparse.Namespace) -> int:
     return build_fixtures(args.dir, force=args.force)
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from agent.devkit.eval.command import eval_command
+
+    return eval_command(args)
+
+
 def _twilio(args: argparse.Namespace) -> int:
     from agent.service.twilio_setup import run_twilio_command
 
@@ -223,6 +234,7 @@ _COMMANDS = {
     "call": _call,
     "loadtest": _loadtest,
     "fixtures": _fixtures,
+    "eval": _eval,
     "twilio": _twilio,
 }
 

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from . import slots
 from .phrasing import (
     GOODBYE,
     GREETING,
@@ -39,6 +38,7 @@ from .phrasing import (
     say_day,
     say_time,
 )
+from .understanding import Context, understand
 
 INTENT_TOOL = {
     "book": "book_appointment",
@@ -198,52 +198,22 @@ class DialogPolicy:
     def _absorb(self, text: str) -> set[str]:
         """Update intent and slots from one utterance; return flags for `_decide`."""
         st = self.state
-        norm = slots.normalize(text)
-        if not norm:
-            return {"empty"}
-        intent = slots.detect_intent(norm)
-        awaiting = st.awaiting
-        if awaiting == "transfer_offer" and intent is None:
-            intent = "transfer" if slots.is_yes(norm) else "goodbye" if slots.is_no(norm) else None
-        if awaiting == "anything_else" and intent is None:
-            if slots.is_no(norm) or (slots.is_thanks(norm) and not slots.wants_more(norm)):
-                intent = "goodbye"  # "OK, thanks" closes the call
-            elif slots.is_yes(norm):
-                return {"more"}
-        if intent in ("transfer", "goodbye", "repeat", "hello"):
-            return {intent}
-        if intent == "book" and st.intent in ("reschedule", "cancel", "order"):
-            intent = None  # "appointment"/"free" while changing one is not a new booking
-        if intent and intent != st.intent:
-            st.intent, st.day, st.time, st.checked_day = intent, None, None, None
-            st.order_number = None
-        understood = intent is not None
-        day = slots.parse_day(norm, self.today, bare_ok=awaiting in ("day", "new_day"))
-        time = slots.parse_time(norm, bare_ok=awaiting == "time")
-        if awaiting == "time" and (picked := slots.pick_offered(norm, st.offered)):
-            if time is None:
-                day = None  # "the first one" is a time we offered, not the 1st of the month
-            time = picked
-        if st.intent is None and "book_appointment" in self.tools and (
-            (day and time) or ((day or time) and slots.mostly_when(norm))
-        ):
-            st.intent = "book"  # "tomorrow at 10" right after the greeting is a booking
-        if day and st.intent in ("book", "reschedule"):
-            st.day, understood = day, True
-        if time and st.intent in ("book", "reschedule"):
-            st.time, understood = time, True
-        if st.intent == "book":
-            name = slots.parse_name(text, bare_ok=awaiting == "name")
-            if name:
-                st.name, understood = name, True
-        number_only = st.intent is None and "lookup_order" in self.tools and slots.mostly_number(norm)
-        if st.intent == "order" or awaiting == "order_number" or number_only:
-            found = slots.parse_order_number(text)
-            if found:
-                st.intent = "order"
-                st.order_number, st.order_raw = found
-                understood = True
-        return set() if understood else {"unclear"}
+        context = Context(self.today, self.tools, st.awaiting, st.intent, tuple(st.offered))
+        heard = understand(text, context)
+        if heard.act:
+            return {heard.act}
+        if heard.new_task:
+            st.day, st.time, st.checked_day, st.order_number = None, None, None, None
+        st.intent = heard.intent
+        if heard.day:
+            st.day = heard.day
+        if heard.time:
+            st.time = heard.time
+        if heard.name:
+            st.name = heard.name
+        if heard.order_number:
+            st.order_number, st.order_raw = heard.order_number, heard.order_raw
+        return set() if heard.understood else {"unclear"}
 
     def _decide(self, flags: set[str]) -> Reply:
         st = self.state
