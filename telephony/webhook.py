@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,8 +80,10 @@ def voice_routes(
     or None to play an apology and hang up. It and `on_status` may be sync or async.
     """
 
+    rejections = _RejectionLog()
+
     async def voice(request: Request) -> Response:
-        form = await _verified_form(request, config)
+        form = await _verified_form(request, config, rejections)
         if form is None:
             return _forbidden()
         call_sid = form.get("CallSid", "")
@@ -129,7 +132,7 @@ def voice_routes(
         return _twiml(answer)
 
     async def status(request: Request) -> Response:
-        form = await _verified_form(request, config)
+        form = await _verified_form(request, config, rejections)
         if form is None:
             return _forbidden()
         if on_status is not None:
@@ -210,7 +213,34 @@ async def _read_form(request: Request) -> TwilioForm:
     return TwilioForm.parse(bytes(body))
 
 
-async def _verified_form(request: Request, config: WebhookConfig) -> TwilioForm | None:
+class _RejectionLog:
+    """Warn about refused webhooks, at most `per_second` lines a second: a flood of
+    forged requests must not become a flood of log lines (the rest are counted)."""
+
+    def __init__(self, per_second: int = 5, clock: Callable[[], float] = time.monotonic) -> None:
+        self._per_second = per_second
+        self._clock = clock
+        self._window = -1
+        self._lines = 0
+        self._held_back = 0
+
+    def warn(self, message: str, *args: object) -> None:
+        window = int(self._clock())
+        if window != self._window:
+            if self._held_back:
+                logger.warning("rejected %d more unsigned webhooks (not logged one by one)",
+                               self._held_back)
+            self._window, self._lines, self._held_back = window, 0, 0
+        if self._lines < self._per_second:
+            self._lines += 1
+            logger.warning(message, *args)
+        else:
+            self._held_back += 1
+
+
+async def _verified_form(
+    request: Request, config: WebhookConfig, rejections: _RejectionLog
+) -> TwilioForm | None:
     """The form if the request is signed by Twilio, else None (after a warning)."""
     form: TwilioForm | None = None
     signature = request.headers.get("x-twilio-signature")
@@ -229,7 +259,7 @@ async def _verified_form(request: Request, config: WebhookConfig) -> TwilioForm 
     if problem is None:
         return form
     # Log enough to debug a proxy/URL mismatch; never the token, query or full numbers.
-    logger.warning(
+    rejections.warn(
         "rejected unsigned webhook: %s for %s %s (checked against %s) call=%s from=%s",
         problem,
         request.method,

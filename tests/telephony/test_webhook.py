@@ -406,3 +406,18 @@ def test_public_url_with_trailing_slash_is_fine() -> None:
 )
 def test_mask_number(number: str | None, masked: str) -> None:
     assert mask_number(number) == masked
+
+
+def test_rejection_log_holds_back_a_flood(caplog: pytest.LogCaptureFixture) -> None:
+    from telephony.webhook import _RejectionLog
+
+    now = [100.0]
+    log = _RejectionLog(per_second=5, clock=lambda: now[0])
+    caplog.set_level(logging.WARNING, logger="telephony.webhook")
+    for i in range(20):
+        log.warn("rejected %d", i)
+    now[0] += 1.0
+    log.warn("rejected %d", 99)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [*(f"rejected {i}" for i in range(5)),
+                     "rejected 15 more unsigned webhooks (not logged one by one)", "rejected 99"]
