@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from agent.realtime import RealtimeSession, ToolCall
-from tools.registry import Tool, ToolArgumentError, ToolContext
+from tools.registry import Tool, ToolArgumentError, ToolContext, ToolFailure
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +192,10 @@ class ToolRunner:
                 error = {"error": f"{tool.name} took too long to answer", "retryable": True}
             except asyncio.CancelledError:
                 raise
+            except ToolFailure as exc:  # the tool says what the caller may be told
+                record.status = "error"
+                log.warning("tool %s: %s (%r)", tool.name, exc, exc.__cause__ or exc)
+                error = {"error": str(exc), "retryable": exc.retryable}
             except Exception as exc:
                 record.status = "error"
                 log.warning("tool %s failed: %s", tool.name, exc, exc_info=True)

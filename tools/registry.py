@@ -37,6 +37,7 @@ __all__ = [
     "Tool",
     "ToolArgumentError",
     "ToolContext",
+    "ToolFailure",
     "UnknownToolError",
     "tool",
 ]
@@ -75,6 +76,16 @@ class ToolContext:
     def idempotency_key(self) -> str:
         """Stable across replays of the same tool call, unique across calls."""
         return f"{self.call_sid}:{self.tool_call_id}"
+
+
+class ToolFailure(Exception):
+    """A failure a caller can be told about: the message is a sentence for them ("our
+    booking system is not answering right now"), `retryable` whether trying again later
+    may help. The agent hands both to the model instead of an exception's own text."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class ToolArgumentError(ValueError):

@@ -16,6 +16,7 @@ from tools.store.base import (
     SlotTaken,
     Store,
     StoreError,
+    StoreUnavailable,
     check_slot,
     new_booking_id,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "SqliteStore",
     "Store",
     "StoreError",
+    "StoreUnavailable",
     "check_slot",
     "new_booking_id",
     "open_store",

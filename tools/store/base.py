@@ -14,6 +14,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from tools.registry import ToolFailure
+
 __all__ = [
     "Booking",
     "BookingStatus",
@@ -50,6 +52,17 @@ def check_slot(day: dt.date, time: str) -> None:
 
 class StoreError(Exception):
     """Base class for storage errors a tool turns into a spoken answer."""
+
+
+class StoreUnavailable(StoreError, ToolFailure):
+    """The storage backend does not answer (Redis down, a timeout, a locked disk): nothing
+    was changed, and the caller can be told so."""
+
+    SENTENCE = "Our booking system is not answering right now."
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(self.SENTENCE, retryable=True)
+        self.cause = cause
 
 
 class SlotTaken(StoreError):

@@ -14,8 +14,16 @@ import time as _time
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tools.store.base import Booking, NotFound, SlotTaken, check_slot, new_booking_id
+from tools.store.outages import unavailable_on
+
+# Redis down, unreachable or too slow (the client's socket timeouts): nothing was done.
+_outage = unavailable_on(
+    lambda exc: isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError | TimeoutError)
+)
 
 __all__ = ["RedisStore"]
 
@@ -146,6 +154,7 @@ class RedisStore:
     async def close(self) -> None:
         await self._redis.aclose()
 
+    @_outage
     async def ping(self) -> None:
         """Raise if Redis does not answer (for readiness checks)."""
         await self._redis.ping()
@@ -174,6 +183,7 @@ class RedisStore:
         return ":".join((self.prefix, "blob", key))
 
     # -- bookings --------------------------------------------------------------------
+    @_outage
     async def book(
         self, day: dt.date, time: str, name: str, phone: str | None, idem_key: str
     ) -> Booking:
@@ -202,6 +212,7 @@ class RedisStore:
             # 'collision': that random id exists already; draw another.
         raise RuntimeError("could not allocate a unique booking id")
 
+    @_outage
     async def cancel(self, booking_id: str, idem_key: str | None = None) -> Booking:
         if idem_key is not None:
             prior = await self.get_by_idem(idem_key)
@@ -223,6 +234,7 @@ class RedisStore:
             # 'stale': rescheduled between our read and the script; read again.
         raise RuntimeError(f"booking {booking_id!r} kept changing; cancel not applied")
 
+    @_outage
     async def reschedule(
         self, booking_id: str, new_day: dt.date, new_time: str, idem_key: str
     ) -> Booking:
@@ -253,21 +265,25 @@ class RedisStore:
                 raise NotFound(booking_id, "it was cancelled")
         raise RuntimeError(f"booking {booking_id!r} kept changing; reschedule not applied")
 
+    @_outage
     async def get(self, booking_id: str) -> Booking:
         h = cast(dict[bytes, bytes], await self._redis.hgetall(self._booking(booking_id)))
         if not h:
             raise NotFound(booking_id)
         return _hash_to_booking(h)
 
+    @_outage
     async def get_by_idem(self, idem_key: str) -> Booking | None:
         ref = await self._redis.get(self._idem(idem_key))
         if ref is None:
             return None
         return await self.get(_s(ref))
 
+    @_outage
     async def booked_times(self, day: dt.date) -> list[str]:
         return sorted(_s(t) for t in await self._redis.hkeys(self._slots(day)))
 
+    @_outage
     async def find_by_phone(self, phone: str) -> list[Booking]:
         ids = await self._redis.smembers(self._phone(phone))
         if not ids:
@@ -280,6 +296,7 @@ class RedisStore:
         return sorted((b for b in bookings if b.active), key=lambda b: (b.day, b.time))
 
     # -- records -----------------------------------------------------------------------
+    @_outage
     async def put_record(
         self, kind: str, key: str, value: dict[str, Any], ttl_s: float | None = None
     ) -> None:
@@ -292,10 +309,12 @@ class RedisStore:
             args=[key, payload, ttl_ms],
         )
 
+    @_outage
     async def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
         raw = await self._redis.get(self._rec(kind, "item", key))
         return json.loads(raw) if raw is not None else None
 
+    @_outage
     async def list_records(self, kind: str, limit: int = 50) -> list[dict[str, Any]]:
         if limit <= 0:
             return []
@@ -314,6 +333,7 @@ class RedisStore:
             start += len(keys) - len(expired)
         return out[:limit]
 
+    @_outage
     async def take_record(self, kind: str, key: str) -> dict[str, Any] | None:
         async with self._redis.pipeline(transaction=True) as pipe:  # MULTI/EXEC: atomic
             pipe.getdel(self._rec(kind, "item", key))
@@ -321,14 +341,17 @@ class RedisStore:
             raw, _ = await pipe.execute()
         return json.loads(raw) if raw is not None else None
 
+    @_outage
     async def delete_record(self, kind: str, key: str) -> bool:
         return await self.take_record(kind, key) is not None
 
     # -- blobs -------------------------------------------------------------------------
+    @_outage
     async def put_blob(self, key: str, data: bytes) -> None:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise TypeError(f"blob data must be bytes, got {type(data).__name__}")
         await self._redis.set(self._blob(key), bytes(data))
 
+    @_outage
     async def get_blob(self, key: str) -> bytes | None:
         return cast(bytes | None, await self._redis.get(self._blob(key)))

@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tools.store.base import Booking, NotFound, SlotTaken, check_slot, new_booking_id
+from tools.store.outages import unavailable_on
 from tools.store.sqlite_pool import SqlitePool, immediate
+
+# The file cannot be used right now (locked past the busy timeout, a full or failing
+# disk, gone): an outage. Other OperationalErrors are bugs and stay what they are.
+_OUTAGE_TEXT = ("locked", "disk i/o", "unable to open", "readonly", "database or disk is full")
+_outage = unavailable_on(
+    lambda exc: isinstance(exc, sqlite3.OperationalError)
+    and any(text in str(exc).lower() for text in _OUTAGE_TEXT)
+)
 
 __all__ = ["SqliteStore"]
 
@@ -160,6 +169,7 @@ class SqliteStore:
                 raise
         raise RuntimeError("could not allocate a unique booking id")
 
+    @_outage
     async def book(
         self, day: dt.date, time: str, name: str, phone: str | None, idem_key: str
     ) -> Booking:
@@ -190,6 +200,7 @@ class SqliteStore:
             self._remember(conn, idem_key, booking_id)
             return booking
 
+    @_outage
     async def cancel(self, booking_id: str, idem_key: str | None = None) -> Booking:
         return await self._run(self._cancel, booking_id, idem_key)
 
@@ -225,6 +236,7 @@ class SqliteStore:
             self._remember(conn, idem_key, booking_id)
             return booking
 
+    @_outage
     async def reschedule(
         self, booking_id: str, new_day: dt.date, new_time: str, idem_key: str
     ) -> Booking:
@@ -239,9 +251,11 @@ class SqliteStore:
             raise NotFound(booking_id)
         return booking
 
+    @_outage
     async def get(self, booking_id: str) -> Booking:
         return await self._run(self._get, booking_id)
 
+    @_outage
     async def get_by_idem(self, idem_key: str) -> Booking | None:
         return await self._run(lambda: self._prior(self._conn(), idem_key))
 
@@ -252,6 +266,7 @@ class SqliteStore:
         )
         return [r[0] for r in rows]
 
+    @_outage
     async def booked_times(self, day: dt.date) -> list[str]:
         return await self._run(self._booked_times, day)
 
@@ -263,6 +278,7 @@ class SqliteStore:
         )
         return [_row_to_booking(r) for r in rows]
 
+    @_outage
     async def find_by_phone(self, phone: str) -> list[Booking]:
         return await self._run(self._find_by_phone, phone)
 
@@ -280,6 +296,7 @@ class SqliteStore:
                 (kind, key, payload, now + ttl_s if ttl_s is not None else None),
             )
 
+    @_outage
     async def put_record(
         self, kind: str, key: str, value: dict[str, Any], ttl_s: float | None = None
     ) -> None:
@@ -300,6 +317,7 @@ class SqliteStore:
         )
         return json.loads(row[0]) if row else None
 
+    @_outage
     async def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
         return await self._run(self._get_record, kind, key)
 
@@ -311,6 +329,7 @@ class SqliteStore:
         )
         return [json.loads(r[0]) for r in rows]
 
+    @_outage
     async def list_records(self, kind: str, limit: int = 50) -> list[dict[str, Any]]:
         if limit <= 0:
             return []
@@ -328,9 +347,11 @@ class SqliteStore:
         expired = row["expires_at"] is not None and row["expires_at"] <= _time.time()
         return None if expired else json.loads(row["value"])
 
+    @_outage
     async def take_record(self, kind: str, key: str) -> dict[str, Any] | None:
         return await self._run(self._take_record, kind, key)
 
+    @_outage
     async def delete_record(self, kind: str, key: str) -> bool:
         return await self.take_record(kind, key) is not None
 
@@ -343,6 +364,7 @@ class SqliteStore:
                 (key, sqlite3.Binary(data), _time.time()),
             )
 
+    @_outage
     async def put_blob(self, key: str, data: bytes) -> None:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise TypeError(f"blob data must be bytes, got {type(data).__name__}")
@@ -352,5 +374,6 @@ class SqliteStore:
         row = self._conn().execute("SELECT data FROM blobs WHERE key = ?", (key,)).fetchone()
         return bytes(row[0]) if row else None
 
+    @_outage
     async def get_blob(self, key: str) -> bytes | None:
         return await self._run(self._get_blob, key)
