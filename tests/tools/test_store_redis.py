@@ -9,7 +9,7 @@ import redis
 import redis.asyncio as aioredis
 
 from tests.tools.conftest import purge_prefix, require_redis, unique_prefix
-from tools.store import RedisStore
+from tools.store import RedisStore, StoreUnavailable
 
 DAY = dt.date(2031, 3, 4)
 
@@ -77,10 +77,13 @@ def test_prefix_with_braces_is_rejected() -> None:
         RedisStore("redis://127.0.0.1:6379/0", prefix="a{b}")
 
 
-async def test_unreachable_redis_raises_a_connection_error() -> None:
+async def test_unreachable_redis_is_store_unavailable_with_a_sentence_for_the_caller() -> None:
     store = RedisStore("redis://127.0.0.1:1/0")  # nothing listens on port 1
     try:
-        with pytest.raises(redis.ConnectionError):
-            await store.ping()
+        for attempt in (store.ping(), store.find_by_phone("+15550100"), store.get_blob("k")):
+            with pytest.raises(StoreUnavailable) as info:
+                await attempt
+            assert isinstance(info.value.cause, redis.ConnectionError)
+            assert info.value.retryable and str(info.value) == StoreUnavailable.SENTENCE
     finally:
         await store.close()
