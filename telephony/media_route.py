@@ -26,7 +26,7 @@ from telephony.stream import (
     close_reason,
     receive_message,
 )
-from telephony.tokens import TOKEN_PARAMETER, StreamTokens, TokenError
+from telephony.tokens import TOKEN_PARAMETER, StreamTokens, TokenError, TokenUncheckable
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +69,13 @@ def media_stream_route(
     start_timeout_s: float = 10.0,
     lead_ms: int = 200,
     mark_every_ms: int = 100,
+    uncheckable: Handler | None = None,
 ) -> WebSocketRoute:
-    """The Media Streams endpoint: authenticates `start`, then runs `handler(stream)`."""
+    """The Media Streams endpoint: authenticates `start`, then runs `handler(stream)`.
+
+    A genuine token whose single use cannot be checked (the used-token store is down)
+    does not open the call: `uncheckable(stream)` runs instead (the service apologises to
+    the caller and records it); without one the stream closes with 1011."""
     if on_malformed not in ("skip", "close"):
         raise ValueError(f"on_malformed must be 'skip' or 'close', got {on_malformed!r}")
 
@@ -93,6 +98,7 @@ def media_stream_route(
             return
 
         extra = {"call_sid": start.call_sid, "stream_sid": start.stream_sid}
+        run = handler
         try:
             params = start.custom_parameters
             await tokens.verify(params.get(TOKEN_PARAMETER, ""), start.call_sid, params)
@@ -102,6 +108,12 @@ def media_stream_route(
             )
             await _close(websocket, POLICY_VIOLATION, f"stream token {exc.reason}")
             return
+        except TokenUncheckable as exc:
+            logger.error("call %s: %s", start.call_sid, exc, extra=extra)
+            if uncheckable is None:
+                await _close(websocket, INTERNAL_ERROR, "stream token cannot be checked")
+                return
+            run = uncheckable
 
         stream = TwilioStream(
             websocket,
@@ -115,7 +127,7 @@ def media_stream_route(
         logger.info("call %s: media stream started", start.call_sid, extra=extra)
         try:
             await stream.probe_round_trip()
-            await handler(stream)
+            await run(stream)
         except Exception:
             logger.exception("call %s: stream handler failed", start.call_sid, extra=extra)
             await stream.close(INTERNAL_ERROR, "internal error")

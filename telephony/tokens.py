@@ -48,6 +48,11 @@ class TokenError(Exception):
         self.reason = reason
 
 
+class TokenUncheckable(Exception):
+    """The token is genuine (signature, expiry, call, parameters) but whether it was used
+    before cannot be told: the store of used tokens does not answer."""
+
+
 class UsedTokens(Protocol):
     """Remembers which token ids were already used, across instances if need be."""
 
@@ -162,5 +167,9 @@ class StreamTokens:
             raise TokenError(TokenError.WRONG_PARAMETERS)
         # Claim last, so a token presented for the wrong call is not burnt by it. Keep the
         # claim a little past expiry so a replay never outlives its "used" record.
-        if not await self._used.claim(nonce, int(remaining) + 2):
+        try:
+            first_use = await self._used.claim(nonce, int(remaining) + 2)
+        except Exception as exc:
+            raise TokenUncheckable(f"cannot tell if the token was used: {exc!r}") from exc
+        if not first_use:
             raise TokenError(TokenError.ALREADY_USED)

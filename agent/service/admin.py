@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 _SID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_LIMIT = 500
 HANGUP_WAIT_S = 5.0  # how long a hang-up request waits to confirm that the call ended
-SNAPSHOT_WAIT_S = 2.0
+SNAPSHOT_WAIT_S = 1.5  # under the Redis client's 2 s reply timeout: BLPOP blocks that long
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 

@@ -59,6 +59,7 @@ class Service:
         await self.shared.open()
         await self.switchboard.registry.start()
         lag_task = asyncio.create_task(self.admission.lag.run(), name="loop-lag")
+        spool_task = asyncio.create_task(self.shared.records.run(), name="record-spool")
         if not self.settings.admin_token:
             log.warning("admin API and console disabled: set ADMIN_TOKEN to enable /admin and /console")
         log.info("phone-agent ready: %d flows, store=%s, instance %s",
@@ -68,6 +69,9 @@ class Service:
         finally:
             lag_task.cancel()
             await self.drain_then_end()
+            spool_task.cancel()
+            await asyncio.gather(spool_task, return_exceptions=True)
+            await self.shared.records.flush()  # a last try; what is left waits on disk
             await self.warm.close_all()
             await self.switchboard.registry.close()
             await self.shared.close()
@@ -82,12 +86,14 @@ class Service:
         await self.switchboard.end_all("drain_deadline")
         return False
 
-    def readiness(self) -> tuple[bool, dict[str, object]]:
+    async def readiness(self) -> tuple[bool, dict[str, object]]:
         lag = self.admission.lag
+        store_ok = await self.shared.store_answers()
         # Overloaded: a balancer should send new calls elsewhere; live ones stay here.
-        ready = self.shared.ready and not self.admission.draining and not lag.overloaded
+        ready = store_ok and not self.admission.draining and not lag.overloaded
         return ready, {
             "ready": ready,
+            "store": "ok" if store_ok else "not answering",
             "active_calls": len(self.switchboard.calls),
             "draining": self.admission.draining,
             "overloaded": lag.overloaded,
@@ -110,7 +116,7 @@ def create_app(
     service = Service(settings, flows, session_factory or make_session)
 
     async def readyz(_request: Request) -> JSONResponse:
-        ready, body = service.readiness()
+        ready, body = await service.readiness()
         return JSONResponse(body, status_code=200 if ready else 503)
 
     webhook = WebhookConfig(
@@ -125,7 +131,10 @@ def create_app(
         Route("/readyz", readyz),
         Route("/metrics", service.shared.metrics.endpoint),
         *voice_routes(webhook, service.reception.choose_flow, service.reception.on_status),
-        media_stream_route("/twilio/media", service.switchboard.answer, service.shared.tokens),
+        media_stream_route(
+            "/twilio/media", service.switchboard.answer, service.shared.tokens,
+            uncheckable=service.switchboard.apologise,
+        ),  # fmt: skip
         *admin_routes(settings.admin_token, service.switchboard, service.admission),
         *console_routes(settings.admin_token),
     ]

@@ -3,13 +3,16 @@
 A call is pinned to the process that holds its WebSocket, but an admin request may land
 on any instance behind the load balancer. With Redis (REDIS_URL):
 
-- each live call is a hash `phone-agent:live:<call sid>` (instance, started_at, flow,
+- each live call is a hash `<prefix>:live:<call sid>` (instance, started_at, flow,
   caller) with a TTL its holder keeps refreshing, plus a sorted-set index to list them.
   An instance that dies stops refreshing and its calls drop out within the TTL;
-- the pub/sub channel `phone-agent:control` carries JSON commands to every instance:
+- the pub/sub channel `<prefix>:control` carries JSON commands to every instance:
   `{"op": "hangup", "call_sid": ...}` is acted on by the instance holding the call,
   `{"op": "snapshot", ...}` asks it for the live record, and `{"op": "ended", ...}`
   announces that a call is over (so whoever asked for the hang-up can answer).
+
+The prefix is `REDIS_PREFIX` (default `phone-agent`): instances that share it act as one
+service; another prefix on the same Redis is another service that never sees these calls.
 
 Without Redis, `LocalLiveCalls` offers the same API inside one process.
 """
@@ -31,8 +34,13 @@ import redis.asyncio as aioredis
 
 log = logging.getLogger(__name__)
 
-CONTROL_CHANNEL = "phone-agent:control"
+DEFAULT_PREFIX = "phone-agent"
 LIVE_TTL_S = 30.0  # a dead instance's calls vanish from the registry after this long
+
+
+def control_channel(prefix: str = DEFAULT_PREFIX) -> str:
+    """The pub/sub channel of the instances sharing `prefix`."""
+    return f"{prefix}:control"
 
 
 def new_instance_id() -> str:
@@ -78,11 +86,16 @@ class LiveCalls(Protocol):
 
 
 def open_live_calls(
-    redis_url: str | None, holder: Holder, instance_id: str | None = None, *, prefix: str = "phone-agent"
+    redis: aioredis.Redis | None,
+    holder: Holder,
+    instance_id: str | None = None,
+    *,
+    prefix: str = DEFAULT_PREFIX,
 ) -> LiveCalls:
+    """Across instances on a shared Redis client, else inside this process."""
     instance_id = instance_id or new_instance_id()
-    if redis_url:
-        return RedisLiveCalls(redis_url, holder, instance_id, prefix=prefix)
+    if redis is not None:
+        return RedisLiveCalls(redis, holder, instance_id, prefix=prefix)
     return LocalLiveCalls(holder, instance_id)
 
 
@@ -164,20 +177,20 @@ class RedisLiveCalls:
 
     def __init__(
         self,
-        url: str,
+        client: aioredis.Redis,
         holder: Holder,
         instance_id: str,
         *,
-        prefix: str = "phone-agent",
+        prefix: str = DEFAULT_PREFIX,
         ttl_s: float = LIVE_TTL_S,
-        channel: str = CONTROL_CHANNEL,
+        channel: str | None = None,
     ) -> None:
         self.holder = holder
         self.instance_id = instance_id
         self.ttl_s = ttl_s
-        self.channel = channel
+        self.channel = channel or control_channel(prefix)
         self._prefix = prefix
-        self._redis = aioredis.from_url(url, decode_responses=True)
+        self._redis = client  # the process's shared client (bytes); not closed here
         self._local: dict[str, LiveCall] = {}
         self._ended = _EndedWaiters()
         self._subscribed = asyncio.Event()
@@ -212,7 +225,6 @@ class RedisLiveCalls:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self._redis.aclose()
 
     # ------------------------------------------------------------ registry
 
@@ -250,7 +262,7 @@ class RedisLiveCalls:
             log.warning("registry: could not remove call %s: %s", call_sid, exc)
 
     async def live(self) -> list[LiveCall]:
-        sids = cast(list[str], await self._redis.zrange(self._index, 0, -1))
+        sids = [_text(s) for s in cast(list[bytes], await self._redis.zrange(self._index, 0, -1))]
         if not sids:
             return []
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -266,7 +278,7 @@ class RedisLiveCalls:
     async def get(self, call_sid: str) -> LiveCall | None:
         if call_sid in self._local:
             return self._local[call_sid]
-        found = cast(dict[str, str], await self._redis.hgetall(self._key(call_sid)))
+        found = cast(dict[bytes, bytes], await self._redis.hgetall(self._key(call_sid)))
         return _live_call(found) if found else None
 
     # ------------------------------------------------------------ control
@@ -294,7 +306,7 @@ class RedisLiveCalls:
         reply_to = f"{self._prefix}:reply:{uuid.uuid4().hex}"
         await self._publish({"op": "snapshot", "call_sid": call_sid, "reply_to": reply_to})
         got = await self._redis.blpop([reply_to], timeout=timeout_s)
-        return json.loads(got[1]) if got else None
+        return cast(dict[str, Any], json.loads(got[1])) if got else None
 
     async def _publish(self, message: dict[str, Any]) -> None:
         message = {**message, "from": self.instance_id}
@@ -320,7 +332,7 @@ class RedisLiveCalls:
                 await asyncio.sleep(backoff)  # back-off before reconnecting, not a sync point
                 backoff = min(backoff * 2, 10.0)
 
-    def _dispatch(self, data: str) -> None:
+    def _dispatch(self, data: bytes | str) -> None:
         try:
             message = json.loads(data)
             op, call_sid = message["op"], str(message["call_sid"])
@@ -370,7 +382,12 @@ class RedisLiveCalls:
             await self._write(call)
 
 
-def _live_call(h: dict[str, str]) -> LiveCall:
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _live_call(raw: dict[bytes, bytes]) -> LiveCall:
+    h = {_text(k): _text(v) for k, v in raw.items()}
     return LiveCall(
         call_sid=h.get("call_sid", ""),
         instance=h.get("instance", ""),

@@ -24,7 +24,7 @@ from agent.service.shared import Shared
 
 log = logging.getLogger(__name__)
 
-RECORD_TTL_S = 30 * 86400
+APOLOGY_PLAYED_S = 15.0  # an apology that has not played by then is cut off
 # (call_sid, kind, data): the console's live feed, `phone-agent call`, the tests.
 Listener = Callable[[str, str, dict[str, Any]], None]
 
@@ -47,7 +47,9 @@ class Switchboard:
         self.instance_id = instance_id
         self.calls: dict[str, Call] = {}
         self.listeners: list[Listener] = []
-        self.registry: LiveCalls = open_live_calls(settings.redis_url, self, instance_id)
+        self.registry: LiveCalls = open_live_calls(
+            shared.redis, self, instance_id, prefix=settings.redis_prefix
+        )
         self._idle = asyncio.Event()  # set while no call is live (drain waits on it)
         self._idle.set()
 
@@ -113,7 +115,32 @@ class Switchboard:
             listener(call_sid, kind, data)
 
     async def _save_record(self, record: CallRecord) -> None:
-        await self.shared.store.put_record("call", record.call_sid, record.to_dict(), ttl_s=RECORD_TTL_S)
+        await self.shared.records.save(record.call_sid, record.to_dict())
+
+    async def apologise(self, stream: PhoneLine) -> None:
+        """A call that cannot be taken safely (its stream token cannot be checked while
+        the shared store is down): the caller hears an apology, the call ends, and it
+        gets a record like any other."""
+        flow = self.flows.get(stream.parameters.get("flow", "")) or self.flows.choose(None, None)
+        record = CallRecord.begin(
+            call_sid=stream.call_sid, flow=flow.name if flow else "",
+            caller=stream.parameters.get("from", ""), called=stream.parameters.get("to", ""),
+            provider="none",
+        )  # fmt: skip
+        self.shared.metrics.calls_rejected.labels("token_uncheckable").inc()
+        reader = asyncio.create_task(_drain(stream), name=f"apology-reader:{stream.call_sid}")
+        try:
+            clip = await self.shared.fillers.apology(flow.apology if flow else "")
+            if clip:
+                await stream.send_audio(clip, "apology")
+                await stream.end_segment("apology")
+                await stream.wait_played(APOLOGY_PLAYED_S)
+            record.event("apology", reason="stream token cannot be checked (store down)")
+        finally:
+            reader.cancel()
+            await stream.close(1000, "service unavailable")
+            record.finish("service_unavailable", [])
+            await self._save_record(record)
 
     # ---------------------------------------------------------------- ending calls
 
@@ -148,3 +175,9 @@ class Switchboard:
             await call.hang_up(outcome)
         with contextlib.suppress(TimeoutError):
             await self.wait_idle(wait_s)
+
+
+async def _drain(stream: PhoneLine) -> None:
+    """Read the caller's side while nothing else does: mark echoes must keep playback going."""
+    async for _event in stream:
+        pass

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import redis.asyncio as redis
+import redis.asyncio as aioredis
 
 
 class RedisUsedTokens:
-    def __init__(self, url: str, prefix: str = "phone-agent:token:") -> None:
-        self._redis = redis.Redis.from_url(url)
-        self._prefix = prefix
+    """`telephony.tokens.UsedTokens` on the process's shared Redis client (not closed here)."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str = "phone-agent") -> None:
+        self._redis = client
+        self._prefix = f"{prefix}:token:"  # keys: <prefix>:token:<token id>
 
     async def claim(self, token_id: str, ttl_s: float) -> bool:
         # NX: only the first claim of a token succeeds, on whichever instance it lands.
@@ -16,4 +18,4 @@ class RedisUsedTokens:
         return bool(ok)
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        pass  # the client belongs to the process (agent/service/shared.py)

@@ -10,6 +10,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from agent.service.live_calls import LiveCall, LocalLiveCalls, RedisLiveCalls, new_instance_id
+from agent.service.redis_client import open_redis
 from tests.ops.conftest import delete_matching
 
 
@@ -36,14 +37,15 @@ class FakeHolder:
 @contextlib.asynccontextmanager
 async def instance(url: str, prefix: str, ttl_s: float = 30.0) -> AsyncIterator[tuple[RedisLiveCalls, FakeHolder]]:
     holder = FakeHolder()
-    registry = RedisLiveCalls(url, holder, new_instance_id(), prefix=prefix, ttl_s=ttl_s,
-                             channel=f"{prefix}:control")
+    client = open_redis(url)  # each instance its own process's client, as in production
+    registry = RedisLiveCalls(client, holder, new_instance_id(), prefix=prefix, ttl_s=ttl_s)
     holder.registry = registry
     await registry.start()
     try:
         yield registry, holder
     finally:
         await registry.close()
+        await client.aclose()
 
 
 async def test_instance_ids_are_unique_and_readable() -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import redis.asyncio as aioredis
+
 from tools.store.base import (
     Booking,
     BookingStatus,
@@ -43,13 +45,19 @@ DB_FILENAME = "phone-agent.db"
 
 
 def open_store(
-    redis_url: str | None, data_dir: Path | str, *, prefix: str = "phone-agent"
+    redis_url: str | None,
+    data_dir: Path | str,
+    *,
+    prefix: str = "phone-agent",
+    client: aioredis.Redis | None = None,
 ) -> Store:
     """Redis when a URL is configured (multi-instance), else SQLite at DATA_DIR/phone-agent.db.
 
     Nothing connects here; the first operation does. Close with `await store.close()`
     or use `async with store:`.
     """
+    if client is not None:
+        return RedisStore(client=client, prefix=prefix)
     if redis_url:
         return RedisStore(redis_url, prefix=prefix)
     return SqliteStore(Path(data_dir) / DB_FILENAME)

@@ -130,13 +130,26 @@ def _hash_to_booking(h: dict[bytes, bytes]) -> Booking:
 class RedisStore:
     """`Store` on Redis (set REDIS_URL); safe for any number of app instances."""
 
-    def __init__(self, url: str, *, prefix: str = "phone-agent") -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: aioredis.Redis | None = None,
+        prefix: str = "phone-agent",
+    ) -> None:
+        """On `client` (shared, bytes replies; the caller closes it) or a client of its own
+        for `url`."""
         if "{" in prefix or "}" in prefix:
             raise ValueError(f"prefix must not contain braces (it becomes a hash tag): {prefix!r}")
+        if (url is None) == (client is None):
+            raise ValueError("RedisStore takes a url or a client, not both")
         self.url = url
         self.prefix = prefix
+        self._owns_client = client is None
         # Bytes in, bytes out: blobs are audio; text fields are decoded explicitly.
-        self._redis = aioredis.from_url(url, decode_responses=False)
+        self._redis = client or aioredis.from_url(
+            url or "", decode_responses=False, socket_connect_timeout=2.0, socket_timeout=2.0
+        )
         self._book_script = self._redis.register_script(_BOOK)
         self._cancel_script = self._redis.register_script(_CANCEL)
         self._reschedule_script = self._redis.register_script(_RESCHEDULE)
@@ -152,7 +165,8 @@ class RedisStore:
         await self.close()
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        if self._owns_client:
+            await self._redis.aclose()
 
     @_outage
     async def ping(self) -> None:

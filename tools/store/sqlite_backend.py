@@ -110,6 +110,10 @@ class SqliteStore:
     async def close(self) -> None:
         await self._pool.close()
 
+    @_outage
+    async def ping(self) -> None:
+        await self._run(lambda: self._conn().execute("SELECT 1").fetchone())
+
     # -- bookings --------------------------------------------------------------------
     @staticmethod
     def _select(conn: sqlite3.Connection, booking_id: str) -> Booking | None:
