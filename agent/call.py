@@ -38,6 +38,7 @@ from agent.realtime import (
     ToolCallCancelled,
     Transcript,
 )
+from agent.silence import SilenceWatch
 from agent.toolrunner import FillerPolicy, ToolCallRecord, ToolRunner
 from telephony.protocol import Dtmf, Media, Stop
 from tools.registry import Tool, ToolContext
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 CONTROL_TOOLS = ("end_call", "transfer_call")
 DTMF_IDLE_S = 2.0  # digits typed on the keypad end with '#' or this much quiet
 PLAYED_TIMEOUT_S = 15.0
+LAST_WORDS_S = 15.0  # a goodbye the model has not finished by then is not waited for
 
 
 @dataclass
@@ -98,6 +100,15 @@ class Call:
         self._dtmf_task: asyncio.Task[None] | None = None
         self._ending = asyncio.Event()
         self._outcome = "completed"
+        self._last_words: str | None = None  # the outcome once the bot's last line is said
+        self._last_words_said = asyncio.Event()
+        self._silence = SilenceWatch(
+            flow.reprompt_after_s,
+            heard=lambda: self.stream.wait_played(PLAYED_TIMEOUT_S),
+            prompt=self._reprompt,
+            give_up=lambda: self._say_then_hang_up(flow.silence_goodbye, "caller_silent"),
+            name=f"silence:{stream.call_sid}",
+        )
         self._runner = ToolRunner(
             session=session,
             tools={n: t for n, t in deps.tools.items() if n not in CONTROL_TOOLS},
@@ -181,6 +192,7 @@ class Call:
     async def _cleanup(self) -> None:
         self._enter(CallState.ENDED)
         await self._runner.aclose()
+        await self._silence.aclose()
         if self._dtmf_task:
             self._dtmf_task.cancel()
         current = asyncio.current_task()
@@ -206,8 +218,26 @@ class Call:
     async def _max_duration(self) -> None:
         await asyncio.sleep(self.flow.max_call_seconds)
         log.info("call %s reached max duration %ss", self.record.call_sid, self.flow.max_call_seconds)
-        await self.session.say(self.flow.goodbye)
-        await self._hang_up_after_playback("max_duration")
+        await self._say_then_hang_up(self.flow.goodbye, "max_duration")
+
+    async def _reprompt(self) -> None:
+        self.record.event("reprompt", after_s=self.flow.reprompt_after_s)
+        await self.session.say(self.flow.reprompt)
+
+    async def _say_then_hang_up(self, text: str, outcome: str) -> None:
+        """The bot's last line, then the end once the caller has heard it (or, should the
+        model never say it, after LAST_WORDS_S)."""
+        if self._last_words is not None:
+            return
+        self._last_words = outcome
+        self.record.event("last_words", outcome=outcome)
+        await self.session.say(text)
+        try:
+            async with asyncio.timeout(LAST_WORDS_S):
+                await self._last_words_said.wait()
+        except TimeoutError:
+            log.warning("call %s: the model never said its last line; hanging up", self.record.call_sid)
+        await self._hang_up_after_playback(outcome)
 
     # ------------------------------------------------------------------ caller -> model
 
@@ -223,6 +253,7 @@ class Call:
         self._end("caller_hung_up" if self._outcome == "completed" else self._outcome)
 
     def _on_dtmf(self, digit: str) -> None:
+        self._silence.caller_active()
         self.record.event("dtmf", digit=digit)
         if digit == "#":
             self._flush_dtmf()
@@ -258,10 +289,15 @@ class Call:
             elif isinstance(event, SpeechStarted):
                 await self._on_barge_in(event)
             elif isinstance(event, SpeechStopped):
+                self._silence.caller_speaking = False
                 self._turn.caller_stopped = time.monotonic()
                 self._turn.first_audio = None
                 self._enter(CallState.THINKING)
             elif isinstance(event, Transcript):
+                if event.role == "caller" and not self.session.capabilities.reports_speech_stopped:
+                    # Gemini's only sign of speech while the bot is quiet. (OpenAI's
+                    # transcripts may come after the reply: its speech events count.)
+                    self._silence.caller_active()
                 if event.final and not event.out_of_band:
                     self.record.transcript(event.role, event.text)
                     if event.role == "caller" and self._turn.caller_stopped is None:
@@ -295,6 +331,7 @@ class Call:
         if self._fillers.current is not None:
             # The model is about to speak: a filler must never talk over it.
             await self._fillers.cut_filler()
+        self._silence.bot_busy()
         self._bot_item = event.item_id
         now = time.monotonic()
         if self._turn.caller_stopped is not None and self._turn.first_audio is None:
@@ -307,6 +344,8 @@ class Call:
         await self.stream.send_audio(event.audio, event.item_id)
 
     async def _on_barge_in(self, event: SpeechStarted) -> None:
+        self._silence.caller_active()
+        self._silence.caller_speaking = True
         self._turn = _Turn()
         self._enter(CallState.LISTENING)
         item = self._bot_item
@@ -328,8 +367,13 @@ class Call:
     async def _on_response_done(self, event: ResponseDone) -> None:
         if event.out_of_band:
             await self._fillers.on_response_done(event)
-        if not event.out_of_band and self.state is CallState.SPEAKING:
+            return
+        if self.state is CallState.SPEAKING:
             self._enter(CallState.LISTENING)
+        if self._last_words is not None:
+            self._last_words_said.set()
+        elif self._runner.running == 0:
+            self._silence.answer_due()
 
     # ------------------------------------------------------------------ tools
 
@@ -355,6 +399,7 @@ class Call:
             self._enter(CallState.THINKING)
 
     async def _on_tool_call(self, call: ToolCall) -> None:
+        self._silence.bot_busy()
         self.record.event("tool_call", name=call.name, arguments=call.arguments)
         if call.name in CONTROL_TOOLS:
             # Handled by the call itself, but recorded like any tool call.

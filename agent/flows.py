@@ -41,6 +41,13 @@ class Flow(BaseModel):
     max_call_seconds: int = Field(default=900, ge=10, le=4 * 3600)
     transfer_number: str | None = None
     goodbye: str = "Thanks for calling. Goodbye!"
+    # A caller who owes an answer and stays silent this long is asked `reprompt`; a second
+    # silence as long ends the call with `silence_goodbye` (0 turns this off).
+    reprompt_after_s: float = Field(default=6.0, ge=0, le=120)
+    reprompt: str = "Are you still there?"
+    silence_goodbye: str = (
+        "I haven't heard anything, so I'll end the call now. Please call back any time. Goodbye!"
+    )
     apology: str = "I'm sorry, I'm having technical trouble. Please call back in a moment. Goodbye."
     audio_format: Literal["pcmu", "pcm24"] = "pcmu"
     # Listening. server_vad ends a turn after vad_silence_ms of quiet; raise vad_threshold

@@ -37,6 +37,7 @@ from agent.devkit.scripts import (
     load_scripts,
     read_sidecar,
 )
+from agent.flows import Flow
 from telephony.audio import ulaw_to_pcm16
 from telephony.wav import WavFormatError, read_ulaw_wav, wav_format, write_ulaw_wav
 
@@ -204,6 +205,9 @@ class _FakeDesk:
         raise AssertionError(f"unexpected tool {name}")
 
 
+REPROMPT_AFTER_S = Flow.model_fields["reprompt_after_s"].default
+
+
 def dry_run(
     script: CallScript,
     tools: list[str],
@@ -250,6 +254,9 @@ def dry_run(
         elif isinstance(step, Hangup):
             outcome = "caller_hung_up"
             break
+        elif isinstance(step, Pause) and step.ms >= REPROMPT_AFTER_S * 1000:
+            said.append(Flow.model_fields["reprompt"].default)  # the bridge asks (agent/silence.py)
+            continue
         else:
             continue
         play(policy.respond())

@@ -27,7 +27,7 @@ from pydantic import (
 # What agent/call.py can end a call with; a typo in `expect.outcome` would never match.
 OUTCOMES = frozenset(
     {"completed", "caller_hung_up", "bot_ended", "transferred", "max_duration",
-     "provider_failed", "error", "service_unavailable"}
+     "provider_failed", "error", "service_unavailable", "caller_silent"}
 )  # fmt: skip
 _TIME_RE = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 
