@@ -427,10 +427,26 @@ class Call:
 
         async def later() -> None:
             await self._wait_quiet()
-            await transfer(self.record.call_sid, number)
+            try:
+                await transfer(self.record.call_sid, number)
+            except Exception as exc:  # the network refused: the caller must not be stranded
+                await self._transfer_failed(exc)
+                return
             self._end("transferred")
 
         self._spawn(later(), "transfer")
+
+    async def _transfer_failed(self, exc: Exception) -> None:
+        log.warning("call %s: transfer failed: %s", self.record.call_sid, exc)
+        self.record.event("transfer_failed", error=_short(exc))
+        self._emit("control_failed", {"op": "transfer"})
+        # The model said it was connecting the caller: it must know that did not happen,
+        # and the caller hears so at once, in the model's voice.
+        await self.session.add_context(
+            "The transfer to a person failed (the phone network refused it). The caller is "
+            "still on the line with you: apologise and keep helping them."
+        )
+        await self.session.say(self.flow.transfer_failed)
 
     # ------------------------------------------------------------------ ending
 
@@ -443,8 +459,11 @@ class Call:
         if self.deps.hangup is not None:
             try:
                 await self.deps.hangup(self.record.call_sid)
-            except Exception:
-                log.exception("call %s: REST hang-up failed; closing the stream", self.record.call_sid)
+            except Exception as exc:  # closing the stream below ends the call anyway
+                log.warning("call %s: REST hang-up failed (%s); closing the stream",
+                            self.record.call_sid, exc)
+                self.record.event("hangup_failed", error=_short(exc))
+                self._emit("control_failed", {"op": "hangup"})
         await self.stream.close(1000, outcome)
         self._end(outcome)
 
@@ -477,3 +496,7 @@ class Call:
             except Exception:
                 log.exception("metrics hook failed")
 
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."

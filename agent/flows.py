@@ -49,6 +49,11 @@ class Flow(BaseModel):
         "I haven't heard anything, so I'll end the call now. Please call back any time. Goodbye!"
     )
     apology: str = "I'm sorry, I'm having technical trouble. Please call back in a moment. Goodbye."
+    # Said when the phone network refuses a transfer (Twilio's API down or erroring).
+    transfer_failed: str = (
+        "I'm sorry, I couldn't connect you to a colleague just now. "
+        "I can keep helping you here, or you can call back later."
+    )
     audio_format: Literal["pcmu", "pcm24"] = "pcmu"
     # Listening. server_vad ends a turn after vad_silence_ms of quiet; raise vad_threshold
     # (0-1) on noisy lines so noise neither barges in nor holds turns open. semantic_vad

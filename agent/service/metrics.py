@@ -41,6 +41,10 @@ class Metrics:
         self.loop_lag = Gauge(
             "phone_agent_event_loop_lag_ms", "How late the event loop ran a 50 ms timer (last sample)",
             registry=r)
+        self.control_errors = Counter(
+            "phone_agent_twilio_control_errors_total",
+            "Hang-ups and transfers Twilio's REST API refused or could not be reached for",
+            ["op"], registry=r)
         self.provider_reconnects = Counter(
             "phone_agent_provider_reconnects_total", "Provider reconnects", ["reason"], registry=r)
 
@@ -65,6 +69,8 @@ class Metrics:
                 self.tool_errors.labels(data["name"], data["status"]).inc()
         elif name == "provider_error":
             self.provider_errors.labels(str(bool(data.get("fatal"))).lower()).inc()
+        elif name == "control_failed":
+            self.control_errors.labels("transfer" if data.get("op") == "transfer" else "hangup").inc()
         elif name == "provider_reconnect":
             self.provider_reconnects.labels(data.get("reason", "")[:40]).inc()
 
