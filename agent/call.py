@@ -352,9 +352,14 @@ class Call:
         playing = not self.stream.playback.idle
         if playing or self._fillers.current is not None:
             t0 = time.perf_counter()
-            heard = self.stream.heard_ms_of(item) if item else None
             snapshot = await self.stream.clear()  # first: stop what the caller hears
             clear_ms = (time.perf_counter() - t0) * 1000
+            heard: int | None = None
+            if item is not None:
+                # Where playback stood when the clear reached Twilio (the playout clock
+                # between echoes), or, if that was past this item, all of it that was heard.
+                in_item = snapshot.heard_segment == item
+                heard = snapshot.heard_ms_in_segment if in_item else self.stream.heard_ms_of(item)
             self._fillers.forget()
             self.record.event("barge_in", item=item, heard_ms=heard, dropped_ms=snapshot.dropped_ms)
             self._emit("barge_in", {"clear_ms": clear_ms})

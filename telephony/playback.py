@@ -19,8 +19,15 @@ segment's unmarked tail waits for more audio or `end_segment`).
 
 Positions are on the *playback timeline*: audio discarded by `clear` is removed from it,
 so `heard_ms <= sent_ms` always holds and `sent_ms - heard_ms` is what Twilio still
-holds. No I/O, no clock except the optional injected `now` (used only for round-trip
-statistics).
+holds. No I/O, no clock except the optional injected `now`.
+
+Between echoes (a mark every 100 ms), what the caller has heard is estimated with a
+playout clock (`heard_now`): the last echo says its audio finished playing half a round
+trip ago; from there Twilio plays the frames we sent back to back, each no earlier than
+it can have arrived; a frame that has begun playing counts as heard. A `clear` reaches
+Twilio half a round trip after we send it, so a barge-in's snapshot (and so the
+truncation the model is told) is where playback stands then, bounded by what was sent,
+instead of the last echo's position up to 100 ms behind.
 """
 
 from __future__ import annotations
@@ -37,10 +44,25 @@ from telephony.protocol import mark_message, media_message
 class ClearSnapshot:
     """Where playback stood when `clear` was sent (barge-in)."""
 
-    heard_ms: int  # playback-timeline position the caller has heard (acked marks)
-    heard_segment: str | None  # segment of the last acked mark, None if none yet
+    heard_ms: int  # playback-timeline position the caller has heard (playout clock)
+    heard_segment: str | None  # segment playing at that position, None if none yet
     heard_ms_in_segment: int  # how far into `heard_segment` the caller heard
-    dropped_ms: int  # audio the caller will now never hear: sent-unacked + unsent
+    dropped_ms: int  # audio the caller will now never hear
+
+
+@dataclass(frozen=True, slots=True)
+class _Heard:
+    position_ms: float  # playback-timeline position
+    segment: str | None
+    in_segment_ms: float  # how far into `segment`
+
+
+@dataclass(slots=True)
+class _SentFrame:
+    end_ms: int  # playback-timeline position once this frame has played
+    segment: str
+    segment_end_ms: int  # ms of `segment` sent up to the end of this frame
+    sent_at: float
 
 
 @dataclass(slots=True)
@@ -80,6 +102,10 @@ class Playback:
         self.max_rtt_allowance_ms = max_rtt_allowance_ms
         self._rtt_estimate_ms = 0.0
         self.rtt_allowance_ms = 0
+        # The playout clock's round trip: the least of the recent clean samples. The
+        # allowance above errs high on purpose (a gap is worse than a longer lead); a
+        # scheduling hiccup in a sample would push the clock ahead of what was heard.
+        self._rtt_samples: deque[float] = deque(maxlen=8)
         self._run_from = -1  # heard position when the current run of audio began from idle
         self._probe: tuple[str, float] | None = None  # an audio-less mark in flight
 
@@ -98,6 +124,10 @@ class Playback:
         self._mark_seq = 0
 
         self._heard_segment: str | None = None
+        # The playout clock (needs `now`): frames sent since the last echo, and when the
+        # echoed position finished playing (local clock), None while a run starts idle.
+        self._unheard: deque[_SentFrame] = deque()
+        self._anchor_at: float | None = None
         self._segment_sent_ms: dict[str, int] = {}
         self._segment_heard_ms: dict[str, int] = {}
         self._segment_received: dict[str, int] = {}  # raw bytes handed to enqueue
@@ -156,6 +186,12 @@ class Playback:
             self._unmarked_ms += FRAME_MS
             self._segment_sent_ms[segment] = self._segment_sent_ms.get(segment, 0) + FRAME_MS
             self._last_segment = segment
+            if self._now is not None:
+                if self._sent_ms - FRAME_MS == self._heard_ms:
+                    self._anchor_at = None  # from idle: the first frame plays on arrival
+                self._unheard.append(
+                    _SentFrame(self._sent_ms, segment, self._segment_sent_ms[segment], self._now())
+                )
             if ends or self._unmarked_ms >= self.mark_every_ms:
                 out.append(self._mark(segment))
         if self._unmarked_ms and (queue or self._open_segment != self._last_segment):
@@ -226,6 +262,7 @@ class Playback:
             self._segment_heard_ms[mark.segment] = mark.segment_ms
             self.marks_acked += 1
             if mark.name == name:
+                self._anchor(mark.position_ms, now)
                 if now is not None and mark.sent_at is not None:
                     # Echo delay minus the audio that had to play first ~ network round trip.
                     rtt = max(0.0, (now - mark.sent_at) * 1000.0 - mark.ahead_ms)
@@ -241,7 +278,50 @@ class Playback:
                 return True
         return True  # unreachable: name was outstanding
 
+    # ------------------------------------------------------------ the playout clock
+
+    def _anchor(self, position_ms: int, now: float | None) -> None:
+        """An echo: audio up to `position_ms` finished playing half a round trip ago."""
+        while self._unheard and self._unheard[0].end_ms <= position_ms:
+            self._unheard.popleft()
+        if now is not None:
+            self._anchor_at = now - self._one_way_s
+
+    def _heard_at(self, at: float | None) -> _Heard:
+        """Where playback stands at local time `at` (acked position without a clock)."""
+        position: float = self._heard_ms
+        segment = self._heard_segment
+        in_segment: float = self._segment_heard_ms.get(segment, 0) if segment else 0
+        if at is None or self._now is None:
+            return _Heard(position, segment, in_segment)
+        one_way = self._one_way_s
+        clock = self._anchor_at  # when the acked position finished playing
+        frame_s = FRAME_MS / 1000.0
+        for frame in self._unheard:
+            arrives = frame.sent_at + one_way
+            starts = arrives if clock is None else max(clock, arrives)
+            if starts >= at - 1e-6:  # (a frame starting exactly now has not been heard)
+                break
+            # A frame that has begun playing counts whole: the caller heard (part of)
+            # it, and a phone accounts for audio by the frame, as Twilio's media does.
+            position = frame.end_ms
+            segment = frame.segment
+            in_segment = frame.segment_end_ms
+            clock = starts + frame_s
+            if clock > at:
+                break
+        return _Heard(position, segment, in_segment)
+
+    def heard_now(self) -> int:
+        """What the caller has heard by now, by the playout clock (ms of the timeline)."""
+        return int(self._heard_at(self._now() if self._now else None).position_ms)
+
+    @property
+    def _one_way_s(self) -> float:
+        return min(self._rtt_samples, default=0.0) / 2000.0
+
     def _set_estimate(self, need: float) -> None:
+        self._rtt_samples.append(need)
         # Up at once (a gap is what we are avoiding), down gently.
         est = self._rtt_estimate_ms
         est = need if need > est else est + (need - est) * 0.25
@@ -250,13 +330,26 @@ class Playback:
         self.rtt_allowance_ms = min(self.max_rtt_allowance_ms, frames * FRAME_MS)
 
     def clear(self) -> ClearSnapshot:
-        """Snapshot what was heard, then drop everything not yet heard (barge-in)."""
+        """Snapshot what was heard when the clear reaches Twilio (half a round trip from
+        now, by the playout clock), then drop everything not yet heard (barge-in)."""
+        at = None
+        if self._now is not None:
+            at = self._now() + self._one_way_s
+        heard = self._heard_at(at)
+        position = int(heard.position_ms)
+        in_segment = 0
+        if heard.segment is not None:
+            in_segment = min(int(heard.in_segment_ms), self.received_ms_of(heard.segment))
         snapshot = ClearSnapshot(
-            heard_ms=self._heard_ms,
-            heard_segment=self._heard_segment,
-            heard_ms_in_segment=self._heard_in(self._heard_segment),
-            dropped_ms=(self._sent_ms - self._heard_ms) + self.queued_ms,
+            heard_ms=position,
+            heard_segment=heard.segment if position > 0 else self._heard_segment,
+            heard_ms_in_segment=in_segment,
+            dropped_ms=(self._sent_ms - position) + self.queued_ms,
         )
+        # The ledger itself stays on acknowledged positions: the estimate is for telling
+        # the model what was heard; frames and marks go on being counted by echoes.
+        self._unheard.clear()
+        self._anchor_at = None
         # Twilio returns every pending mark on clear; those echoes mean "discarded".
         self._discarded.update(self._outstanding_names)
         if self._probe is not None:
@@ -269,8 +362,8 @@ class Playback:
         self._open_segment = None
         self._unmarked_ms = 0
         self._sent_ms = self._heard_ms  # discarded audio leaves the playback timeline
-        for segment, heard in self._segment_heard_ms.items():
-            self._segment_sent_ms[segment] = heard
+        for segment, heard_ms in self._segment_heard_ms.items():
+            self._segment_sent_ms[segment] = heard_ms
         for segment in self._segment_sent_ms.keys() - self._segment_heard_ms.keys():
             self._segment_sent_ms[segment] = 0
         return snapshot
@@ -305,7 +398,15 @@ class Playback:
         return self._heard_segment
 
     def heard_ms_of(self, segment: str) -> int:
-        """Ms of `segment` the caller has heard, clamped to the audio received for it."""
+        """Ms of `segment` the caller has heard (acked marks), clamped to the audio
+        received for it."""
+        return self._heard_in(segment)
+
+    def heard_now_of(self, segment: str) -> int:
+        """Ms of `segment` heard by now by the playout clock, clamped to audio received."""
+        heard = self._heard_at(self._now() if self._now else None)
+        if heard.segment == segment:
+            return min(int(heard.in_segment_ms), self.received_ms_of(segment))
         return self._heard_in(segment)
 
     def received_ms_of(self, segment: str) -> int:

@@ -71,12 +71,12 @@ async def test_barge_in_clears_twilio_and_truncates_at_what_was_heard(tmp_path: 
         fake.assert_clean()
         (truncate,) = fake.sessions[0].truncates
         (barge,) = [e for e in record.events if e["kind"] == "barge_in"]
-        # Truncated exactly at the acked playback position (marks), not wall-clock time.
+        # Truncated where playback stood when the clear reached the phone (acked marks
+        # advanced by the playout clock): within 20 ms of what the phone really played
+        # (issue 14), not up to a mark interval (100 ms) behind it.
         assert truncate["audio_end_ms"] == barge["heard_ms"]
-        # ...which trails what the phone really played by at most one mark interval + a frame.
         played = turn.bot_audio_played_ms
-        assert barge["heard_ms"] <= played + 20
-        assert played - barge["heard_ms"] <= 100 + 20 + 40
+        assert abs(barge["heard_ms"] - played) <= 20, (barge["heard_ms"], played)
         # Pacing: the phone never held more than ~200 ms; the server dropped the rest.
         assert turn.bot_audio_discarded_ms <= 220
         assert barge["dropped_ms"] > 1000

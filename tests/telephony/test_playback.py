@@ -619,3 +619,80 @@ def test_a_probe_returned_by_clear_is_not_a_round_trip() -> None:
     pb.take_sendable()
     assert pb.probe() is None
     assert Playback(SID).probe() is None
+
+
+# ---------------------------------------------------------------- the playout clock
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+    def at(self, ms: float) -> Clock:
+        self.t = 100.0 + ms / 1000
+        return self
+
+
+def marks_of(messages: list[str]) -> list[str]:
+    return [m.name for m in map(parse_outbound, messages) if isinstance(m, OutMark)]
+
+
+def test_between_echoes_heard_advances_with_the_playout_clock() -> None:
+    clock = Clock()
+    pb = Playback(SID, lead_ms=200, mark_every_ms=100, now=clock)
+    pb.enqueue(b"\x01" * 8 * 1000, "reply")  # 1 s
+    first, second = marks_of(pb.take_sendable())  # 200 ms out at t=0, from idle
+    assert pb.heard_now() == 0
+    # Playing since it arrived; the frame playing at 50 ms (40-60) counts whole.
+    assert clock.at(50) and pb.heard_now() == 60
+    assert pb.heard_ms == 0 and pb.heard_now_of("reply") == 60  # the ledger waits for echoes
+    clock.at(100)
+    assert pb.on_mark(first) and pb.heard_ms == 100
+    assert clock.at(135) and pb.heard_now() == 140
+    assert clock.at(260) and pb.heard_now() == 200  # never past what was sent
+
+
+def test_the_clock_restarts_from_each_echo_and_waits_for_late_frames() -> None:
+    clock = Clock()
+    pb = Playback(SID, lead_ms=200, mark_every_ms=100, now=clock)
+    pb.enqueue(b"\x01" * 8 * 100, "reply")  # 100 ms, then a slow model
+    (mark,) = marks_of(pb.take_sendable())
+    clock.at(100)
+    pb.on_mark(mark)  # all 100 ms played; Twilio now holds nothing
+    clock.at(300)
+    pb.enqueue(b"\x02" * 8 * 100, "reply")  # arrives 200 ms later: plays from then
+    pb.take_sendable()
+    assert clock.at(340) and pb.heard_now() == 140
+    assert pb.heard_now_of("reply") == 140
+
+
+def test_a_round_trip_shifts_the_clock_by_half_of_it() -> None:
+    clock = Clock()
+    pb = Playback(SID, lead_ms=200, mark_every_ms=100, now=clock)
+    probe = parse_outbound(pb.probe() or "")
+    assert isinstance(probe, OutMark)
+    clock.at(60)
+    pb.on_mark(probe.name)  # a 60 ms round trip: 30 ms each way
+    clock.at(100)
+    pb.enqueue(b"\x01" * 8 * 1000, "reply")
+    first = marks_of(pb.take_sendable())[0]
+    assert clock.at(150) and pb.heard_now() == 20  # arrived at 130 ms
+    clock.at(260)  # the echo of 100 ms played left Twilio at 230 ms
+    pb.on_mark(first)
+    assert clock.at(280) and pb.heard_now() == 160
+    # A clear sent now reaches Twilio 30 ms later: that is where the caller stops hearing.
+    snapshot = pb.clear()
+    assert snapshot.heard_ms == 180 and snapshot.heard_segment == "reply"
+    assert snapshot.heard_ms_in_segment == 180
+
+
+def test_clear_without_a_clock_reports_the_acknowledged_position() -> None:
+    pb = Playback(SID, lead_ms=200, mark_every_ms=100)
+    pb.enqueue(b"\x01" * 8 * 1000, "reply")
+    first = marks_of(pb.take_sendable())[0]
+    pb.on_mark(first)
+    snapshot = pb.clear()
+    assert (snapshot.heard_ms, snapshot.heard_ms_in_segment, snapshot.dropped_ms) == (100, 100, 900)

@@ -321,7 +321,9 @@ async def test_withheld_echoes_hold_audio_back_then_clear_drops_it() -> None:
         assert media == 10 and marks
         assert probes.get_nowait() == ("sent", 200, 1800)
         _, snapshot = await asyncio.wait_for(probes.get(), WAIT)
-        assert (snapshot.heard_ms, snapshot.dropped_ms, snapshot.heard_segment) == (0, 2000, None)
+        # No echo yet: what was heard is the playout clock's few ms since the frames went
+        # out (a phone plays what arrives), the rest of the 2 s is dropped.
+        assert 0 <= snapshot.heard_ms <= 40 and snapshot.dropped_ms == 2000 - snapshot.heard_ms
 
         for name in marks:  # Twilio returns every pending mark on clear: discarded, not heard
             await phone.echo(name)
