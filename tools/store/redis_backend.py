@@ -16,6 +16,7 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 
 from tools.store.base import Booking, NotFound, SlotTaken, check_slot, new_booking_id
+from tools.store.redis_personal import RedisPersonalData
 
 __all__ = ["RedisStore"]
 
@@ -119,7 +120,7 @@ def _hash_to_booking(h: dict[bytes, bytes]) -> Booking:
     )
 
 
-class RedisStore:
+class RedisStore(RedisPersonalData):
     """`Store` on Redis (set REDIS_URL); safe for any number of app instances."""
 
     def __init__(self, url: str, *, prefix: str = "phone-agent") -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tools.store.base import Booking, NotFound, SlotTaken, check_slot, new_booking_id
+from tools.store.sqlite_personal import SqlitePersonalData
 from tools.store.sqlite_pool import SqlitePool, immediate
 
 __all__ = ["SqliteStore"]
@@ -76,7 +77,7 @@ def _row_to_booking(row: sqlite3.Row) -> Booking:
     )
 
 
-class SqliteStore:
+class SqliteStore(SqlitePersonalData):
     """`Store` on a SQLite file (the embedded default when REDIS_URL is unset)."""
 
     def __init__(self, path: str | Path, *, threads: int = 4, busy_timeout_s: float = 30.0) -> None:
