@@ -23,6 +23,7 @@ from agent.callrecord import CallRecord
 from agent.filler_player import FillerPlayer
 from agent.fillers import FillerCache
 from agent.flows import Flow
+from agent.keypad_secrets import HIDDEN_DIGIT, KeypadSecrets, masked, model_text
 from agent.phone_line import PhoneLine
 from agent.realtime import (
     AudioDone,
@@ -96,6 +97,8 @@ class Call:
         self._turn = _Turn()
         self._dtmf: list[str] = []
         self._dtmf_task: asyncio.Task[None] | None = None
+        # keypad: sensitive: the digits stay here; the model and the record get a reference.
+        self._keypad = KeypadSecrets() if flow.keypad == "sensitive" else None
         self._ending = asyncio.Event()
         self._outcome = "completed"
         self._runner = ToolRunner(
@@ -110,6 +113,7 @@ class Call:
             player=self._fillers,
             context=self._tool_context,
             on_record=self._on_tool_record,
+            guard=self._keypad,
         )
 
     @property
@@ -223,7 +227,7 @@ class Call:
         self._end("caller_hung_up" if self._outcome == "completed" else self._outcome)
 
     def _on_dtmf(self, digit: str) -> None:
-        self.record.event("dtmf", digit=digit)
+        self.record.event("dtmf", digit=HIDDEN_DIGIT if self._keypad is not None else digit)
         if digit == "#":
             self._flush_dtmf()
             return
@@ -243,6 +247,11 @@ class Call:
             return
         digits = "".join(self._dtmf)
         self._dtmf.clear()
+        if self._keypad is not None:
+            ref = self._keypad.add(digits)
+            self.record.transcript("caller", f"[keypad] {masked(digits)} ({ref})")
+            self._spawn(self.session.send_text(model_text(ref, digits)), "keypad")
+            return
         self.record.transcript("caller", f"[keypad] {digits}")
         self._spawn(self.session.send_text(f"(The caller typed on the keypad: {digits})"), "keypad")
 

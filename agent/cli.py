@@ -187,7 +187,8 @@ def _flows(args: argparse.Namespace) -> int:
         return 1
     print(f"{args.file}: OK, {len(flows.flows)} flows, {len(flows.numbers)} numbers")
     for name, flow in flows.flows.items():
-        print(f"  {name}: {flow.provider}, tools: {', '.join(flow.tools) or 'none'}")
+        keypad = ", keypad: sensitive" if flow.keypad == "sensitive" else ""
+        print(f"  {name}: {flow.provider}, tools: {', '.join(flow.tools) or 'none'}{keypad}")
     return 0
 
 
