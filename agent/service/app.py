@@ -29,6 +29,7 @@ from agent.service.console import console_routes
 from agent.service.live_calls import new_instance_id
 from agent.service.prewarm import WarmSessions
 from agent.service.reception import Reception
+from agent.service.retention import Retention
 from agent.service.sessions import SessionFactory, make_session
 from agent.service.settings import Settings
 from agent.service.shared import Shared
@@ -53,12 +54,15 @@ class Service:
         )
         self.admission = Admission(settings, self.shared.metrics, lambda: len(self.switchboard.calls))
         self.reception = Reception(settings, flows, session_factory, self.warm, self.admission)
+        self.retention = Retention(lambda: self.shared.store, booking_days=settings.booking_retention_days,
+                                   interval_s=settings.purge_interval_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         await self.shared.open()
         await self.switchboard.registry.start()
         lag_task = asyncio.create_task(self.admission.lag.run(), name="loop-lag")
+        purge_task = asyncio.create_task(self.retention.run(), name="retention")
         if not self.settings.admin_token:
             log.warning("admin API and console disabled: set ADMIN_TOKEN to enable /admin and /console")
         log.info("phone-agent ready: %d flows, store=%s, instance %s",
@@ -67,6 +71,9 @@ class Service:
             yield
         finally:
             lag_task.cancel()
+            purge_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purge_task  # a purge in flight must not meet a closed store
             await self.drain_then_end()
             await self.warm.close_all()
             await self.switchboard.registry.close()

@@ -24,7 +24,6 @@ from agent.service.shared import Shared
 
 log = logging.getLogger(__name__)
 
-RECORD_TTL_S = 30 * 86400
 # (call_sid, kind, data): the console's live feed, `phone-agent call`, the tests.
 Listener = Callable[[str, str, dict[str, Any]], None]
 
@@ -113,7 +112,8 @@ class Switchboard:
             listener(call_sid, kind, data)
 
     async def _save_record(self, record: CallRecord) -> None:
-        await self.shared.store.put_record("call", record.call_sid, record.to_dict(), ttl_s=RECORD_TTL_S)
+        ttl_s = self.settings.record_retention_days * 86400  # RECORD_RETENTION_DAYS
+        await self.shared.store.put_record("call", record.call_sid, record.to_dict(), ttl_s=ttl_s)
 
     # ---------------------------------------------------------------- ending calls
 
