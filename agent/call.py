@@ -65,6 +65,8 @@ class CallDeps:
     provider_name: str = "openai"
     live: Callable[[str, str, dict[str, Any]], None] | None = None  # (call_sid, kind, data)
     clock: Callable[[], dt.datetime] | None = None  # the business tools' "now" (demos pin a date)
+    # Keyed hash of the caller's number, so their records can be found to delete them.
+    caller_hash: Callable[[str | None], str | None] | None = None
 
 
 @dataclass
@@ -88,6 +90,7 @@ class Call:
             called=stream.parameters.get("to", ""),
             provider=deps.provider_name,
             listener=self._tell_live if deps.live else None,
+            caller_hash=deps.caller_hash(stream.parameters.get("from")) if deps.caller_hash else None,
         )
         self._bot_item: str | None = None  # the conversation item now playing
         self._fillers = FillerPlayer(

@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from agent.flows import Flows, load_flows
 from agent.service.admin import admin_routes
+from agent.service.admin_callers import caller_routes
 from agent.service.admission import Admission
 from agent.service.console import console_routes
 from agent.service.live_calls import new_instance_id
@@ -134,6 +135,7 @@ def create_app(
         *voice_routes(webhook, service.reception.choose_flow, service.reception.on_status),
         media_stream_route("/twilio/media", service.switchboard.answer, service.shared.tokens),
         *admin_routes(settings.admin_token, service.switchboard, service.admission),
+        *caller_routes(settings.admin_token, service.shared),
         *console_routes(settings.admin_token),
     ]
     app = Starlette(routes=routes, lifespan=service.lifespan)

@@ -8,6 +8,7 @@ import secrets
 
 from agent.fillers import FillerCache
 from agent.phone_line import CallControl
+from agent.service.caller_key import CallerKeys
 from agent.service.metrics import Metrics
 from agent.service.settings import Settings
 from agent.service.used_tokens import RedisUsedTokens
@@ -33,6 +34,7 @@ class Shared:
         # account) a stand-in that does to the stream what Twilio would.
         self.control: CallControl | None = None
         self.metrics = Metrics()
+        self.caller_keys = CallerKeys(settings.caller_hash_key)  # a bad key fails here
 
     @property
     def store(self) -> Store:
@@ -48,10 +50,12 @@ class Shared:
         s = self.settings
         self._store = open_store(s.redis_url, s.data_dir)
         self.fillers = FillerCache(self._store)
+        await self.caller_keys.load(self._store)
         if s.twilio_account_sid and s.twilio_auth_token and self.control is None:
             self.control = TwilioControl(s.twilio_account_sid, s.twilio_auth_token, s.twilio_api_base_url)
 
     async def close(self) -> None:
+        await self.caller_keys.aclose()
         if self._store is not None:
             await self._store.close()
         await self.used_tokens.close()

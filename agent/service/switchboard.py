@@ -75,6 +75,7 @@ class Switchboard:
             live=self._publish,
             clock=self._clock,
             provider_name=provider,
+            caller_hash=self.shared.caller_keys.current(self.shared.store),
         )
         call = Call(stream, session, flow, deps)
         self.calls[stream.call_sid] = call
