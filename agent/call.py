@@ -23,6 +23,7 @@ from agent.callrecord import CallRecord
 from agent.filler_player import FillerPlayer
 from agent.fillers import FillerCache
 from agent.flows import Flow
+from agent.keypad_secrets import HIDDEN_DIGIT, KeypadSecrets, masked, model_text
 from agent.phone_line import PhoneLine
 from agent.realtime import (
     AudioDone,
@@ -66,6 +67,8 @@ class CallDeps:
     provider_name: str = "openai"
     live: Callable[[str, str, dict[str, Any]], None] | None = None  # (call_sid, kind, data)
     clock: Callable[[], dt.datetime] | None = None  # the business tools' "now" (demos pin a date)
+    # Keyed hash of the caller's number, so their records can be found to delete them.
+    caller_hash: Callable[[str | None], str | None] | None = None
 
 
 @dataclass
@@ -89,6 +92,7 @@ class Call:
             called=stream.parameters.get("to", ""),
             provider=deps.provider_name,
             listener=self._tell_live if deps.live else None,
+            caller_hash=deps.caller_hash(stream.parameters.get("from")) if deps.caller_hash else None,
         )
         self._bot_item: str | None = None  # the conversation item now playing
         self._fillers = FillerPlayer(
@@ -98,6 +102,8 @@ class Call:
         self._turn = _Turn()
         self._dtmf: list[str] = []
         self._dtmf_task: asyncio.Task[None] | None = None
+        # keypad: sensitive: the digits stay here; the model and the record get a reference.
+        self._keypad = KeypadSecrets() if flow.keypad == "sensitive" else None
         self._ending = asyncio.Event()
         self._outcome = "completed"
         self._last_words: str | None = None  # the outcome once the bot's last line is said
@@ -121,6 +127,7 @@ class Call:
             player=self._fillers,
             context=self._tool_context,
             on_record=self._on_tool_record,
+            guard=self._keypad,
         )
 
     @property
@@ -254,7 +261,7 @@ class Call:
 
     def _on_dtmf(self, digit: str) -> None:
         self._silence.caller_active()
-        self.record.event("dtmf", digit=digit)
+        self.record.event("dtmf", digit=HIDDEN_DIGIT if self._keypad is not None else digit)
         if digit == "#":
             self._flush_dtmf()
             return
@@ -274,6 +281,11 @@ class Call:
             return
         digits = "".join(self._dtmf)
         self._dtmf.clear()
+        if self._keypad is not None:
+            ref = self._keypad.add(digits)
+            self.record.transcript("caller", f"[keypad] {masked(digits)} ({ref})")
+            self._spawn(self.session.send_text(model_text(ref, digits)), "keypad")
+            return
         self.record.transcript("caller", f"[keypad] {digits}")
         self._spawn(self.session.send_text(f"(The caller typed on the keypad: {digits})"), "keypad")
 

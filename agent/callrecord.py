@@ -27,6 +27,9 @@ class CallRecord:
     transcript_lines: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    # The caller is kept masked; this keyed hash of the number finds their records when
+    # they ask for deletion (agent/service/caller_key.py). None: number withheld.
+    caller_hash: str | None = None
     # Not a record field: live observers (console, `phone-agent call`) of this call.
     _listener: Callable[[str, dict[str, Any]], None] | None = field(
         default=None, repr=False, compare=False
@@ -42,8 +45,10 @@ class CallRecord:
         called: str,
         provider: str,
         listener: Callable[[str, dict[str, Any]], None] | None = None,
+        caller_hash: str | None = None,
     ) -> CallRecord:
-        record = cls(call_sid, flow, mask_number(caller), mask_number(called), provider, time.time())
+        record = cls(call_sid, flow, mask_number(caller), mask_number(called), provider, time.time(),
+                     caller_hash=caller_hash)
         record._listener = listener
         return record
 

@@ -1,4 +1,4 @@
-"""`phone-agent`: serve, call, loadtest, engine, fixtures, twilio, flows."""
+"""`phone-agent`: serve, call, loadtest, engine, fixtures, twilio, flows, data."""
 
 from __future__ import annotations
 
@@ -104,9 +104,15 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--from", dest="from_", required=True)
     t.add_argument("--flow", default=None)
 
+    p = sub.add_parser("data", help="personal data: delete a caller's data, purge old data")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+    d = dsub.add_parser("delete", help="delete a caller's bookings and call records")
+    d.add_argument("--phone", required=True, help="the caller's number in E.164, e.g. +15551234567")
+    dsub.add_parser("purge", help="delete bookings and records past their retention, now")
+
     args = parser.parse_args(argv)
     # Interactive commands print their own live view: only warnings from the logs there.
-    quiet = args.command in ("call", "loadtest", "fixtures", "flows", "eval")
+    quiet = args.command in ("call", "loadtest", "fixtures", "flows", "eval", "data")
     setup_logging(None if os.environ.get("LOG_LEVEL") or not quiet else "WARNING")
     handler = _COMMANDS[args.command]
     try:
@@ -187,7 +193,8 @@ def _flows(args: argparse.Namespace) -> int:
         return 1
     print(f"{args.file}: OK, {len(flows.flows)} flows, {len(flows.numbers)} numbers")
     for name, flow in flows.flows.items():
-        print(f"  {name}: {flow.provider}, tools: {', '.join(flow.tools) or 'none'}")
+        keypad = ", keypad: sensitive" if flow.keypad == "sensitive" else ""
+        print(f"  {name}: {flow.provider}, tools: {', '.join(flow.tools) or 'none'}{keypad}")
     return 0
 
 
@@ -221,6 +228,12 @@ def _eval(args: argparse.Namespace) -> int:
     return eval_command(args)
 
 
+def _data(args: argparse.Namespace) -> int:
+    from agent.service.data_command import run_data_command
+
+    return asyncio.run(run_data_command(args))
+
+
 def _twilio(args: argparse.Namespace) -> int:
     from agent.service.twilio_setup import run_twilio_command
 
@@ -236,6 +249,7 @@ _COMMANDS = {
     "fixtures": _fixtures,
     "eval": _eval,
     "twilio": _twilio,
+    "data": _data,
 }
 
 

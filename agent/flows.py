@@ -65,6 +65,9 @@ class Flow(BaseModel):
     vad_silence_ms: int = Field(default=500, ge=100, le=5000)
     vad_eagerness: Literal["low", "medium", "high", "auto"] = "auto"
     noise_reduction: Literal["near_field", "far_field", "off"] = "near_field"
+    # sensitive: keypad digits (a PIN, a card number) reach the tools but never the model,
+    # the record, the logs or the console; the model passes a reference (keypad_secrets.py).
+    keypad: Literal["normal", "sensitive"] = "normal"
 
     @field_validator("transfer_number")
     @classmethod
@@ -188,6 +191,7 @@ def parse_flows(text: str, source: str = "<flows>") -> Flows:
         problems.append(FlowProblem(_line_for(index, ("default_flow",)), "default_flow",
                                     f"unknown flow {parsed.default_flow!r}"))
     problems.extend(_check_tools(flows, index))
+    problems.extend(_check_keypad(flows, index))
     if problems:
         raise FlowsError(source, problems)
     return Flows(flows=flows, numbers=dict(parsed.numbers), default_flow=parsed.default_flow)
@@ -206,6 +210,26 @@ def _check_tools(flows: dict[str, Flow], index: dict[tuple[str, ...], int]) -> l
                 line = _line_for(index, ("flows", name, "tools", str(i)))
                 msg = exc.args[0] if exc.args else str(exc)
                 problems.append(FlowProblem(line, f"flows.{name}.tools.{i}", str(msg)))
+    return problems
+
+
+def _check_keypad(flows: dict[str, Flow], index: dict[tuple[str, ...], int]) -> list[FlowProblem]:
+    """A sensitive keypad needs a tool to pass the digits to, and a model that can."""
+    from agent.flow_tools import CONTROL_SPECS
+
+    problems = []
+    for name, flow in flows.items():
+        if flow.keypad != "sensitive":
+            continue
+        line = _line_for(index, ("flows", name, "keypad"))
+        if flow.provider == "local":
+            problems.append(FlowProblem(line, f"flows.{name}.keypad", (
+                "the offline engine does not pass keypad references to tools; "
+                "use keypad: sensitive with provider openai or gemini")))
+        elif not any(ref not in CONTROL_SPECS for ref in flow.tools):
+            problems.append(FlowProblem(line, f"flows.{name}.keypad", (
+                "sensitive keypad digits reach only tools, and this flow has none "
+                "that could take them (list one under tools:)")))
     return problems
 
 

@@ -35,6 +35,21 @@ class FillerPlayer(Protocol):
         """Stop a playing filler at once; no-op when none plays."""
 
 
+class ArgumentGuard(Protocol):
+    """Stands between the model and the tools (agent/keypad_secrets.py): references in
+    the model's arguments become real values only for the tool, and results are
+    scrubbed of those values before the model or the record sees them."""
+
+    def resolve(self, tool: str, arguments: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """The arguments the tool runs with, and whether they hold a secret. Raises
+        ToolArgumentError for a reference the model made up."""
+        ...
+
+    def scrub(self, value: Any) -> Any:
+        """`value` with the secrets put back as references."""
+        ...
+
+
 @dataclass
 class ToolCallRecord:
     call_id: str
@@ -67,6 +82,7 @@ class ToolRunner:
         player: FillerPlayer,
         context: Callable[[ToolCall], ToolContext],
         on_record: Callable[[ToolCallRecord], Awaitable[None] | None] | None = None,
+        guard: ArgumentGuard | None = None,
     ) -> None:
         self._session = session
         self._tools = tools
@@ -74,6 +90,7 @@ class ToolRunner:
         self._player = player
         self._context = context
         self._on_record = on_record
+        self._guard = guard
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._phrase_turn = 0
         self.records: list[ToolCallRecord] = []
@@ -128,14 +145,14 @@ class ToolRunner:
                 await self._session.send_tool_result(call, result)
             elif tool.background:
                 await self._session.acknowledge_background(call)
-                result = await self._execute(tool, call, record)
+                result = self._scrub(await self._execute(tool, call, record))
                 await self._session.send_background_result(call, result, tool.scheduling)
             else:
                 work = asyncio.create_task(self._execute(tool, call, record))
                 try:
                     if tool.filler:
                         await self._fill_while(work, record, tool)
-                    result = await work
+                    result = self._scrub(await work)
                 finally:
                     work.cancel()
                 # Cut the filler before the model starts speaking the result.
@@ -175,12 +192,17 @@ class ToolRunner:
 
     async def _execute(self, tool: Tool, call: ToolCall, record: ToolCallRecord) -> dict[str, Any]:
         ctx = self._context(call)
+        try:
+            arguments, secret = self._arguments(tool, call)
+        except ToolArgumentError as exc:
+            record.status = "error"
+            return {"error": f"bad arguments: {exc}", "retryable": False}
         attempts = 1 + (tool.retries if tool.idempotent else 0)
         for attempt in range(attempts):
             record.attempts = attempt + 1
             try:
                 async with asyncio.timeout(tool.timeout_s):
-                    value = await tool.invoke(call.arguments, ctx)
+                    value = await tool.invoke(arguments, ctx)
                 record.status = "ok"
                 return value if isinstance(value, dict) else {"result": value}
             except ToolArgumentError as exc:
@@ -198,11 +220,21 @@ class ToolRunner:
                 error = {"error": str(exc), "retryable": exc.retryable}
             except Exception as exc:
                 record.status = "error"
-                log.warning("tool %s failed: %s", tool.name, exc, exc_info=True)
+                # A traceback of a tool that held secret arguments may quote them.
+                log.warning("tool %s failed: %s", tool.name, self._scrub(_short(exc)),
+                            exc_info=not secret)
                 error = {"error": f"{tool.name} failed: {_short(exc)}", "retryable": tool.idempotent}
             if attempt + 1 < attempts:
                 await asyncio.sleep(RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)])
         return error
+
+    def _arguments(self, tool: Tool, call: ToolCall) -> tuple[dict[str, Any], bool]:
+        if self._guard is None:
+            return call.arguments, False
+        return self._guard.resolve(tool.name, call.arguments)
+
+    def _scrub(self, value: Any) -> Any:
+        return value if self._guard is None else self._guard.scrub(value)
 
     async def _notify(self, record: ToolCallRecord) -> None:
         if self._on_record is None:

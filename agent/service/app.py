@@ -24,11 +24,13 @@ from starlette.routing import Route
 
 from agent.flows import Flows, load_flows
 from agent.service.admin import admin_routes
+from agent.service.admin_callers import caller_routes
 from agent.service.admission import Admission
 from agent.service.console import console_routes
 from agent.service.live_calls import new_instance_id
 from agent.service.prewarm import WarmSessions
 from agent.service.reception import Reception
+from agent.service.retention import Retention
 from agent.service.sessions import SessionFactory, make_session
 from agent.service.settings import Settings
 from agent.service.shared import Shared
@@ -53,6 +55,8 @@ class Service:
         )
         self.admission = Admission(settings, self.shared.metrics, lambda: len(self.switchboard.calls))
         self.reception = Reception(settings, flows, session_factory, self.warm, self.admission)
+        self.retention = Retention(lambda: self.shared.store, booking_days=settings.booking_retention_days,
+                                   interval_s=settings.purge_interval_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
@@ -60,6 +64,7 @@ class Service:
         await self.switchboard.registry.start()
         lag_task = asyncio.create_task(self.admission.lag.run(), name="loop-lag")
         spool_task = asyncio.create_task(self.shared.records.run(), name="record-spool")
+        purge_task = asyncio.create_task(self.retention.run(), name="retention")
         if not self.settings.admin_token:
             log.warning("admin API and console disabled: set ADMIN_TOKEN to enable /admin and /console")
         log.info("phone-agent ready: %d flows, store=%s, instance %s",
@@ -68,6 +73,9 @@ class Service:
             yield
         finally:
             lag_task.cancel()
+            purge_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purge_task  # a purge in flight must not meet a closed store
             await self.drain_then_end()
             spool_task.cancel()
             await asyncio.gather(spool_task, return_exceptions=True)
@@ -136,6 +144,7 @@ def create_app(
             uncheckable=service.switchboard.apologise,
         ),  # fmt: skip
         *admin_routes(settings.admin_token, service.switchboard, service.admission),
+        *caller_routes(settings.admin_token, service.shared),
         *console_routes(settings.admin_token),
     ]
     app = Starlette(routes=routes, lifespan=service.lifespan)

@@ -52,6 +52,15 @@ class Settings(BaseSettings):
     stream_token_ttl_s: int = 60
     drain_deadline_s: float = 300.0
 
+    # Personal data (agent/service/retention.py, caller_key.py). Call records expire this
+    # many days after the call; bookings are deleted this many days after their day.
+    record_retention_days: int = Field(default=30, ge=1)
+    booking_retention_days: int = Field(default=30, ge=0)
+    purge_interval_s: float = Field(default=3600.0, gt=0)
+    # Keys the hash that lets a caller's records be found by number for deletion. Unset:
+    # a random key kept in the store. Changing it orphans older records' hashes.
+    caller_hash_key: str = ""
+
     # The offline engine (flows with `provider: local`, or every flow under `serve --local`).
     local_engine_url: str = "ws://127.0.0.1:8765/v1/realtime"
     force_local: bool = False

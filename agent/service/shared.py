@@ -9,6 +9,7 @@ import secrets
 
 from agent.fillers import FillerCache
 from agent.phone_line import CallControl
+from agent.service.caller_key import CallerKeys
 from agent.service.metrics import Metrics
 from agent.service.record_spool import RecordSpool
 from agent.service.redis_client import open_redis
@@ -20,7 +21,6 @@ from tools.store import Store, open_store
 
 log = logging.getLogger(__name__)
 
-RECORD_TTL_S = 30 * 86400
 STORE_PING_S = 1.0
 
 
@@ -46,8 +46,10 @@ class Shared:
         self.metrics = Metrics()
         # Records the store cannot take right now wait on disk (agent/service/record_spool.py).
         self.records = RecordSpool(
-            settings.data_dir / "spool" / "records", lambda: self.store, RECORD_TTL_S
+            settings.data_dir / "spool" / "records", lambda: self.store,
+            settings.record_retention_days * 86400,  # RECORD_RETENTION_DAYS
         )
+        self.caller_keys = CallerKeys(settings.caller_hash_key)  # a bad key fails here
 
     @property
     def store(self) -> Store:
@@ -63,6 +65,7 @@ class Shared:
         s = self.settings
         self._store = open_store(s.redis_url, s.data_dir, prefix=s.redis_prefix, client=self.redis)
         self.fillers = FillerCache(self._store)
+        await self.caller_keys.load(self._store)
         if s.twilio_account_sid and s.twilio_auth_token and self.control is None:
             self.control = TwilioControl(s.twilio_account_sid, s.twilio_auth_token, s.twilio_api_base_url)
 
@@ -86,6 +89,7 @@ class Shared:
         return self._store_ok
 
     async def close(self) -> None:
+        await self.caller_keys.aclose()
         if self._store is not None:
             await self._store.close()
         await self.used_tokens.close()

@@ -78,6 +78,7 @@ class Switchboard:
             live=self._publish,
             clock=self._clock,
             provider_name=provider,
+            caller_hash=self.shared.caller_keys.current(self.shared.store),
         )
         call = Call(stream, session, flow, deps)
         self.calls[stream.call_sid] = call
@@ -122,10 +123,12 @@ class Switchboard:
         the shared store is down): the caller hears an apology, the call ends, and it
         gets a record like any other."""
         flow = self.flows.get(stream.parameters.get("flow", "")) or self.flows.choose(None, None)
+        hasher = self.shared.caller_keys.current(self.shared.store)
         record = CallRecord.begin(
             call_sid=stream.call_sid, flow=flow.name if flow else "",
             caller=stream.parameters.get("from", ""), called=stream.parameters.get("to", ""),
             provider="none",
+            caller_hash=hasher(stream.parameters.get("from")) if hasher else None,
         )  # fmt: skip
         self.shared.metrics.calls_rejected.labels("token_uncheckable").inc()
         reader = asyncio.create_task(_drain(stream), name=f"apology-reader:{stream.call_sid}")

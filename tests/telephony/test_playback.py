@@ -636,10 +636,6 @@ class Clock:
         return self
 
 
-def marks_of(messages: list[str]) -> list[str]:
-    return [m.name for m in map(parse_outbound, messages) if isinstance(m, OutMark)]
-
-
 def test_between_echoes_heard_advances_with_the_playout_clock() -> None:
     clock = Clock()
     pb = Playback(SID, lead_ms=200, mark_every_ms=100, now=clock)

@@ -178,3 +178,30 @@ class Store(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+    # -- personal data (tools/store/*_personal.py) -------------------------------------
+    async def purge_bookings(self, before: dt.date) -> int:
+        """Delete every booking, whatever its status, whose day is before `before`, with
+        its slot, phone and idempotency entries. How many bookings went."""
+        ...
+
+    async def delete_bookings_of(self, phone: str) -> int:
+        """Delete every booking, whatever its status, made from `phone` (as stored:
+        normalised E.164), with its slot, phone and idempotency entries. How many went."""
+        ...
+
+    async def delete_records_where(self, kind: str, field: str, value: str) -> int:
+        """Delete every record of `kind` whose top-level `field` equals `value` (a scan
+        of that kind's records: for rare requests, not per call). How many went."""
+        ...
+
+    async def purge_expired_records(self) -> int:
+        """Remove records whose TTL has passed but that still take space. How many."""
+        ...
+
+    async def put_record_if_absent(
+        self, kind: str, key: str, value: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Store `value` (no TTL) unless a live record has that key; the stored one wins.
+        Atomic: of concurrent writers across processes, exactly one value is kept."""
+        ...

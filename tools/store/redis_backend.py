@@ -19,6 +19,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tools.store.base import Booking, NotFound, SlotTaken, check_slot, new_booking_id
 from tools.store.outages import unavailable_on
+from tools.store.redis_personal import RedisPersonalData
 
 # Redis down, unreachable or too slow (the client's socket timeouts): nothing was done.
 _outage = unavailable_on(
@@ -127,7 +128,7 @@ def _hash_to_booking(h: dict[bytes, bytes]) -> Booking:
     )
 
 
-class RedisStore:
+class RedisStore(RedisPersonalData):
     """`Store` on Redis (set REDIS_URL); safe for any number of app instances."""
 
     def __init__(

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from tools.store.base import Booking, NotFound, SlotTaken, check_slot, new_booking_id
 from tools.store.outages import unavailable_on
+from tools.store.sqlite_personal import SqlitePersonalData
 from tools.store.sqlite_pool import SqlitePool, immediate
 
 # The file cannot be used right now (locked past the busy timeout, a full or failing
@@ -85,7 +86,7 @@ def _row_to_booking(row: sqlite3.Row) -> Booking:
     )
 
 
-class SqliteStore:
+class SqliteStore(SqlitePersonalData):
     """`Store` on a SQLite file (the embedded default when REDIS_URL is unset)."""
 
     def __init__(self, path: str | Path, *, threads: int = 4, busy_timeout_s: float = 30.0) -> None:
