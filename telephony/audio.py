@@ -43,6 +43,27 @@ def pcm16_rms(pcm: bytes) -> int:
     return int(audioop.rms(pcm, 2))
 
 
+def last_speech_frame(frames: list[bytes]) -> int:
+    """Index of the last 20 ms μ-law frame that carries speech, by energy: the end of what
+    the caller said, not of the file (rendered and recorded lines carry trailing silence).
+
+    A frame is speech when it is within 35 dB of the loudest frame and at least 10 dB
+    above the quiet ones (the 10th percentile: line noise, room tone), so a noisy line's
+    hiss does not count. -1 when no frame stands out (silence, or noise alone)."""
+    if not frames:
+        return -1
+    levels = []
+    for frame in frames:
+        rms = pcm16_rms(ulaw_to_pcm16(frame))
+        levels.append(20 * np.log10(max(rms, 1) / 32768))
+    floor = float(np.percentile(levels, 10))
+    threshold = max(max(levels) - 35.0, floor + 10.0, -55.0)
+    for index in range(len(levels) - 1, -1, -1):
+        if levels[index] > threshold:
+            return index
+    return -1
+
+
 def ulaw_ms(ulaw: bytes | int) -> int:
     """Milliseconds of 8 kHz μ-law audio (1 byte per sample)."""
     n = ulaw if isinstance(ulaw, int) else len(ulaw)

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from telephony.audio import FRAME_BYTES, FRAME_MS
+from telephony.audio import FRAME_BYTES, FRAME_MS, last_speech_frame
 from telephony.protocol import (
     ProtocolError,
 )
@@ -62,6 +62,9 @@ class Segment:
     speech: bool
     done: asyncio.Future[None]
     pos: int = 0
+    # The frame where the caller's speech ends (`last_speech_frame`): voice-to-voice is
+    # timed from there, not from the end of the line's trailing silence.
+    last_voiced: int = -1
 
     @classmethod
     def of(cls, ulaw: bytes, speech: bool, done: asyncio.Future[None]) -> Segment:
@@ -69,7 +72,13 @@ class Segment:
         frames = [bytes(ulaw[i : i + FRAME_BYTES]) for i in range(0, len(ulaw), FRAME_BYTES)]
         if frames and len(frames[-1]) < FRAME_BYTES:
             frames[-1] += SILENCE[len(frames[-1]) :]
-        return cls([base64.b64encode(f).decode("ascii") for f in frames], frames, speech, done)
+        last = (last_speech_frame(frames) if speech else -1)
+        if speech and last < 0:
+            last = len(frames) - 1  # nothing stands out: the whole line counts
+        return cls(
+            [base64.b64encode(f).decode("ascii") for f in frames], frames, speech, done,
+            last_voiced=last,
+        )  # fmt: skip
 
     @classmethod
     def silence(cls, n_frames: int, done: asyncio.Future[None]) -> Segment:
@@ -151,6 +160,8 @@ class CallCore:
             self._audio_turn = owner
             for turn, n in result.shares:
                 turn.bot_audio_played_ms += n / 8
+                if turn.first_bot_played_at is None:
+                    self._first_heard(turn, deadline)
             if self.record_audio:
                 self.played += audio
                 if len(audio) < FRAME_BYTES:
@@ -184,11 +195,12 @@ class CallCore:
             if pos == 0:
                 self._speech_starts(now)
         segment.pos = pos + 1
+        if pos == segment.last_voiced:
+            # The caller's last word is in this frame: what the bot says next answers it.
+            self._speech_ends(deadline)
         if segment.pos < len(segment.payloads):
             return result.finished_marks, segment.payloads[pos], None
         segments.popleft()
-        if segment.speech:
-            self._speech_ends(now)
         return result.finished_marks, segment.payloads[pos], segment
 
     def note_lateness(self, late_s: float) -> None:
@@ -268,13 +280,17 @@ class CallCore:
             return [due] if due is not None else None
         return self._on_clear(turn, now)
 
+    def _first_heard(self, turn: TurnMetrics, at: float) -> None:
+        """The turn's first bot audio starts playing (slot `at`): voice-to-voice ends here."""
+        turn.first_bot_played_at = at
+        if turn.caller_speech_end_at is not None:
+            turn.response_latency_ms = (at - turn.caller_speech_end_at) * 1000
+
     def _on_media(self, payload: bytes, turn: TurnMetrics, now: float) -> None:
         if payload[:4] == b"RIFF":
             self._violation("wav-header", "media payload starts with a WAV header (noise)", now)
         if turn.first_bot_media_at is None:
             turn.first_bot_media_at = now
-            if turn.caller_speech_end_at is not None:
-                turn.response_latency_ms = (now - turn.caller_speech_end_at) * 1000
             self.event("bot-audio", f"turn {turn.index} reply starts", now)
         turn.bot_audio_received_ms += len(payload) / 8
         self.playout.push(payload, turn, now)

@@ -20,9 +20,13 @@ class TurnMetrics:
 
     index: int
     opened_at: float
-    caller_speech_end_at: float | None = None  # last speech frame sent (None: greeting)
-    first_bot_media_at: float | None = None
-    response_latency_ms: float | None = None  # voice-to-voice: speech end -> first bot media
+    caller_speech_end_at: float | None = None  # slot of the last speech frame (None: greeting)
+    first_bot_media_at: float | None = None  # the first bot audio of the turn arrived
+    first_bot_played_at: float | None = None  # ... and began to play (slot start)
+    # Voice-to-voice, one definition everywhere: from the caller's last speech (the last
+    # frame above the speech threshold, not the end of the line's audio) to the first bot
+    # audio the caller hears (its frame starts playing).
+    response_latency_ms: float | None = None
     barge_in_at: float | None = None  # first caller speech frame sent over bot audio
     clear_at: float | None = None
     clear_latency_ms: float | None = None  # barge-in speech -> `clear` received
