@@ -56,7 +56,9 @@ class Service:
         self.session_factory = session_factory
         secret = settings.stream_token_secret or secrets.token_hex(32)
         # Single use across instances needs the shared Redis (nothing connects until used).
-        self.used_tokens: Any = RedisUsedTokens(settings.redis_url) if settings.redis_url else MemoryUsedTokens()
+        self.used_tokens: Any = (
+            RedisUsedTokens(settings.redis_url, settings.redis_prefix) if settings.redis_url else MemoryUsedTokens()
+        )
         self.tokens = StreamTokens(secret.encode(), ttl_s=settings.stream_token_ttl_s, used=self.used_tokens)
         self.store: Any = None
         self.fillers = FillerCache()
@@ -70,7 +72,9 @@ class Service:
         self._drain_deadline: float | None = None  # loop time when draining gives up
         self.instance_id = new_instance_id()
         # Which instance holds which call + the admin control channel (Redis or in-process).
-        self.registry: Registry = open_registry(settings.redis_url, self, self.instance_id)
+        self.registry: Registry = open_registry(
+            settings.redis_url, self, self.instance_id, prefix=settings.redis_prefix
+        )
         self.call_status: dict[str, str] = {}
         self.metrics = Metrics()
         self.lag = LoopLag(settings.overload_lag_ms, on_sample=self.metrics.loop_lag.set)
@@ -82,7 +86,7 @@ class Service:
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         s = self.settings
-        self.store = open_store(s.redis_url, s.data_dir)
+        self.store = open_store(s.redis_url, s.data_dir, prefix=s.redis_prefix)
         self.fillers = FillerCache(self.store)
         if s.twilio_account_sid and s.twilio_auth_token:
             self.control = TwilioControl(s.twilio_account_sid, s.twilio_auth_token, s.twilio_api_base_url)

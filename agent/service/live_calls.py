@@ -3,13 +3,16 @@
 A call is pinned to the process that holds its WebSocket, but an admin request may land
 on any instance behind the load balancer. With Redis (REDIS_URL):
 
-- each live call is a hash `phone-agent:live:<call sid>` (instance, started_at, flow,
+- each live call is a hash `<prefix>:live:<call sid>` (instance, started_at, flow,
   caller) with a TTL its holder keeps refreshing, plus a sorted-set index to list them.
   An instance that dies stops refreshing and its calls drop out within the TTL;
-- the pub/sub channel `phone-agent:control` carries JSON commands to every instance:
+- the pub/sub channel `<prefix>:control` carries JSON commands to every instance:
   `{"op": "hangup", "call_sid": ...}` is acted on by the instance holding the call,
   `{"op": "snapshot", ...}` asks it for the live record, and `{"op": "ended", ...}`
   announces that a call is over (so whoever asked for the hang-up can answer).
+
+The prefix is `REDIS_PREFIX` (default `phone-agent`): instances that share it act as one
+service; another prefix on the same Redis is another service that never sees these calls.
 
 Without Redis, `LocalRegistry` offers the same API inside one process.
 """
@@ -31,8 +34,13 @@ import redis.asyncio as aioredis
 
 log = logging.getLogger(__name__)
 
-CONTROL_CHANNEL = "phone-agent:control"
+DEFAULT_PREFIX = "phone-agent"
 LIVE_TTL_S = 30.0  # a dead instance's calls vanish from the registry after this long
+
+
+def control_channel(prefix: str = DEFAULT_PREFIX) -> str:
+    """The pub/sub channel of the instances sharing `prefix`."""
+    return f"{prefix}:control"
 
 
 def new_instance_id() -> str:
@@ -78,7 +86,7 @@ class Registry(Protocol):
 
 
 def open_registry(
-    redis_url: str | None, holder: Holder, instance_id: str | None = None, *, prefix: str = "phone-agent"
+    redis_url: str | None, holder: Holder, instance_id: str | None = None, *, prefix: str = DEFAULT_PREFIX
 ) -> Registry:
     instance_id = instance_id or new_instance_id()
     if redis_url:
@@ -168,14 +176,14 @@ class RedisRegistry:
         holder: Holder,
         instance_id: str,
         *,
-        prefix: str = "phone-agent",
+        prefix: str = DEFAULT_PREFIX,
         ttl_s: float = LIVE_TTL_S,
-        channel: str = CONTROL_CHANNEL,
+        channel: str | None = None,
     ) -> None:
         self.holder = holder
         self.instance_id = instance_id
         self.ttl_s = ttl_s
-        self.channel = channel
+        self.channel = channel or control_channel(prefix)
         self._prefix = prefix
         self._redis = aioredis.from_url(url, decode_responses=True)
         self._local: dict[str, LiveCall] = {}

@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     )
 
     redis_url: str | None = None
+    # Every Redis name this service uses starts with it (keys, the control channel), so
+    # two deployments, or parallel test runs, can share one Redis without meeting.
+    # No braces: it becomes the store's Redis Cluster hash tag.
+    redis_prefix: str = Field(default="phone-agent", pattern=r"^[^{}\s]+$")
     data_dir: Path = Path("data")
     flows_file: Path | None = None
     admin_token: str = ""

@@ -6,9 +6,9 @@ import redis.asyncio as redis
 
 
 class RedisUsedTokens:
-    def __init__(self, url: str, prefix: str = "phone-agent:token:") -> None:
+    def __init__(self, url: str, prefix: str = "phone-agent") -> None:
         self._redis = redis.Redis.from_url(url)
-        self._prefix = prefix
+        self._prefix = f"{prefix}:token:"  # keys: <prefix>:token:<token id>
 
     async def claim(self, token_id: str, ttl_s: float) -> bool:
         # NX: only the first claim of a token succeeds, on whichever instance it lands.

@@ -92,7 +92,7 @@ async def test_one_slot_booked_through_both_instances_at_once_is_booked_once(
     assert booked[0]["day"] == pair.today.isoformat() and booked[0]["time"] == BOOK_AT
     redis = aioredis.from_url(pair.redis_url or "", decode_responses=True)
     try:
-        slots = await redis.hgetall("{phone-agent}:slots:" + pair.today.isoformat())
+        slots = await redis.hgetall(f"{{{pair.redis_prefix}}}:slots:{pair.today.isoformat()}")
     finally:
         await redis.aclose()
     assert slots == {BOOK_AT: booked[0]["booking_id"]}
