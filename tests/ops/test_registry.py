@@ -16,6 +16,7 @@ from agent.devkit.runner import record_collector
 from agent.devkit.stack import local_stack
 from agent.service.live_calls import LiveCall, LocalRegistry, RedisRegistry, new_instance_id
 from telephony.testing.emulator import EmulatedCall, dial_webhook
+from tests.helpers.speed import BEHAVIOUR_SPEED
 from tests.ops.conftest import delete_matching
 
 
@@ -170,7 +171,7 @@ async def test_every_redis_name_of_the_service_starts_with_redis_prefix(
             target = await dial_webhook(stack.base_url, stack.auth_token, to="+15550002000",
                                         from_="+15551230078")
             records[target.call_sid] = asyncio.get_running_loop().create_future()
-            async with EmulatedCall(target) as call:
+            async with EmulatedCall(target, speed=BEHAVIOUR_SPEED) as call:
                 await call.wait_for_bot_reply(timeout=10)
                 assert await redis_client.exists(f"{prefix}:live:{target.call_sid}")
                 assert await redis_client.zscore(f"{prefix}:live-index", target.call_sid) is not None
