@@ -23,7 +23,8 @@ demo: $(STAMP)
 
 # tests/redis_up.sh prints the REDIS_URL of a server that answers (starting one if needed).
 # The tests mostly wait on real-time audio, so they run TEST_WORKERS at a time (more
-# workers than cores pays), handed out one by one, longest first (tests/conftest.py).
+# workers than cores pays), handed out one by one in a planned order: long ones first,
+# a few speech-engine calls at a time (tests/helpers/schedule.py).
 TEST_WORKERS ?= 6
 test: $(STAMP)
 	bash tests/ops/ensure_chromium.sh >/dev/null
