@@ -105,7 +105,11 @@ def dispatch_order(
         start = tail[worker]
         if speech and (not others or fits(start, start + expected_s(nodeid(speech[0])))):
             item = speech.pop(0)
-            planned.append((start, start + expected_s(nodeid(item))))
+            length = expected_s(nodeid(item))
+            # Nothing else left to run: the worker waits for a slot to come free.
+            start = min(t for t in [start] + [e for _, e in planned if e > start]
+                        if fits(t, t + length))
+            planned.append((start, start + length))
         else:
             item = others.pop(0)
         order.append(item)
