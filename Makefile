@@ -22,10 +22,15 @@ demo: $(STAMP)
 	$(BIN)/phone-agent call --fixture booking
 
 # tests/redis_up.sh prints the REDIS_URL of a server that answers (starting one if needed).
+# The tests mostly wait on real-time audio, so they run TEST_WORKERS at a time (more
+# workers than cores pays), handed out one by one in a planned order: long ones first,
+# a few speech-engine calls at a time (tests/helpers/schedule.py).
+TEST_WORKERS ?= 6
 test: $(STAMP)
 	bash tests/ops/ensure_chromium.sh >/dev/null
 	REDIS_URL="$$(bash tests/redis_up.sh)" && export REDIS_URL && \
-	  $(BIN)/python -m pytest -q -p no:cacheprovider
+	  $(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) \
+	    --dist load --maxschedchunk 1 --durations=15
 
 serve: $(STAMP)
 	$(BIN)/phone-agent serve

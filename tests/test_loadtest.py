@@ -25,6 +25,7 @@ from agent.devkit.loadtest_report import percentile, summarise, write_report
 from agent.devkit.loadtest_summary import build_report
 from agent.devkit.scripts import load_script
 from agent.devkit.stack import local_stack
+from tests.helpers.speed import BEHAVIOUR_SPEED
 
 CALLS = BUNDLED_CALLS
 SHORT = ("goodbye", "hangup-during-tool", "barge-in")  # barge-in: clear latency too
@@ -139,8 +140,10 @@ async def test_remote_target_signs_webhooks_and_reports_what_it_cannot_see(
             openai_api_key=scenario.api_key, admin_token="admin-secret",
         ) as stack,
     ):  # fmt: skip
+        # What a remote run can and cannot see, not how fast: the phones' clock runs 4x.
         remote = LoadTestOptions(
-            calls=2, concurrency=2, url=stack.base_url, auth_token=stack.auth_token, report=None
+            calls=2, concurrency=2, url=stack.base_url, auth_token=stack.auth_token, report=None,
+            speed=BEHAVIOUR_SPEED,
         )
         report = await run_loadtest(remote, scripts=[script])
         wrong = dataclasses.replace(remote, auth_token="not-the-token")

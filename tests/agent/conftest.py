@@ -13,12 +13,15 @@ from telephony.audio import pcm16_to_ulaw
 from telephony.testing.emulator import EmulatedCall, StreamTarget, dial_webhook
 
 
-async def dial(stack: Any, records: dict, *, to: str, from_: str) -> tuple[StreamTarget, EmulatedCall]:
+async def dial(
+    stack: Any, records: dict, *, to: str, from_: str, speed: float = 1.0
+) -> tuple[StreamTarget, EmulatedCall]:
     """Call the in-process server like Twilio would; `records[call_sid]` will resolve
-    with the call's record (the stack needs `record_collector(records)` listening)."""
+    with the call's record (the stack needs `record_collector(records)` listening).
+    `speed`: see tests/helpers/speed.py (real time unless the test checks no timing)."""
     target = await dial_webhook(stack.base_url, stack.auth_token, to=to, from_=from_)
     records[target.call_sid] = asyncio.get_running_loop().create_future()
-    return target, EmulatedCall(target)
+    return target, EmulatedCall(target, speed=speed)
 
 
 def speech_like(ms: int, hz: float = 300.0, amp: int = 6000) -> bytes:

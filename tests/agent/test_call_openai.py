@@ -14,6 +14,7 @@ from agent.devkit.fake_openai import FakeOpenAIRealtime, Scenario, ScriptedTurn,
 from agent.devkit.runner import record_collector
 from agent.devkit.stack import local_stack
 from tests.agent.conftest import dial, speech_like
+from tests.helpers.speed import BEHAVIOUR_SPEED
 
 ORDER_TO = "+15550002000"  # the example flows route this number to order-status
 CALLER = "+15551230001"
@@ -30,7 +31,7 @@ async def test_audio_both_ways_and_a_function_call_round_trip(tmp_path: Path) ->
         async with local_stack(data_dir=tmp_path, engine=False, realtime_url=url,
                                openai_api_key=scenario.api_key) as stack:
             stack.watch(record_collector(records))
-            target, call = await dial(stack, records, to=ORDER_TO, from_=CALLER)
+            target, call = await dial(stack, records, to=ORDER_TO, from_=CALLER, speed=BEHAVIOUR_SPEED)
             async with call:
                 greeting = await call.wait_for_bot_reply(timeout=10)
                 assert greeting.bot_audio_played_ms > 300
@@ -91,10 +92,10 @@ async def test_provider_disconnect_apologises_and_leaves_other_calls_alone(tmp_p
         async with local_stack(data_dir=tmp_path, engine=False, realtime_url=fake.url,
                                openai_api_key=scenario.api_key) as stack:
             stack.watch(record_collector(records))
-            a_target, a = await dial(stack, records, to=ORDER_TO, from_=CALLER)
+            a_target, a = await dial(stack, records, to=ORDER_TO, from_=CALLER, speed=BEHAVIOUR_SPEED)
             async with a:
                 await a.wait_for_bot_reply(timeout=10)
-                b_target, b = await dial(stack, records, to=ORDER_TO, from_=CALLER)
+                b_target, b = await dial(stack, records, to=ORDER_TO, from_=CALLER, speed=BEHAVIOUR_SPEED)
                 async with b:
                     await b.wait_for_bot_reply(timeout=10)
                     # A's provider connection drops; its one reconnect is refused (503).

@@ -14,6 +14,7 @@ from agent.devkit.runner import record_collector
 from agent.devkit.stack import local_stack
 from agent.service.logs import JsonFormatter
 from tests.agent.conftest import dial, speech_like
+from tests.helpers.speed import BEHAVIOUR_SPEED
 
 
 def metric(text: str, name: str) -> float:
@@ -30,7 +31,8 @@ async def test_metrics_health_and_readiness_after_a_call(tmp_path: Path) -> None
         async with local_stack(data_dir=tmp_path, engine=False, realtime_url=fake.url,
                                openai_api_key=scenario.api_key) as stack:
             stack.watch(record_collector(records))
-            target, call = await dial(stack, records, to="+15550002000", from_="+15551234567")
+            target, call = await dial(stack, records, to="+15550002000", from_="+15551234567",
+                                      speed=BEHAVIOUR_SPEED)
             async with httpx.AsyncClient(base_url=stack.base_url) as http:
                 async with call:
                     await call.wait_for_bot_reply(timeout=10)

@@ -7,6 +7,7 @@ from pathlib import Path
 from agent.devkit.fake_openai import FakeOpenAIRealtime, Scenario
 from agent.devkit.stack import local_stack
 from telephony.testing.emulator import EmulatedCall, dial_webhook
+from tests.helpers.speed import BEHAVIOUR_SPEED
 
 ORDER_TO = "+15550002000"  # the example flows route this number to order-status
 CALLER = "+15551230001"
@@ -26,7 +27,7 @@ async def test_the_session_is_ready_before_the_stream_and_the_call_uses_it(tmp_p
             target = await dial_webhook(stack.base_url, stack.auth_token, to=ORDER_TO, from_=CALLER)
             # Twilio has only got the TwiML: the model session is already open and set up.
             await fake.wait_for(lambda: _configured(fake, 1), 5)
-            async with EmulatedCall(target) as call:
+            async with EmulatedCall(target, speed=BEHAVIOUR_SPEED) as call:
                 greeting = await call.wait_for_bot_reply(timeout=10)
             assert greeting.bot_audio_played_ms > 300
             assert len(fake.sessions) == 1  # the warmed one: no second session
@@ -55,6 +56,6 @@ async def test_without_prewarm_the_session_waits_for_the_stream(tmp_path: Path) 
         ) as stack:  # fmt: skip
             target = await dial_webhook(stack.base_url, stack.auth_token, to=ORDER_TO, from_=CALLER)
             assert fake.sessions == [] and len(stack.service.warm) == 0
-            async with EmulatedCall(target) as call:
+            async with EmulatedCall(target, speed=BEHAVIOUR_SPEED) as call:
                 await call.wait_for_bot_reply(timeout=10)
             assert len(fake.sessions) == 1

@@ -17,6 +17,7 @@ from tests.agent.conftest import dial, speech_like
 from tests.fakes.gemini_server import FakeGeminiLive
 from tests.fakes.gemini_server import Scenario as GScenario
 from tests.fakes.gemini_server import ScriptedTurn as GTurn
+from tests.helpers.speed import BEHAVIOUR_SPEED
 
 FLOWS = """\
 default_flow: t
@@ -37,15 +38,18 @@ def _flows(tmp_path: Path, provider: str = "openai", filler_after_ms: int = 300)
     return path
 
 
-async def _one_turn_call(tmp_path: Path, scenario: Scenario, *, filler_after_ms: int = 300, turns: int = 1):
-    """Greeting, then `turns` caller turns; returns (fake, record, emulator call)."""
+async def _one_turn_call(
+    tmp_path: Path, scenario: Scenario, *, filler_after_ms: int = 300, turns: int = 1, speed: float = 1.0
+):
+    """Greeting, then `turns` caller turns; returns (fake, record, emulator call).
+    Filler tests keep real time (`speed` 1): a filler's onset and cut are wall clock."""
     async with FakeOpenAIRealtime(scenario) as fake:
         records: dict = {}
         async with local_stack(data_dir=tmp_path, engine=False, realtime_url=fake.url,
                                openai_api_key=scenario.api_key,
                                flows_file=_flows(tmp_path, filler_after_ms=filler_after_ms)) as stack:
             stack.watch(record_collector(records))
-            target, call = await dial(stack, records, to="+15550007777", from_="+15551234567")
+            target, call = await dial(stack, records, to="+15550007777", from_="+15551234567", speed=speed)
             async with call:
                 await call.wait_for_bot_reply(timeout=10)
                 for _ in range(turns):
@@ -88,7 +92,9 @@ async def test_no_filler_when_the_tool_is_fast(tmp_path: Path) -> None:
 
 
 async def test_cached_filler_clip_plays_instantly_on_the_next_call(tmp_path: Path) -> None:
-    scenario = Scenario(turns=[ScriptedTurn(transcript="check", tool=ToolStep("slow_lookup", {"seconds": 1.0}))])
+    # A short answer after the tool: the filler is what this test listens to (real time).
+    scenario = Scenario(turns=[ScriptedTurn(transcript="check", tool=ToolStep("slow_lookup", {"seconds": 1.0},
+                                                                     reply="Found it."))])
     async with FakeOpenAIRealtime(scenario) as fake:
         records: dict = {}
         async with local_stack(data_dir=tmp_path, engine=False, realtime_url=fake.url,
@@ -115,7 +121,7 @@ async def test_tool_exception_becomes_a_spoken_recovery_and_the_call_goes_on(tmp
                                                      reply="Sorry, trouble: {output}")),
         ScriptedTurn(transcript="ok thanks", reply="Anything else?"),
     ])
-    fake, record, call = await _one_turn_call(tmp_path, scenario, turns=2)
+    fake, record, call = await _one_turn_call(tmp_path, scenario, turns=2, speed=BEHAVIOUR_SPEED)
     (tc,) = record.tool_calls
     assert tc["status"] == "error" and tc["attempts"] == 2  # idempotent: retried once
     out = json.loads(fake.sessions[0].function_outputs[0]["output"])
@@ -128,7 +134,7 @@ async def test_tool_exception_becomes_a_spoken_recovery_and_the_call_goes_on(tmp
 async def test_tool_timeout_becomes_a_spoken_recovery(tmp_path: Path) -> None:
     scenario = Scenario(turns=[ScriptedTurn(transcript="where is 12", tool=ToolStep("stuck_lookup", {"order": "12"}))])
     t0 = time.monotonic()
-    fake, record, call = await _one_turn_call(tmp_path, scenario)
+    fake, record, call = await _one_turn_call(tmp_path, scenario, speed=BEHAVIOUR_SPEED)
     (tc,) = record.tool_calls
     assert tc["status"] == "timeout" and tc["duration_ms"] < 2000
     out = json.loads(fake.sessions[0].function_outputs[0]["output"])
@@ -145,7 +151,8 @@ async def test_background_tool_result_arrives_on_openai(tmp_path: Path) -> None:
         async with local_stack(data_dir=tmp_path, engine=False, realtime_url=fake.url,
                                openai_api_key=scenario.api_key, flows_file=_flows(tmp_path)) as stack:
             stack.watch(record_collector(records))
-            target, call = await dial(stack, records, to="+15550007777", from_="+15551234567")
+            target, call = await dial(stack, records, to="+15550007777", from_="+15551234567",
+                                      speed=BEHAVIOUR_SPEED)
             async with call:
                 await call.wait_for_bot_reply(timeout=10)
                 await call.say(speech_like(600))

@@ -47,6 +47,7 @@ async def _run_twice_at_most(script, tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 @pytest.mark.local
+@pytest.mark.speech_call
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
 async def test_fixture_end_to_end(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     result = await _run_twice_at_most(SCRIPTS[name], tmp_path, monkeypatch)
@@ -57,6 +58,7 @@ async def test_fixture_end_to_end(name: str, tmp_path: Path, monkeypatch: pytest
 
 
 @pytest.mark.local
+@pytest.mark.speech_call
 async def test_a_call_made_of_real_recordings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The order-status call with its lines as a person's phone would save them: 44.1 kHz
     stereo PCM16 with room noise. Imported by `fixtures build`, the call must still get

@@ -168,15 +168,18 @@ async def engine(pinned_today: str) -> AsyncIterator[int]:
 
 @pytest.fixture
 def connect(engine: int) -> Callable[[], Any]:
-    """`async with connect() as client:` -> a `Client` on the official SDK."""
+    """`async with connect() as client:` -> a `Client` on the official SDK (keyword
+    arguments: `websockets` connection options)."""
     import contextlib
 
     from openai import AsyncOpenAI
 
     @contextlib.asynccontextmanager
-    async def open_client() -> AsyncIterator[Client]:
+    async def open_client(**websocket_options: Any) -> AsyncIterator[Client]:
         sdk = AsyncOpenAI(api_key="x", websocket_base_url=f"ws://127.0.0.1:{engine}/v1")
-        async with sdk.realtime.connect(model="gpt-realtime") as conn:
+        async with sdk.realtime.connect(
+            model="gpt-realtime", websocket_connection_options=websocket_options  # type: ignore[arg-type]
+        ) as conn:
             client = Client(conn)
             created = await client.wait_for("session.created", limit=10)
             assert created["session"]["model"] == "gpt-realtime"

@@ -2,7 +2,9 @@
 
 Each instance gets its own PUBLIC_URL host (so webhook signatures are per instance, as
 behind a real balancer with per-pod URLs), while the stream-token secret, Twilio auth
-token, admin token, Redis and the fake OpenAI server are shared.
+token, admin token, Redis and the fake OpenAI server are shared. Each cluster has a
+REDIS_PREFIX of its own: clusters of parallel tests share the Redis server but never a
+key or a control message.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import contextlib
 import datetime as dt
 import random
 import secrets
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +57,7 @@ class Cluster:
     today: dt.date
     caller: str
     redis_url: str | None
+    redis_prefix: str
     call_sids: list[str]
 
     def admin(self, server: ServerProcess) -> httpx.AsyncClient:
@@ -83,11 +87,13 @@ async def cluster(
         "OPENAI_API_KEY": openai_key,
         "FLOWS_FILE": str(flows),
         "TOOLS_TODAY": far_monday().isoformat(),
+        "REDIS_PREFIX": f"test-cluster-{uuid.uuid4().hex[:12]}",
         **({"REDIS_URL": redis_url} if redis_url else {}),
         **(extra_env or {}),
     }
     result = Cluster([], shared["TWILIO_AUTH_TOKEN"], shared["ADMIN_TOKEN"],
-                     dt.date.fromisoformat(shared["TOOLS_TODAY"]), random_caller(), redis_url, [])
+                     dt.date.fromisoformat(shared["TOOLS_TODAY"]), random_caller(), redis_url,
+                     shared["REDIS_PREFIX"], [])
     try:
         async with contextlib.AsyncExitStack() as stack:
             for i in range(instances):
@@ -103,19 +109,12 @@ async def cluster(
 
 
 async def forget_in_redis(url: str, run: Cluster) -> None:
-    """Delete what this run wrote under the shared default prefix, and nothing else."""
+    """Delete every key this cluster wrote (all of them start with its prefix)."""
     client = aioredis.from_url(url, decode_responses=True)
     try:
-        slots = "{phone-agent}:slots:" + run.today.isoformat()
-        bookings = await client.hvals(slots)
-        keys = [slots, "{phone-agent}:phone:" + run.caller]
-        keys += ["{phone-agent}:booking:" + b for b in bookings]
-        for sid in run.call_sids:
-            keys += [f"phone-agent:rec:{{call}}:item:{sid}", f"phone-agent:live:{sid}"]
-            keys += [k async for k in client.scan_iter(match="{phone-agent}:idem:" + sid + ":*")]
-        await client.delete(*keys)
-        if run.call_sids:
-            await client.zrem("phone-agent:rec:{call}:index", *run.call_sids)
-            await client.zrem("phone-agent:live-index", *run.call_sids)
+        for pattern in (f"{{{run.redis_prefix}}}:*", f"{run.redis_prefix}:*"):
+            keys = [k async for k in client.scan_iter(match=pattern, count=500)]
+            if keys:
+                await client.delete(*keys)
     finally:
         await client.aclose()

@@ -11,6 +11,7 @@ import pytest
 from agent.devkit.fake_openai import FakeOpenAIRealtime, Scenario
 from agent.devkit.stack import local_stack
 from telephony.testing.emulator import EmulatedCall, dial_webhook
+from tests.helpers.speed import BEHAVIOUR_SPEED
 
 TOKEN = "admin-" + "x" * 24
 ORDER_TO = "+15550002000"  # the example flows route this number to order-status
@@ -68,7 +69,7 @@ async def test_list_inspect_and_hang_up_a_live_call(tmp_path: Path) -> None:
                 httpx.AsyncClient(base_url=stack.base_url, headers=bearer()) as http:
             target = await dial_webhook(stack.base_url, stack.auth_token, to=ORDER_TO, from_=CALLER)
             sid = target.call_sid
-            async with EmulatedCall(target) as call:
+            async with EmulatedCall(target, speed=BEHAVIOUR_SPEED) as call:
                 await call.wait_for_bot_reply(timeout=10)  # the greeting played: call is live
 
                 listing = (await http.get("/admin/calls")).json()

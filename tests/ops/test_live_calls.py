@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from agent.devkit.fake_openai import FakeOpenAIRealtime, Scenario
+from agent.devkit.runner import record_collector
+from agent.devkit.stack import local_stack
 from agent.service.live_calls import LiveCall, LocalLiveCalls, RedisLiveCalls, new_instance_id
 from agent.service.redis_client import open_redis
+from telephony.testing.emulator import EmulatedCall, dial_webhook
+from tests.helpers.speed import BEHAVIOUR_SPEED
 from tests.ops.conftest import delete_matching
 
 
@@ -129,6 +136,59 @@ async def test_refresh_recreates_entries_redis_lost(
             assert not await redis_client.exists(f"{prefix}:live:CAkeep")
     finally:
         await delete_matching(redis_client, f"{prefix}:*")
+
+
+async def test_services_with_different_prefixes_on_one_redis_never_meet(
+    redis_url: str, redis_client: aioredis.Redis, prefix: str
+) -> None:
+    other = prefix + "-other"
+    try:
+        async with instance(redis_url, prefix) as (a, holder_a), instance(redis_url, other) as (b, _):
+            assert (a.channel, b.channel) == (f"{prefix}:control", f"{other}:control")
+            call = LiveCall("CAmine", a.instance_id, time.time(), "desk")
+            holder_a.calls["CAmine"] = {"call_sid": "CAmine"}
+            await a.add(call)
+            assert await a.live() == [call]
+            assert await b.live() == [] and await b.get("CAmine") is None
+            # B's hang-up goes out on B's channel only: A never hears it.
+            assert await b.hang_up("CAmine", "admin_hangup", 0.3) is None
+            assert holder_a.hangups == [] and await a.live() == [call]
+    finally:
+        await delete_matching(redis_client, f"{prefix}:*", f"{other}:*")
+
+
+async def test_every_redis_name_of_the_service_starts_with_redis_prefix(
+    redis_url: str, redis_client: aioredis.Redis, prefix: str, tmp_path: Path
+) -> None:
+    """Tokens, live calls, records and the control channel, all under REDIS_PREFIX."""
+    scenario = Scenario()
+    try:
+        async with FakeOpenAIRealtime(scenario) as fake, local_stack(
+            data_dir=tmp_path, engine=False, realtime_url=fake.url, openai_api_key=scenario.api_key,
+            redis_url=redis_url, redis_prefix=prefix,
+        ) as stack:
+            channels = await redis_client.pubsub_channels(f"{prefix}:*")
+            assert channels == [f"{prefix}:control"]
+            records: dict = {}
+            stack.watch(record_collector(records))
+            target = await dial_webhook(stack.base_url, stack.auth_token, to="+15550002000",
+                                        from_="+15551230078")
+            records[target.call_sid] = asyncio.get_running_loop().create_future()
+            async with EmulatedCall(target, speed=BEHAVIOUR_SPEED) as call:
+                await call.wait_for_bot_reply(timeout=10)
+                assert await redis_client.exists(f"{prefix}:live:{target.call_sid}")
+                assert await redis_client.zscore(f"{prefix}:live-index", target.call_sid) is not None
+            await asyncio.wait_for(records[target.call_sid], 10)  # the record is stored
+            assert len([k async for k in redis_client.scan_iter(match=f"{prefix}:token:*")]) == 1
+            stored = await stack.store.get_record("call", target.call_sid)
+            assert stored is not None and stored["call_sid"] == target.call_sid
+        keys = [k async for k in redis_client.scan_iter(match=f"{prefix}:rec:*")]
+        assert any(target.call_sid in k for k in keys)
+        # ...and nothing of this call under the default prefix.
+        assert not await redis_client.exists(f"phone-agent:live:{target.call_sid}",
+                                             f"phone-agent:rec:{{call}}:item:{target.call_sid}")
+    finally:
+        await delete_matching(redis_client, f"{prefix}:*", f"{{{prefix}}}:*")
 
 
 async def test_local_registry_needs_no_redis() -> None:

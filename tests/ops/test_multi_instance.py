@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 
 from agent.devkit.fake_openai import FakeOpenAIRealtime, Scenario, ScriptedTurn, ToolStep, tone
 from telephony.testing.emulator import EmulatedCall
+from tests.helpers.speed import BEHAVIOUR_SPEED
 from tests.ops.cluster import Cluster, cluster
 from tests.ops.conftest import require_redis
 
@@ -51,7 +52,7 @@ async def test_admin_hang_up_on_a_reaches_the_call_held_by_b(pair: Cluster) -> N
     sid = target.call_sid
     async with pair.admin(a) as on_a, pair.admin(b) as on_b:
         b_id = (await on_b.get("/admin/calls")).json()["instance"]
-        async with EmulatedCall(target) as call:
+        async with EmulatedCall(target, speed=BEHAVIOUR_SPEED) as call:
             await call.wait_for_bot_reply(timeout=15)  # greeting heard: the call is live on B
 
             live = {c["call_sid"]: c for c in (await on_a.get("/admin/calls")).json()["live"]}
@@ -77,7 +78,7 @@ async def test_one_slot_booked_through_both_instances_at_once_is_booked_once(
     a, b = pair.servers
     before = len(fake.sessions)
     targets = await asyncio.gather(pair.dial(a), pair.dial(b))
-    calls = [EmulatedCall(t) for t in targets]
+    calls = [EmulatedCall(t, speed=BEHAVIOUR_SPEED) for t in targets]
     async with calls[0], calls[1]:
         await asyncio.gather(*(c.wait_for_bot_reply(timeout=15) for c in calls))
         speech = tone(700, hz=300.0, amplitude=6000)
@@ -92,7 +93,7 @@ async def test_one_slot_booked_through_both_instances_at_once_is_booked_once(
     assert booked[0]["day"] == pair.today.isoformat() and booked[0]["time"] == BOOK_AT
     redis = aioredis.from_url(pair.redis_url or "", decode_responses=True)
     try:
-        slots = await redis.hgetall("{phone-agent}:slots:" + pair.today.isoformat())
+        slots = await redis.hgetall(f"{{{pair.redis_prefix}}}:slots:{pair.today.isoformat()}")
     finally:
         await redis.aclose()
     assert slots == {BOOK_AT: booked[0]["booking_id"]}
@@ -102,7 +103,7 @@ async def test_one_slot_booked_through_both_instances_at_once_is_booked_once(
 async def test_stream_token_from_a_works_once_on_b_and_never_again(pair: Cluster) -> None:
     a, b = pair.servers
     target = await pair.dial(a)  # A issued the token
-    async with EmulatedCall(target, ws_url=b.ws_url) as call:
+    async with EmulatedCall(target, ws_url=b.ws_url, speed=BEHAVIOUR_SPEED) as call:
         await call.wait_for_bot_reply(timeout=15)  # accepted by B
         assert not call.closed
 
