@@ -41,7 +41,8 @@ from agent.realtime import (
 )
 from agent.silence import SilenceWatch
 from agent.toolrunner import FillerPolicy, ToolCallRecord, ToolRunner
-from telephony.protocol import Dtmf, Media, Stop
+from agent.turn_clock import TurnClock
+from telephony.protocol import Dtmf, Mark, Media, Stop
 from tools.registry import Tool, ToolContext
 from tools.store import Store
 
@@ -71,12 +72,6 @@ class CallDeps:
     caller_hash: Callable[[str | None], str | None] | None = None
 
 
-@dataclass
-class _Turn:
-    caller_stopped: float | None = None
-    first_audio: float | None = None
-
-
 class Call:
     def __init__(self, stream: PhoneLine, session: RealtimeSession, flow: Flow, deps: CallDeps) -> None:
         self.stream = stream
@@ -99,7 +94,8 @@ class Call:
             stream, session, deps.fillers, f"{deps.provider_name}:{flow.voice or 'default'}",
             self.record, self._emit,
         )  # fmt: skip
-        self._turn = _Turn()
+        # Voice-to-voice as heard (agent/turn_clock.py).
+        self._turns = TurnClock()
         self._dtmf: list[str] = []
         self._dtmf_task: asyncio.Task[None] | None = None
         # keypad: sensitive: the digits stay here; the model and the record get a reference.
@@ -196,7 +192,22 @@ class Call:
             reader.cancel()
             await self._cleanup()
 
+    def _close_turn_latency(self, *, final: bool) -> None:
+        """Record the turn being timed once its first audio is heard (a mark echo); when
+        `final` (the turn is over), with the time it was sent if no echo came."""
+        segment = self._turns.timing
+        if segment is None:
+            return
+        heard_at = self.stream.first_heard_at(segment)
+        if heard_at is None and not final:
+            return
+        latency = self._turns.close(heard_at)
+        if latency is not None:
+            self.record.turn_latency(latency.ms, end=latency.end)
+            self._emit("turn_latency", {"ms": latency.ms, "end": latency.end, "start": latency.start})
+
     async def _cleanup(self) -> None:
+        self._close_turn_latency(final=True)
         self._enter(CallState.ENDED)
         await self._runner.aclose()
         await self._silence.aclose()
@@ -252,7 +263,10 @@ class Call:
         send = self.session.send_audio
         async for event in self.stream:
             if isinstance(event, Media):
+                self._turns.caller_frame(event.payload, time.monotonic())
                 await send(event.payload)
+            elif isinstance(event, Mark):
+                self._close_turn_latency(final=False)
             elif isinstance(event, Dtmf):
                 self._on_dtmf(event.digit)
             elif isinstance(event, Stop):
@@ -302,8 +316,8 @@ class Call:
                 await self._on_barge_in(event)
             elif isinstance(event, SpeechStopped):
                 self._silence.caller_speaking = False
-                self._turn.caller_stopped = time.monotonic()
-                self._turn.first_audio = None
+                self._close_turn_latency(final=True)
+                self._turns.speech_stopped(event.caller_ms, time.monotonic())
                 self._enter(CallState.THINKING)
             elif isinstance(event, Transcript):
                 if event.role == "caller" and not self.session.capabilities.reports_speech_stopped:
@@ -312,9 +326,6 @@ class Call:
                     self._silence.caller_active()
                 if event.final and not event.out_of_band:
                     self.record.transcript(event.role, event.text)
-                    if event.role == "caller" and self._turn.caller_stopped is None:
-                        # Gemini sends no speech-stopped: its final transcript stands in.
-                        self._turn.caller_stopped = time.monotonic()
             elif isinstance(event, ToolCall):
                 await self._on_tool_call(event)
             elif isinstance(event, ToolCallCancelled):
@@ -345,12 +356,10 @@ class Call:
             await self._fillers.cut_filler()
         self._silence.bot_busy()
         self._bot_item = event.item_id
-        now = time.monotonic()
-        if self._turn.caller_stopped is not None and self._turn.first_audio is None:
-            self._turn.first_audio = now
-            latency = (now - self._turn.caller_stopped) * 1000
-            self.record.turn_latency(latency)
-            self._emit("turn_latency", {"ms": latency})
+        self._turns.first_audio(
+            event.item_id, time.monotonic(),
+            energy_fallback=not self.session.capabilities.reports_speech_stopped,
+        )  # fmt: skip
         self.record.mark_first_audio()  # only the first call counts
         self._enter(CallState.SPEAKING)
         await self.stream.send_audio(event.audio, event.item_id)
@@ -358,7 +367,8 @@ class Call:
     async def _on_barge_in(self, event: SpeechStarted) -> None:
         self._silence.caller_active()
         self._silence.caller_speaking = True
-        self._turn = _Turn()
+        self._close_turn_latency(final=True)
+        self._turns.caller_spoke()
         self._enter(CallState.LISTENING)
         item = self._bot_item
         playing = not self.stream.playback.idle

@@ -23,7 +23,10 @@ class CallRecord:
     ended_at: float | None = None
     outcome: str = "in_progress"
     first_audio_at: float | None = None
+    # Voice-to-voice per turn: the caller's last speech -> the first bot audio heard
+    # (agent/turn_clock.py); turn_latency_ends says, per turn, "heard" or "sent".
     turn_latencies_ms: list[float] = field(default_factory=list)
+    turn_latency_ends: list[str] = field(default_factory=list)
     transcript_lines: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
@@ -77,9 +80,12 @@ class CallRecord:
         self.events.append(entry)
         self._tell(kind, entry)
 
-    def turn_latency(self, ms: float) -> None:
+    def turn_latency(self, ms: float, *, end: str = "heard") -> None:
+        """Voice-to-voice of one turn; `end`: "heard" (to the first bot audio the caller
+        heard, from mark echoes) or "sent" (no echo came: to when it was sent)."""
         self.turn_latencies_ms.append(round(ms, 1))
-        self._tell("turn_latency", {"t": self._t(), "ms": round(ms, 1)})
+        self.turn_latency_ends.append(end)
+        self._tell("turn_latency", {"t": self._t(), "ms": round(ms, 1), "end": end})
 
     def mark_first_audio(self) -> None:
         if self.first_audio_at is None:

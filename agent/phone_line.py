@@ -57,6 +57,11 @@ class PhoneLine(Protocol):
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """End the stream (which ends the Twilio call: no TwiML follows `<Connect>`)."""
 
+    def first_heard_at(self, segment: str) -> float | None:
+        """`time.monotonic()` the caller began to hear `segment`, once Twilio has told
+        (mark echoes); shifted by the network's one-way delay like caller audio arriving."""
+        ...
+
     def heard_ms_of(self, segment: str) -> int:
         """Milliseconds of `segment` the caller has heard."""
         ...

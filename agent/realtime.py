@@ -87,7 +87,8 @@ class SpeechStarted:
 
 @dataclass(frozen=True, slots=True)
 class SpeechStopped:
-    audio_end_ms: int | None = None
+    audio_end_ms: int | None = None  # in the provider's input buffer
+    caller_ms: float | None = None  # the same point in the call's caller audio (ms of μ-law)
 
 
 @dataclass(frozen=True, slots=True)

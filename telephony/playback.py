@@ -128,6 +128,10 @@ class Playback:
         # echoed position finished playing (local clock), None while a run starts idle.
         self._unheard: deque[_SentFrame] = deque()
         self._anchor_at: float | None = None
+        # When each segment's first frame began to play (local clock, shifted by the
+        # one-way delay like the caller's audio arriving): (its position, when sent).
+        self._segment_first: dict[str, tuple[int, float]] = {}
+        self._segment_heard_at: dict[str, float] = {}
         self._segment_sent_ms: dict[str, int] = {}
         self._segment_heard_ms: dict[str, int] = {}
         self._segment_received: dict[str, int] = {}  # raw bytes handed to enqueue
@@ -187,6 +191,8 @@ class Playback:
             self._segment_sent_ms[segment] = self._segment_sent_ms.get(segment, 0) + FRAME_MS
             self._last_segment = segment
             if self._now is not None:
+                if segment not in self._segment_first and segment not in self._segment_heard_at:
+                    self._segment_first[segment] = (self._sent_ms - FRAME_MS, self._now())
                 if self._sent_ms - FRAME_MS == self._heard_ms:
                     self._anchor_at = None  # from idle: the first frame plays on arrival
                 self._unheard.append(
@@ -263,6 +269,7 @@ class Playback:
             self.marks_acked += 1
             if mark.name == name:
                 self._anchor(mark.position_ms, now)
+                self._note_first_heard(mark.position_ms, now)
                 if now is not None and mark.sent_at is not None:
                     # Echo delay minus the audio that had to play first ~ network round trip.
                     rtt = max(0.0, (now - mark.sent_at) * 1000.0 - mark.ahead_ms)
@@ -312,6 +319,25 @@ class Playback:
                 break
         return _Heard(position, segment, in_segment)
 
+    def _note_first_heard(self, position_ms: int, now: float | None) -> None:
+        """An echo at `now` for audio up to `position_ms`: segments whose first frame lies
+        before it began to play that much audio earlier, and no earlier than that frame
+        could have arrived. Times are local, shifted by one one-way delay, as caller audio
+        is when it reaches us, so the delay cancels in voice-to-voice."""
+        if now is None:
+            return
+        for segment, (start_ms, sent_at) in list(self._segment_first.items()):
+            if start_ms >= position_ms:
+                continue
+            earliest = sent_at + 2 * self._one_way_s
+            self._segment_heard_at[segment] = max(earliest, now - (position_ms - start_ms) / 1000)
+            del self._segment_first[segment]
+
+    def first_heard_at(self, segment: str) -> float | None:
+        """When the caller began to hear `segment` (see `_note_first_heard`), once an echo
+        has told; None before that (or without a clock)."""
+        return self._segment_heard_at.get(segment)
+
     def heard_now(self) -> int:
         """What the caller has heard by now, by the playout clock (ms of the timeline)."""
         return int(self._heard_at(self._now() if self._now else None).position_ms)
@@ -349,6 +375,10 @@ class Playback:
         # The ledger itself stays on acknowledged positions: the estimate is for telling
         # the model what was heard; frames and marks go on being counted by echoes.
         self._unheard.clear()
+        # Segments whose first frame was never played are dropped with it.
+        self._segment_first = {
+            s: v for s, v in self._segment_first.items() if v[0] < self._heard_ms
+        }
         self._anchor_at = None
         # Twilio returns every pending mark on clear; those echoes mean "discarded".
         self._discarded.update(self._outstanding_names)

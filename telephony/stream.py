@@ -302,6 +302,10 @@ class TwilioStream:
     def heard_ms(self) -> int:
         return self._playback.heard_ms
 
+    def first_heard_at(self, segment: str) -> float | None:
+        """Local time the caller began to hear `segment` (mark echoes), None until known."""
+        return self._playback.first_heard_at(segment)
+
     def heard_ms_of(self, segment: str) -> int:
         return self._playback.heard_ms_of(segment)
 

@@ -416,3 +416,4 @@ def _constant(reply: Reply) -> Callable[[], Awaitable[Reply]]:
         return reply
 
     return plan
+

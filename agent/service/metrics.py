@@ -19,8 +19,10 @@ class Metrics:
         self.active_calls = Gauge("phone_agent_active_calls", "Calls in progress", registry=r)
         self.calls_total = Counter("phone_agent_calls_total", "Calls ended, by outcome", ["outcome"], registry=r)
         self.turn_latency = Histogram(
-            "phone_agent_turn_latency_ms", "Caller stopped speaking -> first bot audio sent",
-            buckets=LATENCY_BUCKETS_MS, registry=r)
+            "phone_agent_turn_latency_ms",
+            "Voice-to-voice: the caller's last speech -> the first bot audio heard "
+            "(end=heard, from mark echoes) or, with no echo, sent (end=sent)",
+            ["end"], buckets=LATENCY_BUCKETS_MS, registry=r)
         self.filler_onset = Histogram(
             "phone_agent_filler_onset_ms", "filler_after_ms deadline -> first filler frame sent to Twilio",
             buckets=FAST_BUCKETS_MS, registry=r)
@@ -56,7 +58,7 @@ class Metrics:
             self.active_calls.dec()
             self.calls_total.labels(data.get("outcome", "unknown")).inc()
         elif name == "turn_latency":
-            self.turn_latency.observe(data["ms"])
+            self.turn_latency.labels("sent" if data.get("end") == "sent" else "heard").observe(data["ms"])
         elif name == "filler":
             self.fillers.labels(str(bool(data.get("cached"))).lower()).inc()
         elif name == "barge_in":

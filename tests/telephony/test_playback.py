@@ -692,3 +692,18 @@ def test_clear_without_a_clock_reports_the_acknowledged_position() -> None:
     pb.on_mark(first)
     snapshot = pb.clear()
     assert (snapshot.heard_ms, snapshot.heard_ms_in_segment, snapshot.dropped_ms) == (100, 100, 900)
+
+
+def test_first_heard_is_told_by_the_first_echo_and_kept() -> None:
+    clock = Clock()
+    pb = Playback(SID, lead_ms=200, mark_every_ms=100, now=clock)
+    pb.enqueue(b"\x01" * 8 * 400, "reply")  # 400 ms from idle at t=0
+    first, _ = marks_of(pb.take_sendable())
+    assert pb.first_heard_at("reply") is None  # no echo yet
+    clock.at(130)  # the echo of 100 ms: playing began 30 ms after it went out
+    pb.on_mark(first)
+    assert pb.first_heard_at("reply") == pytest.approx(100.030)
+    for name in marks_of(pb.take_sendable()):  # more of the same reply: still when it began
+        clock.at(clock.t * 1000 - 100_000 + 100)
+        pb.on_mark(name)
+    assert pb.first_heard_at("reply") == pytest.approx(100.030)

@@ -241,9 +241,11 @@ class FakeOpenAIRealtime(Responses):
         sess.silence_ms += 20
         if sess.silence_ms >= int(vad.get("silence_duration_ms") or 500):
             sess.speaking = False
+            # As OpenAI documents it: "the end of audio sent to the model, and thus
+            # includes the min_silence_duration_ms configured in the Session".
             await self._send(sess, {
                 "type": "input_audio_buffer.speech_stopped",
-                "audio_end_ms": sess.last_speech_ms, "item_id": sess.speech_item,
+                "audio_end_ms": sess.last_speech_ms + sess.silence_ms, "item_id": sess.speech_item,
             })  # fmt: skip
             await self._commit(sess, vad=vad)
 

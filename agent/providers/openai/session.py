@@ -15,6 +15,7 @@ and reconnect; its pure halves are `wire`, `gate` and `state`.)
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections import deque
@@ -37,6 +38,7 @@ from agent.realtime import (
     SessionConfig,
     SessionReconnecting,
     SessionResumed,
+    SpeechStopped,
     ToolCall,
 )
 from telephony.audio import UlawToPcm
@@ -58,6 +60,9 @@ class _Conn:
     ws: ClientConnection
     reader: asyncio.Task[None] | None = None
     retired: bool = False  # we are replacing or closing it: its end is expected
+    # Where this connection's input buffer starts in the call's caller audio (ms): its
+    # speech-stopped `audio_end_ms` maps onto the call from here.
+    caller_base_ms: float | None = None
     dead: bool = False
 
 
@@ -84,7 +89,9 @@ class OpenAIRealtimeSession:
         self._events: asyncio.Queue[RealtimeEvent | None] = asyncio.Queue()
         self._conn: _Conn | None = None
         self._conns: set[_Conn] = set()  # every open connection, closed by close()
-        self._pending_audio: deque[bytes] = deque()  # provider format, during a swap
+        # Provider format, during a swap, with where each starts in the caller's audio.
+        self._pending_audio: deque[tuple[bytes, float]] = deque()
+        self._caller_ms = 0.0  # caller audio handed to send_audio so far (ms)
         self._pending_audio_bytes = 0
         self._swapping = False  # no live session: control events wait (history/gate)
         self._buffering = False  # caller audio is held until the new session is in place
@@ -116,17 +123,21 @@ class OpenAIRealtimeSession:
     async def send_audio(self, ulaw: bytes) -> None:
         if self._closed or self._ended:
             return
+        start = self._caller_ms
+        self._caller_ms += len(ulaw) / 8
         data = self._up.convert(ulaw) if self._up is not None else ulaw
         if not data:
             return
         conn = self._conn
         if conn is None or self._buffering:
-            self._buffer_audio(data)
+            self._buffer_audio(data, start)
             return
+        if conn.caller_base_ms is None:
+            conn.caller_base_ms = start
         try:
             await conn.ws.send(wire.append_audio_frame(data), text=True)
         except ConnectionClosed:
-            self._buffer_audio(data)  # the reader notices and reconnects; keep the frame
+            self._buffer_audio(data, start)  # the reader notices and reconnects; keep it
 
     async def events(self) -> AsyncIterator[RealtimeEvent]:
         while True:
@@ -247,6 +258,10 @@ class OpenAIRealtimeSession:
                     log.exception("failed to handle an OpenAI Realtime event")
                     continue
                 for ev in events:
+                    if isinstance(ev, SpeechStopped) and ev.audio_end_ms is not None:
+                        base = conn.caller_base_ms
+                        if base is not None:
+                            ev = dataclasses.replace(ev, caller_ms=base + ev.audio_end_ms)
                     self._emit(ev)
                 if action == "pump":
                     self._state_changed.set()
@@ -409,18 +424,20 @@ class OpenAIRealtimeSession:
                 await conn.ws.send(json.dumps(ev))
         return i
 
-    def _buffer_audio(self, data: bytes) -> None:
-        self._pending_audio.append(data)
+    def _buffer_audio(self, data: bytes, caller_ms: float) -> None:
+        self._pending_audio.append((data, caller_ms))
         self._pending_audio_bytes += len(data)
         limit = SWAP_BUFFER_MS * self._bpm
         while self._pending_audio_bytes > limit:  # bounded: keep the newest audio
-            self._pending_audio_bytes -= len(self._pending_audio.popleft())
+            self._pending_audio_bytes -= len(self._pending_audio.popleft()[0])
 
     async def _flush_audio(self, conn: _Conn | None) -> None:
         # Frames arriving during the flush are appended and sent by this same loop.
         while conn is not None and self._pending_audio:
-            data = self._pending_audio.popleft()
+            data, caller_ms = self._pending_audio.popleft()
             self._pending_audio_bytes -= len(data)
+            if conn.caller_base_ms is None:
+                conn.caller_base_ms = caller_ms
             try:
                 await conn.ws.send(wire.append_audio_frame(data), text=True)
             except ConnectionClosed:

@@ -1,0 +1,141 @@
+"""Voice-to-voice as the caller lives it, measured by the server: from the caller's last
+speech to the first bot audio they hear.
+
+Both ends are placed on one local clock, in the same way, so the network's one-way delay
+cancels out:
+
+- the end of speech. The provider says where in the caller's audio the turn ended
+  (OpenAI and the offline engine: speech-stopped's `audio_end_ms`, which the provider
+  maps onto the call's audio). That is a bound, not the moment: OpenAI documents it as
+  the end of the silence that ended the turn, and a VAD lets go of a word's quiet tail a
+  few windows late or early. So the last caller frame above the speech threshold at or
+  before it is the end, as a caller-side measurement places it; that frame arrived from
+  Twilio at a known local time. Gemini says nothing of the kind: there the last loud
+  frame before the reply stands in (`reports_speech_stopped` is False).
+- the first audio heard: the echo of the first mark after the reply's first frame
+  arrives when the audio before it has played, so the first frame started playing that
+  much audio earlier (`Playback.first_heard_at`). Until the echo is back (or when it
+  never comes), the time the first frame was sent stands in, and the figure says so.
+
+The speech threshold follows the line's noise: 12 dB over a floor that drops at once to
+a quieter frame and rises slowly (1.5 dB a second), and never under -45 dBFS.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal
+
+from telephony.audio import pcm16_rms, ulaw_to_pcm16
+
+KEEP_S = 120  # how far back a speech end can be placed (a long tool call between)
+FLOOR_RISE_DB = 0.03  # per 20 ms frame
+OVER_FLOOR_DB = 12.0
+MIN_SPEECH_DB = -45.0
+
+EndPoint = Literal["heard", "sent"]
+
+
+@dataclass(frozen=True, slots=True)
+class TurnLatency:
+    ms: float
+    end: EndPoint  # first audio heard (mark echo), or sent (no echo yet)
+    start: Literal["provider", "energy"]  # speech end bounded by the provider, or not
+
+
+def frame_db(ulaw: bytes) -> float:
+    return 20 * math.log10(max(pcm16_rms(ulaw_to_pcm16(ulaw)), 1) / 32768)
+
+
+class TurnClock:
+    def __init__(self) -> None:
+        self.caller_ms = 0.0  # μ-law the caller sent so far, in ms
+        self._ends: deque[float] = deque()  # caller_ms at the end of each frame
+        self._arrived: deque[float] = deque()  # ... and when that frame arrived
+        self._voiced: deque[float] = deque()  # caller_ms ends of frames with speech
+        self._floor_db = MIN_SPEECH_DB
+        self._speech_end_at: float | None = None
+        self._start: Literal["provider", "energy"] = "provider"
+        self._first_sent_at: float | None = None
+        self._first_segment: str | None = None
+        self._timed_ms = 0.0  # caller_ms of the speech end timed last (never twice)
+
+    def caller_frame(self, ulaw: bytes, now: float) -> None:
+        """A frame of caller audio arrived at local time `now`."""
+        self.caller_ms += len(ulaw) / 8
+        self._ends.append(self.caller_ms)
+        self._arrived.append(now)
+        db = frame_db(ulaw)
+        self._floor_db = min(db, self._floor_db + FLOOR_RISE_DB)
+        if db > max(self._floor_db + OVER_FLOOR_DB, MIN_SPEECH_DB):
+            self._voiced.append(self.caller_ms)
+        if len(self._ends) > KEEP_S * 50:
+            self._ends.popleft()
+            self._arrived.popleft()
+            while self._voiced and self._voiced[0] < self._ends[0]:
+                self._voiced.popleft()
+
+    def arrival_of(self, caller_ms: float) -> float | None:
+        """Local time the caller's audio up to `caller_ms` had arrived."""
+        if not self._ends or caller_ms > self._ends[-1] + 1 or caller_ms < self._ends[0] - 20:
+            return None
+        i = bisect.bisect_left(self._ends, caller_ms - 1e-6)
+        return self._arrived[min(i, len(self._arrived) - 1)]
+
+    def _last_voiced(self, upto_ms: float) -> float | None:
+        """caller_ms of the end of the last speech frame at or before `upto_ms`, newer
+        than the speech end timed last."""
+        i = bisect.bisect_right(self._voiced, upto_ms + 1e-6)
+        if i == 0 or self._voiced[i - 1] <= self._timed_ms:
+            return None
+        return self._voiced[i - 1]
+
+    def speech_stopped(self, caller_ms: float | None, now: float) -> None:
+        """The provider heard the caller's turn end at (or before) `caller_ms`."""
+        bound = caller_ms if caller_ms is not None else self.caller_ms
+        voiced = self._last_voiced(bound)
+        at = self.arrival_of(voiced if voiced is not None else bound)
+        self._speech_end_at = at if at is not None else now
+        self._timed_ms = voiced if voiced is not None else bound
+        self._start = "provider"
+        self._first_sent_at = self._first_segment = None
+
+    def caller_spoke(self) -> None:
+        """The caller started again (barge-in): the turn being timed is over."""
+        self._speech_end_at = None
+        self._first_sent_at = self._first_segment = None
+
+    def first_audio(self, segment: str, now: float, *, energy_fallback: bool) -> bool:
+        """Bot audio goes out; True if it is the first of an answer being timed. With
+        `energy_fallback` (no speech-stopped from this provider), an answer to speech
+        since the last timed turn is timed from that speech's last loud frame."""
+        if self._first_segment is not None:
+            return False
+        if self._speech_end_at is None and energy_fallback:
+            voiced = self._last_voiced(self.caller_ms)
+            if voiced is not None:
+                self._speech_end_at, self._start = self.arrival_of(voiced), "energy"
+                self._timed_ms = voiced
+        if self._speech_end_at is None:
+            return False
+        self._first_sent_at, self._first_segment = now, segment
+        return True
+
+    @property
+    def timing(self) -> str | None:
+        """The segment whose first audio ends the turn being timed, if any."""
+        return self._first_segment
+
+    def close(self, heard_at: float | None) -> TurnLatency | None:
+        """The figure for the turn being timed (then forgotten): to when its first audio
+        was heard, or, without an echo, to when it was sent."""
+        if self._speech_end_at is None or self._first_sent_at is None:
+            return None
+        end: EndPoint = "heard" if heard_at is not None else "sent"
+        at = heard_at if heard_at is not None else self._first_sent_at
+        latency = TurnLatency(max(0.0, (at - self._speech_end_at) * 1000), end, self._start)
+        self._speech_end_at = self._first_sent_at = self._first_segment = None
+        return latency
