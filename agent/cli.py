@@ -35,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--local", action="store_true", help="run the offline engine in-process and use it for every flow")
     p.add_argument("--flows", type=Path, default=None, help="flows.yaml (default: FLOWS_FILE or the example)")
+    p.add_argument("--unsigned-webhooks", action="store_true",
+                   help="local experiments without Twilio: accept webhooks without a signature "
+                        "(warns on each; localhost only). `--local` without TWILIO_AUTH_TOKEN "
+                        "on localhost implies it")
 
     p = sub.add_parser("engine", help="run the offline speech engine (OpenAI Realtime protocol)")
     p.add_argument("--host", default="127.0.0.1")
@@ -116,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from agent.service import preflight
     from agent.service.settings import Settings
 
     settings = Settings()
@@ -125,13 +130,26 @@ def _serve(args: argparse.Namespace) -> int:
         settings.port = args.port
     if args.flows:
         settings.flows_file = args.flows
+    unsigned = preflight.unsigned_webhooks(settings, switch=args.unsigned_webhooks, local=args.local)
+    report = preflight.check(settings, unsigned=unsigned)
+    log = logging.getLogger("agent.cli")
+    for warning in report.warnings:
+        log.warning(warning)
+    if report.errors:
+        print("phone-agent serve: not starting, fix these settings first:", file=sys.stderr)
+        for error in report.errors:
+            print(f"  - {error}", file=sys.stderr)
+        return 2
+    if unsigned:
+        log.warning("webhooks are NOT authenticated (--unsigned-webhooks, or --local without "
+                    "TWILIO_AUTH_TOKEN): local experiments only")
     from agent.service.runtime import event_loop_runner
 
-    event_loop_runner()(_run_server(settings, local=args.local))
+    event_loop_runner()(_run_server(settings, local=args.local, unsigned=unsigned))
     return 0
 
 
-async def _run_server(settings: Settings, *, local: bool) -> None:
+async def _run_server(settings: Settings, *, local: bool, unsigned: bool) -> None:
     import uvicorn
 
     from agent.service.app import create_app
@@ -145,7 +163,7 @@ async def _run_server(settings: Settings, *, local: bool) -> None:
         port = engine_port(engine)
         settings.local_engine_url = f"ws://127.0.0.1:{port}/v1/realtime"
         settings.force_local = True
-    app = create_app(settings)
+    app = create_app(settings, unsigned_webhooks=unsigned)
     config = uvicorn.Config(
         app,
         host=settings.host,

@@ -110,7 +110,13 @@ def create_app(
     *,
     flows: Flows | None = None,
     session_factory: SessionFactory | None = None,
+    unsigned_webhooks: bool = False,
 ) -> Starlette:
+    """The app Twilio talks to.
+
+    Without a Twilio auth token it refuses (ValueError) unless `unsigned_webhooks`: local
+    experiments only, every unsigned webhook is then accepted with a warning.
+    """
     settings = settings or Settings()
     flows = flows or load_flows(settings.flows_file)
     service = Service(settings, flows, session_factory or make_session)
@@ -125,6 +131,7 @@ def create_app(
         tokens=service.shared.tokens,
         trust_forwarded_headers=settings.trust_forwarded_headers,
         busy=service.admission.turn_away,
+        unsigned=unsigned_webhooks,
     )
     routes = [
         Route("/healthz", healthz),

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
-    # The https:// base Twilio reaches us at. Signatures are checked against it.
-    public_url: str = "http://127.0.0.1:8000"
+    # The https:// origin Twilio reaches us at; signatures are checked against it. Unset:
+    # the request's own scheme and Host, or X-Forwarded-Proto/Host behind a trusted proxy.
+    public_url: str | None = None
     trust_forwarded_headers: bool = False
     host: str = "127.0.0.1"
     port: int = 8000
@@ -59,3 +60,9 @@ class Settings(BaseSettings):
     tools_today: str | None = None
     # Demos and fixtures only: make named tools this much slower (ms), e.g. to hear a filler.
     tool_delays_ms: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("public_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # `PUBLIC_URL=` in a .env or a compose file means "not set", not "the empty URL".
+        return None if isinstance(value, str) and not value.strip() else value

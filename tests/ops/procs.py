@@ -86,18 +86,45 @@ def server_command() -> list[str]:
     return [sys.executable, "-m", "agent.cli", "serve"]
 
 
-@contextlib.asynccontextmanager
-async def serve_process(
-    env: dict[str, str], *, cwd: Path, startup_timeout: float = 30.0
-) -> AsyncIterator[ServerProcess]:
+def server_env(env: dict[str, str]) -> dict[str, str]:
     full_env = {k: os.environ[k] for k in _KEEP_ENV if k in os.environ}
+    if "PYTHONPATH" in os.environ:  # a worktree's code over the installed one
+        full_env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     full_env.update(
         {"HOST": "127.0.0.1", "PORT": "0", "LOG_LEVEL": "INFO", "LOG_FORMAT": "json",
          "PYTHONUNBUFFERED": "1"}
     )
     full_env.update(env)
+    return full_env
+
+
+async def serve_refused(
+    env: dict[str, str], *args: str, cwd: Path, timeout: float = 30.0  # noqa: ASYNC109
+) -> tuple[int, str]:
+    """Run `phone-agent serve ARGS` expecting it to refuse to start: (exit code, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        *server_command(), *args, cwd=cwd, env=server_env(env),
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), timeout)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode, err.decode("utf-8", "replace")
+
+
+@contextlib.asynccontextmanager
+async def serve_process(
+    env: dict[str, str], *args: str, cwd: Path, startup_timeout: float = 30.0
+) -> AsyncIterator[ServerProcess]:
+    full_env = server_env(env)
     proc = await asyncio.create_subprocess_exec(
         *server_command(),
+        *args,
         cwd=cwd,  # no stray .env from the repository
         env=full_env,
         stdin=asyncio.subprocess.DEVNULL,
@@ -105,7 +132,7 @@ async def serve_process(
         stderr=asyncio.subprocess.PIPE,
         limit=1 << 20,
     )
-    server = ServerProcess(proc, public_url=env["PUBLIC_URL"])
+    server = ServerProcess(proc, public_url=env.get("PUBLIC_URL", ""))
     server._reader = asyncio.create_task(server._read())
     try:
         started = await server.wait_line(lambda m: STARTED.search(m) is not None, startup_timeout)
