@@ -14,6 +14,7 @@ from agent.devkit import BUNDLED_CALLS, DEMO_CALL
 from agent.service.logs import setup_logging
 
 if TYPE_CHECKING:
+    from agent.service.serve import Listeners
     from agent.service.settings import Settings
 
 
@@ -121,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from agent.service import preflight
+    from agent.service.serve import bind_listeners
     from agent.service.settings import Settings
 
     settings = Settings()
@@ -143,17 +145,25 @@ def _serve(args: argparse.Namespace) -> int:
     if unsigned:
         log.warning("webhooks are NOT authenticated (--unsigned-webhooks, or --local without "
                     "TWILIO_AUTH_TOKEN): local experiments only")
+    try:
+        listeners = bind_listeners(settings.host, settings.port, settings.admin_port)
+    except OSError as exc:
+        print(f"phone-agent serve: cannot listen on {settings.host} (PORT {settings.port}, "
+              f"ADMIN_PORT {settings.admin_port}): {exc}", file=sys.stderr)
+        return 1
     from agent.service.runtime import event_loop_runner
 
-    event_loop_runner()(_run_server(settings, local=args.local, unsigned=unsigned))
+    event_loop_runner()(_run_server(settings, listeners, local=args.local, unsigned=unsigned))
     return 0
 
 
-async def _run_server(settings: Settings, *, local: bool, unsigned: bool) -> None:
+async def _run_server(
+    settings: Settings, listeners: Listeners, *, local: bool, unsigned: bool
+) -> None:
     import uvicorn
 
     from agent.service.app import create_app
-    from agent.service.serve import SHUTDOWN_GRACE_S, DrainingServer
+    from agent.service.serve import SHUTDOWN_GRACE_S, DrainingServer, PortSplit
 
     engine = None
     if local:
@@ -164,10 +174,12 @@ async def _run_server(settings: Settings, *, local: bool, unsigned: bool) -> Non
         settings.local_engine_url = f"ws://127.0.0.1:{port}/v1/realtime"
         settings.force_local = True
     app = create_app(settings, unsigned_webhooks=unsigned)
+    admin_app, admin_port = app.state.admin_app, listeners.admin_port
+    asgi = app if admin_app is None or admin_port is None else PortSplit(app, admin_app, admin_port)
     config = uvicorn.Config(
-        app,
+        asgi,
         host=settings.host,
-        port=settings.port,
+        port=listeners.public.getsockname()[1],
         ws_max_size=64 * 1024,  # a Twilio frame is < 1 KiB; cap abuse at the ASGI layer
         ws_per_message_deflate=False,  # compressing base64 μ-law: ~12% CPU for nothing
         log_config=None,
@@ -180,7 +192,7 @@ async def _run_server(settings: Settings, *, local: bool, unsigned: bool) -> Non
 
     settle_heap()
     try:
-        await DrainingServer(config, app.state.service).serve()
+        await DrainingServer(config, app.state.service, listeners).serve(sockets=listeners.sockets)
     finally:
         if engine is not None:
             engine.close()

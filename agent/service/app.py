@@ -112,7 +112,8 @@ def create_app(
     session_factory: SessionFactory | None = None,
     unsigned_webhooks: bool = False,
 ) -> Starlette:
-    """The app Twilio talks to.
+    """The app Twilio talks to. With `settings.admin_port` set, the admin API, console and
+    /metrics are not in it but in `app.state.admin_app` (served on that port by `serve`).
 
     Without a Twilio auth token it refuses (ValueError) unless `unsigned_webhooks`: local
     experiments only, every unsigned webhook is then accepted with a warning.
@@ -133,18 +134,26 @@ def create_app(
         busy=service.admission.turn_away,
         unsigned=unsigned_webhooks,
     )
-    routes = [
-        Route("/healthz", healthz),
-        Route("/readyz", readyz),
-        Route("/metrics", service.shared.metrics.endpoint),
+    health = [Route("/healthz", healthz), Route("/readyz", readyz)]
+    public = [
+        *health,
         *voice_routes(webhook, service.reception.choose_flow, service.reception.on_status),
         media_stream_route(
             "/twilio/media", service.switchboard.answer, service.shared.tokens,
             uncheckable=service.switchboard.apologise,
         ),  # fmt: skip
+    ]
+    private = [
+        Route("/metrics", service.shared.metrics.endpoint),
         *admin_routes(settings.admin_token, service.switchboard, service.admission),
         *console_routes(settings.admin_token),
     ]
-    app = Starlette(routes=routes, lifespan=service.lifespan)
+    if settings.admin_port is None:
+        app = Starlette(routes=public + private, lifespan=service.lifespan)
+        app.state.admin_app = None
+    else:
+        app = Starlette(routes=public, lifespan=service.lifespan)
+        # No lifespan of its own: it serves the same service, opened by the public app's.
+        app.state.admin_app = Starlette(routes=health + private)
     app.state.service = service
     return app

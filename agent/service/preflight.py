@@ -49,6 +49,7 @@ def check(settings: Settings, *, unsigned: bool = False) -> Preflight:
     _auth(settings, unsigned, out)
     _public_url(settings, out)
     _secrets(settings, out)
+    _ports(settings, out)
     return out
 
 
@@ -125,3 +126,15 @@ def _secrets(s: Settings, out: Preflight) -> None:
             "unset to switch the admin API and console off)."
         )
 
+
+def _ports(s: Settings, out: Preflight) -> None:
+    if s.admin_port is not None and s.admin_port != 0 and s.admin_port == s.port:
+        out.errors.append(
+            f"ADMIN_PORT and PORT are both {s.port}: the admin port must be another port "
+            "(one your proxy does not publish), or leave ADMIN_PORT unset."
+        )
+    elif s.admin_port is None and s.admin_token and not is_loopback(s.host):
+        out.warnings.append(
+            "the admin API, console and /metrics share the public port: set ADMIN_PORT to "
+            "serve them on a port of their own that your proxy does not publish."
+        )

@@ -17,6 +17,9 @@ class Settings(BaseSettings):
     trust_forwarded_headers: bool = False
     host: str = "127.0.0.1"
     port: int = 8000
+    # Admin API, console and /metrics on a port of their own (absent from `port`); 0 picks
+    # a free one. Unset: everything on `port`.
+    admin_port: int | None = None
 
     twilio_account_sid: str = ""
     twilio_auth_token: str = ""
@@ -61,7 +64,7 @@ class Settings(BaseSettings):
     # Demos and fixtures only: make named tools this much slower (ms), e.g. to hear a filler.
     tool_delays_ms: dict[str, int] = Field(default_factory=dict)
 
-    @field_validator("public_url", mode="before")
+    @field_validator("public_url", "admin_port", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         # `PUBLIC_URL=` in a .env or a compose file means "not set", not "the empty URL".

@@ -18,6 +18,7 @@ GOOD: dict[str, Any] = {
     "redis_url": "redis://redis:6379/0",
     "public_url": "https://agent.example.com",
     "host": "0.0.0.0",
+    "admin_port": 9000,
 }
 
 
@@ -43,6 +44,7 @@ def test_a_production_setup_passes(tmp_path: Path) -> None:
         ({"public_url": "https://agent.example.com/voice"}, "PUBLIC_URL must be an origin without a path",
          "/twilio/"),
         ({"public_url": "agent.example.com"}, "PUBLIC_URL must be the https:// origin", "https://agent"),
+        ({"admin_port": 8000, "port": 8000}, "ADMIN_PORT and PORT are both 8000", "another port"),
     ],
 )
 def test_each_mistake_is_named_with_what_to_do(
@@ -89,13 +91,15 @@ def test_warnings_for_setups_that_work_but_surprise(tmp_path: Path) -> None:
     assert any("PUBLIC_URL is used" in w for w in both)
     neither = check(settings(tmp_path, public_url=None)).warnings
     assert any("neither PUBLIC_URL nor TRUST_FORWARDED_HEADERS" in w for w in neither)
+    shared = check(settings(tmp_path, admin_port=None)).warnings
+    assert any("set ADMIN_PORT" in w for w in shared)
 
 
 def test_blank_optional_settings_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("PUBLIC_URL",):
+    for name in ("PUBLIC_URL", "ADMIN_PORT"):
         monkeypatch.setenv(name, "")
     s = Settings(_env_file=None)  # type: ignore[call-arg]
-    assert s.public_url is None
+    assert (s.public_url, s.admin_port) == (None, None)
 
 
 def test_loopback() -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 STARTED = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+ADMIN_STARTED = re.compile(r"admin API, console and /metrics on http://127\.0\.0\.1:(\d+)")
 # Settings come only from what a test passes: never from the developer's shell or .env.
 _KEEP_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
 
@@ -32,6 +33,7 @@ class ServerProcess:
     proc: asyncio.subprocess.Process
     public_url: str
     base_url: str = ""
+    admin_url: str = ""  # with ADMIN_PORT: where the admin API, console and /metrics are
     lines: list[str] = field(default_factory=list)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _reader: asyncio.Task[None] | None = None
@@ -139,6 +141,11 @@ async def serve_process(
         match = STARTED.search(started)
         assert match is not None
         server.base_url = f"http://127.0.0.1:{match.group(1)}"
+        if "ADMIN_PORT" in env:
+            admin = await server.wait_line(lambda m: ADMIN_STARTED.search(m) is not None, 5)
+            admin_match = ADMIN_STARTED.search(admin)
+            assert admin_match is not None
+            server.admin_url = f"http://127.0.0.1:{admin_match.group(1)}"
         yield server
     except BaseException:
         print(f"--- server log ({cwd}) ---\n{server.log}", file=sys.stderr)
