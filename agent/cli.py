@@ -160,6 +160,8 @@ def _serve(args: argparse.Namespace) -> int:
 async def _run_server(
     settings: Settings, listeners: Listeners, *, local: bool, unsigned: bool
 ) -> None:
+    import secrets
+
     import uvicorn
 
     from agent.service.app import create_app
@@ -169,7 +171,9 @@ async def _run_server(
     if local:
         from agent.local.server import engine_port, serve_engine
 
-        engine = await serve_engine("127.0.0.1", 0)
+        # The engine checks a token of its own: never the OpenAI key.
+        settings.local_engine_token = settings.local_engine_token or secrets.token_urlsafe(32)
+        engine = await serve_engine("127.0.0.1", 0, token=settings.local_engine_token)
         port = engine_port(engine)
         settings.local_engine_url = f"ws://127.0.0.1:{port}/v1/realtime"
         settings.force_local = True
@@ -200,8 +204,9 @@ async def _run_server(
 
 def _engine(args: argparse.Namespace) -> int:
     from agent.local.server import run_engine
+    from agent.service.settings import Settings
 
-    run_engine(args.host, args.port)
+    run_engine(args.host, args.port, token=Settings().local_engine_token)
     return 0
 
 

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
 
     # The offline engine (flows with `provider: local`, or every flow under `serve --local`).
     local_engine_url: str = "ws://127.0.0.1:8765/v1/realtime"
+    # The bearer token the engine checks (`phone-agent engine` prints or reads it; `serve
+    # --local` makes one). Never the OpenAI key: that would hand it to whatever listens there.
+    local_engine_token: str = ""
     force_local: bool = False
     # Demos and fixtures only: the date the business tools treat as today (YYYY-MM-DD).
     tools_today: str | None = None

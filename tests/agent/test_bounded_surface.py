@@ -1,5 +1,5 @@
 """What the service exposes stays bounded: metric labels from fixed sets whatever a model
-invents."""
+invents, and the offline engine authenticated with its own token, never the OpenAI key."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ from prometheus_client import generate_latest
 from agent.devkit.fake_openai import FakeOpenAIRealtime, Scenario, ScriptedTurn, ToolStep
 from agent.devkit.runner import record_collector
 from agent.devkit.stack import local_stack
+from agent.flows import Flow
 from agent.service.metrics import Metrics, reconnect_reason
+from agent.service.sessions import make_session
+from agent.service.settings import Settings
 from tests.agent.conftest import dial, speech_like
 
 
@@ -58,3 +61,16 @@ async def test_a_tool_the_model_made_up_is_unknown_on_metrics(tmp_path: Path) ->
     assert 'phone_agent_tool_latency_ms_count{tool="unknown"} 1.0' in text
     assert "exfiltrate_everything" not in text
 
+
+async def test_the_engine_gets_its_own_token_never_the_openai_key(tmp_path: Path) -> None:
+    scenario = Scenario(api_key="engine-token")
+    async with FakeOpenAIRealtime(scenario) as engine:  # stands in for the offline engine
+        settings = Settings(_env_file=None, data_dir=tmp_path, force_local=True,  # type: ignore[call-arg]
+                            local_engine_url=engine.url, local_engine_token="engine-token",
+                            openai_api_key="sk-the-real-openai-key")
+        session = make_session(Flow(name="f", provider="openai"), (), settings)
+        await session.connect()
+        await session.close()
+    (seen,) = engine.sessions
+    assert seen.headers.get("Authorization") == "Bearer engine-token"
+    assert all("sk-the-real" not in value for value in seen.headers.values())
