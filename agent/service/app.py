@@ -47,7 +47,10 @@ class Service:
         self.flows = flows
         self.instance_id = new_instance_id()
         self.shared = Shared(settings)
-        self.warm = WarmSessions(settings.prewarm_ttl_s, settings.max_concurrent_calls)
+        self.warm = WarmSessions(
+            settings.prewarm_ttl_s, settings.max_concurrent_calls,
+            lambda outcome: self.shared.metrics.prewarmed.labels(outcome).inc(),
+        )
         self.switchboard = Switchboard(
             settings, flows, self.shared, session_factory, self.warm, self.instance_id
         )
@@ -126,22 +129,29 @@ def create_app(
         ready, body = await service.readiness()
         return JSONResponse(body, status_code=200 if ready else 503)
 
+    media_path = "/twilio/media"
     webhook = WebhookConfig(
         public_url=settings.public_url,
         auth_token=settings.twilio_auth_token,
         tokens=service.shared.tokens,
         trust_forwarded_headers=settings.trust_forwarded_headers,
         busy=service.admission.turn_away,
+        # Named after this instance, so the proxy sends the stream where the session warms.
+        media_path=f"{media_path}/{settings.stream_route}" if settings.stream_route else media_path,
         unsigned=unsigned_webhooks,
     )
     health = [Route("/healthz", healthz), Route("/readyz", readyz)]
     public = [
         *health,
         *voice_routes(webhook, service.reception.choose_flow, service.reception.on_status),
-        media_stream_route(
-            "/twilio/media", service.switchboard.answer, service.shared.tokens,
-            uncheckable=service.switchboard.apologise,
-        ),  # fmt: skip
+        # Any instance takes any route's stream: the proxy's fallback when one is down.
+        *(
+            media_stream_route(
+                path, service.switchboard.answer, service.shared.tokens,
+                uncheckable=service.switchboard.apologise,
+            )  # fmt: skip
+            for path in (media_path, media_path + "/{route}")
+        ),
     ]
     private = [
         Route("/metrics", service.shared.metrics.endpoint),

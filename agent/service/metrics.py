@@ -64,6 +64,11 @@ class Metrics:
             ["op"], registry=r)
         self.provider_reconnects = Counter(
             "phone_agent_provider_reconnects_total", "Provider reconnects", ["reason"], registry=r)
+        self.prewarmed = Counter(
+            "phone_agent_prewarmed_sessions_total",
+            "Model sessions opened during the webhook: claimed by their stream, or closed "
+            "unclaimed (caller gone, or the stream reached another instance)", ["outcome"],
+            registry=r)
 
     def for_call(self, declared_tools: Collection[str]) -> EventHook:
         """The event hook for one call whose flow declares `declared_tools`: any other tool

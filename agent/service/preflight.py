@@ -9,12 +9,14 @@ names the setting and says what to do; all of them are reported at once.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from agent.service.settings import Settings
 
 MIN_SECRET_CHARS = 32
+STREAM_ROUTE = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 NEW_SECRET = "python3 -c 'import secrets; print(secrets.token_hex(32))'"
 
 
@@ -137,4 +139,9 @@ def _ports(s: Settings, out: Preflight) -> None:
         out.warnings.append(
             "the admin API, console and /metrics share the public port: set ADMIN_PORT to "
             "serve them on a port of their own that your proxy does not publish."
+        )
+    if s.stream_route is not None and not STREAM_ROUTE.fullmatch(s.stream_route):
+        out.errors.append(
+            f"STREAM_ROUTE must be a lowercase name like app1 (letters, digits, '-', at most "
+            f"40), got {s.stream_route!r}: it becomes a path segment the proxy routes on."
         )

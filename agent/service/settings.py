@@ -20,6 +20,10 @@ class Settings(BaseSettings):
     # Admin API, console and /metrics on a port of their own (absent from `port`); 0 picks
     # a free one. Unset: everything on `port`.
     admin_port: int | None = None
+    # This instance's name in the proxy's routing (deploy/nginx.conf): media streams for
+    # calls it answered are sent to /twilio/media/<name>, so they reach the instance that
+    # warmed their model session.
+    stream_route: str | None = None
 
     twilio_account_sid: str = ""
     twilio_auth_token: str = ""
@@ -67,7 +71,7 @@ class Settings(BaseSettings):
     # Demos and fixtures only: make named tools this much slower (ms), e.g. to hear a filler.
     tool_delays_ms: dict[str, int] = Field(default_factory=dict)
 
-    @field_validator("public_url", "admin_port", mode="before")
+    @field_validator("public_url", "admin_port", "stream_route", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         # `PUBLIC_URL=` in a .env or a compose file means "not set", not "the empty URL".

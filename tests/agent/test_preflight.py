@@ -45,6 +45,7 @@ def test_a_production_setup_passes(tmp_path: Path) -> None:
          "/twilio/"),
         ({"public_url": "agent.example.com"}, "PUBLIC_URL must be the https:// origin", "https://agent"),
         ({"admin_port": 8000, "port": 8000}, "ADMIN_PORT and PORT are both 8000", "another port"),
+        ({"stream_route": "App 1"}, "STREAM_ROUTE must be a lowercase name", "path segment"),
     ],
 )
 def test_each_mistake_is_named_with_what_to_do(
@@ -96,10 +97,10 @@ def test_warnings_for_setups_that_work_but_surprise(tmp_path: Path) -> None:
 
 
 def test_blank_optional_settings_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("PUBLIC_URL", "ADMIN_PORT"):
+    for name in ("PUBLIC_URL", "ADMIN_PORT", "STREAM_ROUTE"):
         monkeypatch.setenv(name, "")
     s = Settings(_env_file=None)  # type: ignore[call-arg]
-    assert (s.public_url, s.admin_port) == (None, None)
+    assert (s.public_url, s.admin_port, s.stream_route) == (None, None, None)
 
 
 def test_loopback() -> None:
