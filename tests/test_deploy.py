@@ -176,7 +176,10 @@ def test_compose_apps_start_as_configured(tmp_path: Path) -> None:
         assert app["env_file"] == ["../.env"]
         assert check(settings_from({**env, **secrets_example()}, tmp_path)).errors == [], name
         assert app["read_only"] is True and app["cap_drop"] == ["ALL"]
-        assert set(app["tmpfs"]) >= {"/tmp", dockerfile_env()["DATA_DIR"]}
+        # Writable despite the read-only root: /tmp, and DATA_DIR on a volume of its own.
+        assert "/tmp" in app["tmpfs"]
+        mounts = {v.split(":")[1]: v.split(":")[0] for v in app["volumes"]}
+        assert mounts[dockerfile_env()["DATA_DIR"]] in compose()["volumes"]
         # The admin port is published, if at all, to this machine only.
         for published in app.get("ports", []):
             assert published.startswith("127.0.0.1:") and published.endswith(f":{env['ADMIN_PORT']}")
@@ -259,6 +262,8 @@ def test_dockerfile_installs_the_lock_with_hashes_and_runs_unprivileged() -> Non
     last_from = max(i for i, (word, _) in enumerate(steps) if word == "FROM")
     assert any(word == "USER" for word, _ in steps[last_from:])  # the runtime stage itself
     assert dockerfile_env()["HOST"] == "0.0.0.0"
+    # DATA_DIR is made in the image for the runtime user (volumes mounted there inherit it).
+    assert f"install -d -o agent -g agent {dockerfile_env()['DATA_DIR']}" in runs
 
 
 def locked(path: Path) -> dict[str, str]:
