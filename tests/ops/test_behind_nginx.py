@@ -20,6 +20,7 @@ a TLS terminator in front of nginx; the requests carry what that terminator send
 from __future__ import annotations
 
 import secrets
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +29,14 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import pytest_asyncio
+import redis.asyncio as aioredis
 from twilio.request_validator import RequestValidator
 
 from agent.devkit.fake_openai import FakeOpenAIRealtime, Scenario
 from agent.devkit.fake_openai.scenario import FakeSession
 from telephony.testing.emulator import EmulatedCall, StreamTarget, dial_webhook
 from tests.ops.cluster import DESK_NUMBER, Cluster, cluster
-from tests.ops.conftest import require_redis
+from tests.ops.conftest import delete_matching, require_redis
 from tests.ops.nginx import run_nginx
 from tests.ops.procs import ServerProcess
 
@@ -76,17 +78,27 @@ class Deployment:
 async def deployment(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Deployment]:
     redis_url = require_redis()
     tmp: Path = tmp_path_factory.mktemp("behind-nginx")
-    # As docker-compose.yml sets them (ADMIN_PORT 0: any free port, as PORT here).
-    compose_env = {"TRUST_FORWARDED_HEADERS": "true", "ADMIN_PORT": "0"}
-    async with (
-        FakeOpenAIRealtime(Scenario()) as fake,
-        cluster(tmp, instances=2, openai_url=fake.url, openai_key=fake.scenario.api_key,
-                redis_url=redis_url, extra_env=compose_env, public_urls=False,
-                instance_env=[{"STREAM_ROUTE": route} for route in ROUTES]) as run,
-    ):
-        upstreams = {f"{route}:8000": urlsplit(s.base_url).netloc for route, s in zip(ROUTES, run.servers, strict=True)}
-        async with run_nginx(tmp, upstreams) as proxy:
-            yield Deployment(run, proxy, fake)
+    # As docker-compose.yml sets them (ADMIN_PORT 0: any free port, as PORT here); a
+    # Redis prefix of this run's own, so parallel runs never see each other's calls.
+    prefix = f"test-nginx-{uuid.uuid4().hex[:10]}"
+    compose_env = {"TRUST_FORWARDED_HEADERS": "true", "ADMIN_PORT": "0", "REDIS_PREFIX": prefix}
+    try:
+        async with (
+            FakeOpenAIRealtime(Scenario()) as fake,
+            cluster(tmp, instances=2, openai_url=fake.url, openai_key=fake.scenario.api_key,
+                    redis_url=redis_url, extra_env=compose_env, public_urls=False,
+                    instance_env=[{"STREAM_ROUTE": route} for route in ROUTES]) as run,
+        ):
+            upstreams = {f"{route}:8000": urlsplit(s.base_url).netloc
+                         for route, s in zip(ROUTES, run.servers, strict=True)}
+            async with run_nginx(tmp, upstreams) as proxy:
+                yield Deployment(run, proxy, fake)
+    finally:
+        client = aioredis.from_url(redis_url)
+        try:
+            await delete_matching(client, "{" + prefix + "}*", prefix + ":*")
+        finally:
+            await client.aclose()
 
 
 async def call_once(dep: Deployment, stream_path: str | None = None) -> tuple[StreamTarget, EmulatedCall, FakeSession, int]:
