@@ -15,7 +15,7 @@ for extra in "" local; do
     echo "#     --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28"
     printf 'setuptools>=77\nwheel\n' | "$UV" pip compile pyproject.toml - ${extra:+--extra "$extra"} \
       --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
-      --no-header -o -
+      --no-header
   } > "$out.tmp"
   mv "$out.tmp" "$out"
   echo "wrote $out" >&2
