@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test serve bench lint install fixtures eval clean
+.PHONY: demo test serve bench lint install fixtures eval lock clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -28,6 +28,7 @@ demo: $(STAMP)
 TEST_WORKERS ?= 6
 test: $(STAMP)
 	bash tests/ops/ensure_chromium.sh >/dev/null
+	bash tests/ops/ensure_nginx.sh >/dev/null
 	REDIS_URL="$$(bash tests/redis_up.sh)" && export REDIS_URL && \
 	  $(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) \
 	    --dist load --maxschedchunk 1 --durations=15
@@ -53,6 +54,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_import_rules.py
+
+# The Docker image's lock files (deploy/requirements*.lock) after a dependency change.
+lock: $(STAMP)
+	$(BIN)/pip install -q uv
+	UV=$(BIN)/uv bash deploy/lock.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache

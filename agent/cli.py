@@ -14,6 +14,7 @@ from agent.devkit import BUNDLED_CALLS, DEMO_CALL
 from agent.service.logs import setup_logging
 
 if TYPE_CHECKING:
+    from agent.service.serve import Listeners
     from agent.service.settings import Settings
 
 
@@ -35,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--local", action="store_true", help="run the offline engine in-process and use it for every flow")
     p.add_argument("--flows", type=Path, default=None, help="flows.yaml (default: FLOWS_FILE or the example)")
+    p.add_argument("--unsigned-webhooks", action="store_true",
+                   help="local experiments without Twilio: accept webhooks without a signature "
+                        "(warns on each; localhost only). `--local` without TWILIO_AUTH_TOKEN "
+                        "on localhost implies it")
 
     p = sub.add_parser("engine", help="run the offline speech engine (OpenAI Realtime protocol)")
     p.add_argument("--host", default="127.0.0.1")
@@ -122,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from agent.service import preflight
+    from agent.service.serve import bind_listeners
     from agent.service.settings import Settings
 
     settings = Settings()
@@ -131,31 +138,58 @@ def _serve(args: argparse.Namespace) -> int:
         settings.port = args.port
     if args.flows:
         settings.flows_file = args.flows
+    unsigned = preflight.unsigned_webhooks(settings, switch=args.unsigned_webhooks, local=args.local)
+    report = preflight.check(settings, unsigned=unsigned)
+    log = logging.getLogger("agent.cli")
+    for warning in report.warnings:
+        log.warning(warning)
+    if report.errors:
+        print("phone-agent serve: not starting, fix these settings first:", file=sys.stderr)
+        for error in report.errors:
+            print(f"  - {error}", file=sys.stderr)
+        return 2
+    if unsigned:
+        log.warning("webhooks are NOT authenticated (--unsigned-webhooks, or --local without "
+                    "TWILIO_AUTH_TOKEN): local experiments only")
+    try:
+        listeners = bind_listeners(settings.host, settings.port, settings.admin_port)
+    except OSError as exc:
+        print(f"phone-agent serve: cannot listen on {settings.host} (PORT {settings.port}, "
+              f"ADMIN_PORT {settings.admin_port}): {exc}", file=sys.stderr)
+        return 1
     from agent.service.runtime import event_loop_runner
 
-    event_loop_runner()(_run_server(settings, local=args.local))
+    event_loop_runner()(_run_server(settings, listeners, local=args.local, unsigned=unsigned))
     return 0
 
 
-async def _run_server(settings: Settings, *, local: bool) -> None:
+async def _run_server(
+    settings: Settings, listeners: Listeners, *, local: bool, unsigned: bool
+) -> None:
+    import secrets
+
     import uvicorn
 
     from agent.service.app import create_app
-    from agent.service.serve import SHUTDOWN_GRACE_S, DrainingServer
+    from agent.service.serve import SHUTDOWN_GRACE_S, DrainingServer, PortSplit
 
     engine = None
     if local:
         from agent.local.server import engine_port, serve_engine
 
-        engine = await serve_engine("127.0.0.1", 0)
+        # The engine checks a token of its own: never the OpenAI key.
+        settings.local_engine_token = settings.local_engine_token or secrets.token_urlsafe(32)
+        engine = await serve_engine("127.0.0.1", 0, token=settings.local_engine_token)
         port = engine_port(engine)
         settings.local_engine_url = f"ws://127.0.0.1:{port}/v1/realtime"
         settings.force_local = True
-    app = create_app(settings)
+    app = create_app(settings, unsigned_webhooks=unsigned)
+    admin_app, admin_port = app.state.admin_app, listeners.admin_port
+    asgi = app if admin_app is None or admin_port is None else PortSplit(app, admin_app, admin_port)
     config = uvicorn.Config(
-        app,
+        asgi,
         host=settings.host,
-        port=settings.port,
+        port=listeners.public.getsockname()[1],
         ws_max_size=64 * 1024,  # a Twilio frame is < 1 KiB; cap abuse at the ASGI layer
         ws_per_message_deflate=False,  # compressing base64 μ-law: ~12% CPU for nothing
         log_config=None,
@@ -168,7 +202,7 @@ async def _run_server(settings: Settings, *, local: bool) -> None:
 
     settle_heap()
     try:
-        await DrainingServer(config, app.state.service).serve()
+        await DrainingServer(config, app.state.service, listeners).serve(sockets=listeners.sockets)
     finally:
         if engine is not None:
             engine.close()
@@ -176,8 +210,9 @@ async def _run_server(settings: Settings, *, local: bool) -> None:
 
 def _engine(args: argparse.Namespace) -> int:
     from agent.local.server import run_engine
+    from agent.service.settings import Settings
 
-    run_engine(args.host, args.port)
+    run_engine(args.host, args.port, token=Settings().local_engine_token)
     return 0
 
 

@@ -50,9 +50,15 @@ class WebhookConfig:
     trust_forwarded_headers: bool = False
     busy: Callable[[], bool] = _never_busy  # True -> <Reject reason="busy"/> (drain / cap)
     media_path: str = "/twilio/media"
+    # Local experiments without a Twilio account only: accept requests without checking
+    # their signature (each one logs a warning). Never behind a public address.
+    unsigned: bool = False
     validator: RequestValidator = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if not self.auth_token and not self.unsigned:
+            # An empty key is no key: anyone can compute a signature with it.
+            raise ValueError("auth_token is empty: every webhook signed with the empty key would pass")
         if self.public_url is not None:
             parts = urlsplit(self.public_url)
             if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -252,6 +258,12 @@ async def _verified_form(
         problem = f"not a Twilio form ({exc})"
     if form is None:
         pass  # `problem` says why
+    elif config.unsigned:
+        logger.warning(
+            "UNSIGNED webhook accepted without a signature check (local experiments only): "
+            "%s %s call=%s", request.method, request.url.path, form.get("CallSid", "-"),
+        )
+        return form
     elif not signature:
         problem = "missing X-Twilio-Signature"
     elif not config.validator.validate(url, form, signature):

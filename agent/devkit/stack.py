@@ -116,6 +116,11 @@ async def local_stack(
     `realtime_url` points every flow at another OpenAI-protocol server (e.g. a fake).
     """
     auth_token = secrets.token_hex(16)
+    # Every flow runs on the "local" provider here, which authenticates with the engine
+    # token: our own engine's, or the key of the server at `realtime_url` (a fake's).
+    engine_token = settings.pop("local_engine_token", None) or (
+        settings.get("openai_api_key") if realtime_url else None
+    ) or secrets.token_urlsafe(24)
     async with contextlib.AsyncExitStack() as stack:
         if data_dir is None:
             data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="phone-agent-")))
@@ -123,7 +128,7 @@ async def local_stack(
         if engine and url is None:
             from agent.local.server import engine_port, serve_engine
 
-            server = await serve_engine("127.0.0.1", 0)
+            server = await serve_engine("127.0.0.1", 0, token=engine_token)
             stack.push_async_callback(_close_engine, server)
             url = f"ws://127.0.0.1:{engine_port(server)}/v1/realtime"
         # Bound first: PUBLIC_URL (what webhook signatures cover) must name this port.
@@ -139,6 +144,7 @@ async def local_stack(
             overload_lag_ms=settings.pop("overload_lag_ms", 0.0),
             force_local=url is not None,
             local_engine_url=url or Settings().local_engine_url,
+            local_engine_token=engine_token,
             stream_token_secret=secrets.token_hex(16),
             **settings,
         )

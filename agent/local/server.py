@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
+import secrets
 import signal
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
@@ -42,9 +44,18 @@ def _is_realtime_path(path: str) -> bool:
     return urlsplit(path).path.rstrip("/") in ("/v1/realtime", "/realtime")
 
 
-def _process_request(connection: ServerConnection, request: Request) -> Response | None:
+def _check_request(
+    connection: ServerConnection, request: Request, token: str | None
+) -> Response | None:
     if not _is_realtime_path(request.path):
         return connection.respond(HTTPStatus.NOT_FOUND, "Not found: the engine serves /v1/realtime\n")
+    if token is not None:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            log.warning("engine: refused a connection without the engine token")
+            return connection.respond(
+                HTTPStatus.UNAUTHORIZED, "Unauthorized: send Authorization: Bearer $LOCAL_ENGINE_TOKEN\n"
+            )
     return None
 
 
@@ -68,11 +79,14 @@ async def _handler(connection: ServerConnection, models: SpeechModels) -> None:
         log.exception("engine session failed")
 
 
-async def serve_engine(host: str = "127.0.0.1", port: int = 0, *, warm: bool = True) -> Server:
+async def serve_engine(
+    host: str = "127.0.0.1", port: int = 0, *, warm: bool = True, token: str | None = None
+) -> Server:
     """Load the models (once per process), then listen. Returns the running websockets Server.
 
     `port=0` picks a free port (see `engine_port`). `warm` runs every model once and
-    pre-renders common prompts so the first caller does not pay for it.
+    pre-renders common prompts so the first caller does not pay for it. With `token`, a
+    client must send `Authorization: Bearer <token>` (401 otherwise).
     """
     loop = asyncio.get_running_loop()
     models = await loop.run_in_executor(None, load_models)
@@ -86,7 +100,7 @@ async def serve_engine(host: str = "127.0.0.1", port: int = 0, *, warm: bool = T
         handler,
         host,
         port,
-        process_request=_process_request,
+        process_request=lambda connection, request: _check_request(connection, request, token),
         max_size=MAX_MESSAGE,
         compression=None,  # audio does not compress; deflate only costs CPU
     )
@@ -98,12 +112,20 @@ def engine_port(server: Server) -> int:
     return int(next(iter(server.sockets)).getsockname()[1])
 
 
-def run_engine(host: str = "127.0.0.1", port: int = 8765) -> None:
-    """Blocking entry point: serve until SIGINT/SIGTERM (`phone-agent engine --port N`)."""
+def run_engine(host: str = "127.0.0.1", port: int = 8765, token: str = "") -> None:
+    """Blocking entry point: serve until SIGINT/SIGTERM (`phone-agent engine --port N`).
+
+    Without `token` (LOCAL_ENGINE_TOKEN) it makes one and prints it for the server's
+    settings: the engine never listens unauthenticated.
+    """
+    made = not token
+    token = token or secrets.token_urlsafe(32)
 
     async def main() -> None:
-        server = await serve_engine(host, port)
+        server = await serve_engine(host, port, token=token)
         print(f"local engine listening on ws://{host}:{engine_port(server)}/v1/realtime", flush=True)
+        if made:
+            print(f"its token (set LOCAL_ENGINE_TOKEN={token} for phone-agent serve)", flush=True)
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):

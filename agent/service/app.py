@@ -49,7 +49,10 @@ class Service:
         self.flows = flows
         self.instance_id = new_instance_id()
         self.shared = Shared(settings)
-        self.warm = WarmSessions(settings.prewarm_ttl_s, settings.max_concurrent_calls)
+        self.warm = WarmSessions(
+            settings.prewarm_ttl_s, settings.max_concurrent_calls,
+            lambda outcome: self.shared.metrics.prewarmed.labels(outcome).inc(),
+        )
         self.switchboard = Switchboard(
             settings, flows, self.shared, session_factory, self.warm, self.instance_id
         )
@@ -118,7 +121,14 @@ def create_app(
     *,
     flows: Flows | None = None,
     session_factory: SessionFactory | None = None,
+    unsigned_webhooks: bool = False,
 ) -> Starlette:
+    """The app Twilio talks to. With `settings.admin_port` set, the admin API, console and
+    /metrics are not in it but in `app.state.admin_app` (served on that port by `serve`).
+
+    Without a Twilio auth token it refuses (ValueError) unless `unsigned_webhooks`: local
+    experiments only, every unsigned webhook is then accepted with a warning.
+    """
     settings = settings or Settings()
     flows = flows or load_flows(settings.flows_file)
     service = Service(settings, flows, session_factory or make_session)
@@ -127,26 +137,42 @@ def create_app(
         ready, body = await service.readiness()
         return JSONResponse(body, status_code=200 if ready else 503)
 
+    media_path = "/twilio/media"
     webhook = WebhookConfig(
         public_url=settings.public_url,
         auth_token=settings.twilio_auth_token,
         tokens=service.shared.tokens,
         trust_forwarded_headers=settings.trust_forwarded_headers,
         busy=service.admission.turn_away,
+        # Named after this instance, so the proxy sends the stream where the session warms.
+        media_path=f"{media_path}/{settings.stream_route}" if settings.stream_route else media_path,
+        unsigned=unsigned_webhooks,
     )
-    routes = [
-        Route("/healthz", healthz),
-        Route("/readyz", readyz),
-        Route("/metrics", service.shared.metrics.endpoint),
+    health = [Route("/healthz", healthz), Route("/readyz", readyz)]
+    public = [
+        *health,
         *voice_routes(webhook, service.reception.choose_flow, service.reception.on_status),
-        media_stream_route(
-            "/twilio/media", service.switchboard.answer, service.shared.tokens,
-            uncheckable=service.switchboard.apologise,
-        ),  # fmt: skip
+        # Any instance takes any route's stream: the proxy's fallback when one is down.
+        *(
+            media_stream_route(
+                path, service.switchboard.answer, service.shared.tokens,
+                uncheckable=service.switchboard.apologise,
+            )  # fmt: skip
+            for path in (media_path, media_path + "/{route}")
+        ),
+    ]
+    private = [
+        Route("/metrics", service.shared.metrics.endpoint),
         *admin_routes(settings.admin_token, service.switchboard, service.admission),
         *caller_routes(settings.admin_token, service.shared),
         *console_routes(settings.admin_token),
     ]
-    app = Starlette(routes=routes, lifespan=service.lifespan)
+    if settings.admin_port is None:
+        app = Starlette(routes=public + private, lifespan=service.lifespan)
+        app.state.admin_app = None
+    else:
+        app = Starlette(routes=public, lifespan=service.lifespan)
+        # No lifespan of its own: it serves the same service, opened by the public app's.
+        app.state.admin_app = Starlette(routes=health + private)
     app.state.service = service
     return app

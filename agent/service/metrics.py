@@ -1,7 +1,13 @@
-"""Prometheus metrics for one server process (its own registry: tests run several apps)."""
+"""Prometheus metrics for one server process (its own registry: tests run several apps).
+
+Every label takes values from a fixed set: a name a model invents, or a provider's
+free-text reason, must never become a new time series (each one costs memory here and
+in Prometheus for as long as it is kept).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -11,6 +17,17 @@ from starlette.responses import Response
 
 LATENCY_BUCKETS_MS = (50, 100, 200, 300, 400, 500, 700, 1000, 1500, 2000, 3000, 5000, 10000)
 FAST_BUCKETS_MS = (0.1, 0.5, 1, 2, 5, 10, 20, 50, 100, 250, 500, 1000)
+UNKNOWN = "unknown"
+# Why providers replace a session (agent/providers/*/session.py); anything else is "other".
+RECONNECT_REASONS = frozenset({"max_session", "session_expired", "connection_lost", "goaway"})
+
+EventHook = Callable[[str, dict[str, Any]], None]
+
+
+def reconnect_reason(reason: str) -> str:
+    """'connection lost: 1006 (abnormal closure)' -> 'connection_lost'; unknown -> 'other'."""
+    head = reason.split(":", 1)[0].strip().lower().replace(" ", "_")
+    return head if head in RECONNECT_REASONS else "other"
 
 
 class Metrics:
@@ -49,9 +66,26 @@ class Metrics:
             ["op"], registry=r)
         self.provider_reconnects = Counter(
             "phone_agent_provider_reconnects_total", "Provider reconnects", ["reason"], registry=r)
+        self.prewarmed = Counter(
+            "phone_agent_prewarmed_sessions_total",
+            "Model sessions opened during the webhook: claimed by their stream, or closed "
+            "unclaimed (caller gone, or the stream reached another instance)", ["outcome"],
+            registry=r)
+
+    def for_call(self, declared_tools: Collection[str]) -> EventHook:
+        """The event hook for one call whose flow declares `declared_tools`: any other tool
+        name (one the model made up) is counted as `unknown`."""
+        known = frozenset(declared_tools)
+
+        def hook(name: str, data: dict[str, Any]) -> None:
+            if name == "tool_done" and data.get("name") not in known:
+                data = {**data, "name": UNKNOWN}
+            self.on_event(name, data)
+
+        return hook
 
     def on_event(self, name: str, data: dict[str, Any]) -> None:
-        """The Call's event hook."""
+        """The Call's event hook (tool names as given: use `for_call` to bound them)."""
         if name == "call_started":
             self.active_calls.inc()
         elif name == "call_ended":
@@ -74,7 +108,7 @@ class Metrics:
         elif name == "control_failed":
             self.control_errors.labels("transfer" if data.get("op") == "transfer" else "hangup").inc()
         elif name == "provider_reconnect":
-            self.provider_reconnects.labels(data.get("reason", "")[:40]).inc()
+            self.provider_reconnects.labels(reconnect_reason(str(data.get("reason", "")))).inc()
 
     async def endpoint(self, _request: Request) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)

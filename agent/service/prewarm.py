@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent.realtime import RealtimeSession
@@ -29,9 +30,12 @@ class Warm:
 
 
 class WarmSessions:
-    def __init__(self, ttl_s: float, limit: int) -> None:
+    def __init__(
+        self, ttl_s: float, limit: int, on_outcome: Callable[[str], None] | None = None
+    ) -> None:
         self.ttl_s = ttl_s
         self.limit = limit  # never more sessions waiting than this
+        self.on_outcome = on_outcome  # "claimed" or "unclaimed", once per warmed session
         self._warm: dict[str, Warm] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -60,6 +64,7 @@ class WarmSessions:
         del self._warm[call_sid]
         if warm.expiry is not None:
             warm.expiry.cancel()
+        self._tell("claimed")
         return warm
 
     async def close_all(self) -> None:
@@ -73,9 +78,15 @@ class WarmSessions:
         if warm is None:
             return
         log.info("call %s: warmed %s session not claimed, closing it", call_sid, warm.flow)
+        self._tell("unclaimed")
         task = asyncio.get_running_loop().create_task(_close(warm))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
+
+
+    def _tell(self, outcome: str) -> None:
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
 
 
 async def _close(warm: Warm) -> None:

@@ -47,7 +47,8 @@ def make_session(flow: Flow, specs: tuple[ToolSpec, ...], settings: Settings) ->
 
     if provider == "local":
         # The offline engine speaks OpenAI's protocol: one code path for both.
+        # Its own token: the OpenAI key must never go to whatever listens at that URL.
         return OpenAIRealtimeSession(
-            config, url=settings.local_engine_url, api_key=settings.openai_api_key or "local"
+            config, url=settings.local_engine_url, api_key=settings.local_engine_token or "local"
         )
     return OpenAIRealtimeSession(config, url=settings.openai_realtime_url, api_key=settings.openai_api_key)

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
-    # The https:// base Twilio reaches us at. Signatures are checked against it.
-    public_url: str = "http://127.0.0.1:8000"
+    # The https:// origin Twilio reaches us at; signatures are checked against it. Unset:
+    # the request's own scheme and Host, or X-Forwarded-Proto/Host behind a trusted proxy.
+    public_url: str | None = None
     trust_forwarded_headers: bool = False
     host: str = "127.0.0.1"
     port: int = 8000
+    # Admin API, console and /metrics on a port of their own (absent from `port`); 0 picks
+    # a free one. Unset: everything on `port`.
+    admin_port: int | None = None
+    # This instance's name in the proxy's routing (deploy/nginx.conf): media streams for
+    # calls it answered are sent to /twilio/media/<name>, so they reach the instance that
+    # warmed their model session.
+    stream_route: str | None = None
 
     twilio_account_sid: str = ""
     twilio_auth_token: str = ""
@@ -63,8 +71,17 @@ class Settings(BaseSettings):
 
     # The offline engine (flows with `provider: local`, or every flow under `serve --local`).
     local_engine_url: str = "ws://127.0.0.1:8765/v1/realtime"
+    # The bearer token the engine checks (`phone-agent engine` prints or reads it; `serve
+    # --local` makes one). Never the OpenAI key: that would hand it to whatever listens there.
+    local_engine_token: str = ""
     force_local: bool = False
     # Demos and fixtures only: the date the business tools treat as today (YYYY-MM-DD).
     tools_today: str | None = None
     # Demos and fixtures only: make named tools this much slower (ms), e.g. to hear a filler.
     tool_delays_ms: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("public_url", "admin_port", "stream_route", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # `PUBLIC_URL=` in a .env or a compose file means "not set", not "the empty URL".
+        return None if isinstance(value, str) and not value.strip() else value

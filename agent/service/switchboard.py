@@ -74,7 +74,7 @@ class Switchboard:
             hangup=control.hangup if control else None,
             transfer=control.transfer if control else None,
             save_record=self._save_record,
-            on_event=self.shared.metrics.on_event,
+            on_event=self.shared.metrics.for_call(runnable),
             live=self._publish,
             clock=self._clock,
             provider_name=provider,

@@ -39,6 +39,11 @@ def _check_number(label: str, number: str) -> str:
 
 def public_base(settings: Settings) -> str:
     """PUBLIC_URL without a trailing slash, refused if Twilio could never reach it."""
+    if not settings.public_url:
+        raise SetupError(
+            "PUBLIC_URL is not set: Twilio needs the public https:// address of this service "
+            "(your domain, or a tunnel such as cloudflared) to call it"
+        )
     url = settings.public_url.rstrip("/")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:

@@ -25,6 +25,7 @@ import asyncio
 import base64
 import json
 import os
+import secrets
 import socket
 import statistics
 import subprocess
@@ -100,8 +101,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+TOKEN = secrets.token_urlsafe(16)  # the engine refuses clients without its token
+
+
 def start_engine(port: int) -> subprocess.Popen[str]:
-    code = f"from agent.local.server import run_engine; run_engine('127.0.0.1', {port})"
+    code = f"from agent.local.server import run_engine; run_engine('127.0.0.1', {port}, {TOKEN!r})"
     env = {**os.environ, "LOCAL_ENGINE_TODAY": "2026-11-24", "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
     assert proc.stdout is not None
@@ -122,7 +126,8 @@ def memory_mb(pid: int) -> tuple[float, float]:
 
 async def run_session(port: int, variant: int, audio: list[bytes]) -> Timings:
     timings = Timings()
-    async with connect(f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime", max_size=None) as ws:
+    async with connect(f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime", max_size=None,
+                       additional_headers={"Authorization": f"Bearer {TOKEN}"}) as ws:
         session = {
             "type": "realtime",
             "audio": {

@@ -151,6 +151,9 @@ def pinned_today(monkeypatch: pytest.MonkeyPatch) -> str:
     return TODAY
 
 
+ENGINE_TOKEN = "engine-token-for-tests"  # the engine's own token (LOCAL_ENGINE_TOKEN)
+
+
 @pytest.fixture
 async def engine(pinned_today: str) -> AsyncIterator[int]:
     """A real engine on a free port; yields the port."""
@@ -158,7 +161,7 @@ async def engine(pinned_today: str) -> AsyncIterator[int]:
         pytest.importorskip(module)
     from agent.local.server import engine_port, serve_engine
 
-    server = await serve_engine("127.0.0.1", 0)
+    server = await serve_engine("127.0.0.1", 0, token=ENGINE_TOKEN)
     try:
         yield engine_port(server)
     finally:
@@ -176,7 +179,7 @@ def connect(engine: int) -> Callable[[], Any]:
 
     @contextlib.asynccontextmanager
     async def open_client(**websocket_options: Any) -> AsyncIterator[Client]:
-        sdk = AsyncOpenAI(api_key="x", websocket_base_url=f"ws://127.0.0.1:{engine}/v1")
+        sdk = AsyncOpenAI(api_key=ENGINE_TOKEN, websocket_base_url=f"ws://127.0.0.1:{engine}/v1")
         async with sdk.realtime.connect(
             model="gpt-realtime", websocket_connection_options=websocket_options  # type: ignore[arg-type]
         ) as conn:

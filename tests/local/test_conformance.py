@@ -8,8 +8,10 @@ import re
 from datetime import date, timedelta
 
 import pytest
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import InvalidStatus
 
-from .conftest import TODAY, audio_of, phone_session, speech, transcript_of
+from .conftest import ENGINE_TOKEN, TODAY, audio_of, phone_session, speech, transcript_of
 
 pytestmark = pytest.mark.local
 
@@ -303,3 +305,15 @@ async def test_pcm24k_in_and_out(connect) -> None:
 def test_error_message_format_matches_protocol_doc() -> None:
     doc = "Audio content of 9800ms is already shorter than 11579ms"
     assert re.fullmatch(r"Audio content of \d+ms is already shorter than \d+ms", doc)
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer sk-an-openai-key", f"Bearer {ENGINE_TOKEN}x"])
+async def test_engine_refuses_clients_without_its_token(engine: int, authorization: str | None) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    with pytest.raises(InvalidStatus) as refused:
+        async with ws_connect(f"ws://127.0.0.1:{engine}/v1/realtime", additional_headers=headers):
+            pass
+    assert refused.value.response.status_code == 401
+    async with ws_connect(f"ws://127.0.0.1:{engine}/v1/realtime",
+                          additional_headers={"Authorization": f"Bearer {ENGINE_TOKEN}"}) as ws:
+        assert json.loads(await ws.recv())["type"] == "session.created"

@@ -75,8 +75,11 @@ class Cluster:
 @contextlib.asynccontextmanager
 async def cluster(
     tmp: Path, *, instances: int, openai_url: str, openai_key: str, redis_url: str | None,
-    extra_env: dict[str, str] | None = None,
+    extra_env: dict[str, str] | None = None, instance_env: list[dict[str, str]] | None = None,
+    public_urls: bool = True,
 ) -> AsyncIterator[Cluster]:
+    """`instances` servers; `instance_env[i]` adds to server i's environment. Without
+    `public_urls` no PUBLIC_URL is set (behind a proxy, with TRUST_FORWARDED_HEADERS)."""
     flows = tmp / "flows.yaml"
     flows.write_text(FLOWS_YAML)
     shared = {
@@ -100,7 +103,9 @@ async def cluster(
                 name = chr(ord("a") + i)
                 home = tmp / name
                 home.mkdir()
-                env = {**shared, "PUBLIC_URL": f"https://{name}.phone-agent.test", "DATA_DIR": str(home / "data")}
+                env = {**shared, "DATA_DIR": str(home / "data"), **(instance_env or [{}] * instances)[i]}
+                if public_urls:
+                    env["PUBLIC_URL"] = f"https://{name}.phone-agent.test"
                 result.servers.append(await stack.enter_async_context(serve_process(env, cwd=home)))
             yield result
     finally:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 STARTED = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+ADMIN_STARTED = re.compile(r"admin API, console and /metrics on http://127\.0\.0\.1:(\d+)")
 # Settings come only from what a test passes: never from the developer's shell or .env.
 _KEEP_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
 
@@ -32,6 +33,7 @@ class ServerProcess:
     proc: asyncio.subprocess.Process
     public_url: str
     base_url: str = ""
+    admin_url: str = ""  # with ADMIN_PORT: where the admin API, console and /metrics are
     lines: list[str] = field(default_factory=list)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _reader: asyncio.Task[None] | None = None
@@ -86,18 +88,45 @@ def server_command() -> list[str]:
     return [sys.executable, "-m", "agent.cli", "serve"]
 
 
-@contextlib.asynccontextmanager
-async def serve_process(
-    env: dict[str, str], *, cwd: Path, startup_timeout: float = 30.0
-) -> AsyncIterator[ServerProcess]:
+def server_env(env: dict[str, str]) -> dict[str, str]:
     full_env = {k: os.environ[k] for k in _KEEP_ENV if k in os.environ}
+    if "PYTHONPATH" in os.environ:  # a worktree's code over the installed one
+        full_env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     full_env.update(
         {"HOST": "127.0.0.1", "PORT": "0", "LOG_LEVEL": "INFO", "LOG_FORMAT": "json",
          "PYTHONUNBUFFERED": "1"}
     )
     full_env.update(env)
+    return full_env
+
+
+async def serve_refused(
+    env: dict[str, str], *args: str, cwd: Path, timeout: float = 30.0  # noqa: ASYNC109
+) -> tuple[int, str]:
+    """Run `phone-agent serve ARGS` expecting it to refuse to start: (exit code, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        *server_command(), *args, cwd=cwd, env=server_env(env),
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), timeout)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode, err.decode("utf-8", "replace")
+
+
+@contextlib.asynccontextmanager
+async def serve_process(
+    env: dict[str, str], *args: str, cwd: Path, startup_timeout: float = 30.0
+) -> AsyncIterator[ServerProcess]:
+    full_env = server_env(env)
     proc = await asyncio.create_subprocess_exec(
         *server_command(),
+        *args,
         cwd=cwd,  # no stray .env from the repository
         env=full_env,
         stdin=asyncio.subprocess.DEVNULL,
@@ -105,13 +134,18 @@ async def serve_process(
         stderr=asyncio.subprocess.PIPE,
         limit=1 << 20,
     )
-    server = ServerProcess(proc, public_url=env["PUBLIC_URL"])
+    server = ServerProcess(proc, public_url=env.get("PUBLIC_URL", ""))
     server._reader = asyncio.create_task(server._read())
     try:
         started = await server.wait_line(lambda m: STARTED.search(m) is not None, startup_timeout)
         match = STARTED.search(started)
         assert match is not None
         server.base_url = f"http://127.0.0.1:{match.group(1)}"
+        if "ADMIN_PORT" in env:
+            admin = await server.wait_line(lambda m: ADMIN_STARTED.search(m) is not None, 5)
+            admin_match = ADMIN_STARTED.search(admin)
+            assert admin_match is not None
+            server.admin_url = f"http://127.0.0.1:{admin_match.group(1)}"
         yield server
     except BaseException:
         print(f"--- server log ({cwd}) ---\n{server.log}", file=sys.stderr)
