@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -26,8 +27,14 @@ ROOT = Path(__file__).resolve().parents[1]
 def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     tmp = tmp_path_factory.mktemp("wheel")
     dist = tmp / "dist"
+    # Built from a copy: a build writes into its source tree (build/, *.egg-info), and
+    # parallel test workers each build their own.
+    source = tmp / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", ".mypy_cache", "data",
+        "reports", "out", "node_modules"))  # fmt: skip
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(ROOT), "-w", str(dist)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(source), "-w", str(dist)],
         check=True, timeout=300, capture_output=True,
     )  # fmt: skip
     wheel = next(dist.glob("phone_agent-*.whl"))
