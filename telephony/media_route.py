@@ -125,6 +125,7 @@ def media_stream_route(
             mark_every_ms=mark_every_ms,
         )
         logger.info("call %s: media stream started", start.call_sid, extra=extra)
+        stream.start_reading()
         try:
             await stream.probe_round_trip()
             await run(stream)
@@ -133,6 +134,7 @@ def media_stream_route(
             await stream.close(INTERNAL_ERROR, "internal error")
         finally:
             await stream.close()
+            await stream.stop_reading()
             s = stream.stats
             logger.info(
                 "call %s: media stream ended: in=%d out=%d marks=%d/%d malformed=%d gaps=%d",

@@ -10,8 +10,11 @@ holds all of that call's state: the socket, its
         # other tasks: await stream.send_audio(ulaw, segment); await stream.clear()
 
 Pacing is event-driven: outbound audio is pumped when audio is enqueued and when a
-mark echo frees room under the lead limit. Echoes are read by the iterator, so the
-handler must keep iterating (and should not await `wait_played` in that same task).
+mark echo frees room under the lead limit. The socket is read by a task of its own (as
+websockets' own connection does), which applies mark echoes at once and hands the rest
+to the iterator through a bounded inbox: a handler that stalls (its model's upload
+pushing back) never holds up playback, and if it falls more than `inbox_ms` of caller
+audio behind, the oldest frames are dropped and counted instead of blocking the reader.
 
 The ASGI server's own frame cap (uvicorn `ws_max_size`) should be set to
 `max_message_bytes`; it is checked here again because the route cannot set it.
@@ -22,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -59,6 +63,7 @@ class StreamStats:
     sequence_gaps: int
     last_inbound_seq: int
     mark_rtt_ms: tuple[float, ...]  # echo delay minus audio queued ahead of the mark
+    frames_dropped: int = 0  # caller frames dropped because the handler fell behind
 
 
 class PeerGone(Exception):
@@ -78,6 +83,7 @@ class TwilioStream:
         on_malformed: Literal["skip", "close"] = "skip",
         lead_ms: int = 200,
         mark_every_ms: int = 100,
+        inbox_ms: int = 2000,
     ) -> None:
         self.start = start
         self.call_sid = start.call_sid
@@ -98,6 +104,14 @@ class TwilioStream:
         self._closed = False  # we sent close, or the peer is gone
         self._peer_gone = False
 
+        # What the reader hands the iterator; media beyond `inbox_ms` drops the oldest.
+        self._inbox: deque[StreamEvent | None] = deque()  # None: no more events
+        self._inbox_ready = asyncio.Event()
+        self._inbox_media = 0
+        self._inbox_limit = max(1, inbox_ms // 20)
+        self._reader: asyncio.Task[None] | None = None
+        self.frames_dropped = 0
+
         self.frames_in = 0
         self.malformed = 0
         self.sequence_gaps = 0
@@ -105,38 +119,86 @@ class TwilioStream:
 
     # ------------------------------------------------------------ inbound
 
+    def start_reading(self) -> None:
+        """Start the reader task (once); the iterator starts it too."""
+        if self._reader is None:
+            self._reader = asyncio.create_task(self._read(), name=f"stream-reader:{self.call_sid}")
+
+    async def stop_reading(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None and not reader.done():
+            reader.cancel()
+        if reader is not None:
+            await asyncio.gather(reader, return_exceptions=True)
+
     def __aiter__(self) -> AsyncIterator[StreamEvent]:
+        self.start_reading()
         return self._events()
 
     async def _events(self) -> AsyncIterator[StreamEvent]:
+        inbox = self._inbox
+        while True:
+            while not inbox:
+                self._inbox_ready.clear()
+                await self._inbox_ready.wait()
+            event = inbox.popleft()
+            if event is None:
+                inbox.appendleft(None)  # a later iterator ends too
+                return
+            if isinstance(event, Media):
+                self._inbox_media -= 1
+            yield event
+
+    def _deliver(self, event: StreamEvent | None) -> None:
+        if isinstance(event, Media):
+            if self._inbox_media >= self._inbox_limit:
+                self._drop_oldest_media()
+            self._inbox_media += 1
+        self._inbox.append(event)
+        self._inbox_ready.set()
+
+    def _drop_oldest_media(self) -> None:
+        for index, queued in enumerate(self._inbox):
+            if isinstance(queued, Media):
+                del self._inbox[index]
+                self._inbox_media -= 1
+                self.frames_dropped += 1
+                if self.frames_dropped == 1 or self.frames_dropped % 50 == 0:
+                    logger.warning("call %s: handler behind by %d ms of caller audio; "
+                                   "dropped %d frames so far", self.call_sid,
+                                   self._inbox_limit * 20, self.frames_dropped,
+                                   extra=self._log_extra)
+                return
+
+    async def _read(self) -> None:
         # A failed send (the peer hung up) does not end reading: what it sent before its
         # close is still queued here (its last frames, `stop`), and the caller's last words
-        # are the caller's; the queue ends with the disconnect.
-        while not self._closed or self._peer_gone:
-            try:
-                raw = await receive_message(self._ws)
-            except PeerGone:
-                self._on_peer_gone()
-                return
-            event = self._parse(raw)
-            if event is None:
-                if not await self._count_malformed():
+        # are the caller's; the inbox ends with the disconnect.
+        try:
+            while not self._closed or self._peer_gone:
+                try:
+                    raw = await receive_message(self._ws)
+                except PeerGone:
+                    self._on_peer_gone()
                     return
-                continue
-            self._check_sequence(event.sequence_number)
-            if isinstance(event, Media):
-                self.frames_in += 1
-                yield event
-            elif isinstance(event, Mark):
-                if self._playback.on_mark(event.name):
-                    await self._pump()
-                self._update_idle()
-                yield event
-            elif isinstance(event, Stop):
-                yield event
-                return
-            else:
-                yield event
+                event = self._parse(raw)
+                if event is None:
+                    if not await self._count_malformed():
+                        return
+                    continue
+                self._check_sequence(event.sequence_number)
+                if isinstance(event, Media):
+                    self.frames_in += 1
+                elif isinstance(event, Mark):
+                    # Echoes advance playback here, whatever the handler is waiting on.
+                    if self._playback.on_mark(event.name):
+                        await self._pump()
+                    self._update_idle()
+                self._deliver(event)
+                if isinstance(event, Stop):
+                    return
+        finally:
+            self._deliver(None)
 
     def _parse(self, raw: str | bytes) -> StreamEvent | None:
         """A valid event for this stream, or None after logging why not."""
@@ -324,6 +386,7 @@ class TwilioStream:
             sequence_gaps=self.sequence_gaps,
             last_inbound_seq=self.last_inbound_seq,
             mark_rtt_ms=tuple(pb.mark_rtt_ms),
+            frames_dropped=self.frames_dropped,
         )
 
 

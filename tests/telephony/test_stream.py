@@ -24,6 +24,7 @@ from websockets.exceptions import ConnectionClosed
 from telephony.media_route import echo_handler, media_stream_route
 from telephony.protocol import (
     Dtmf,
+    Media,
     Stop,
 )
 from telephony.stream import StreamStats, TwilioStream
@@ -585,3 +586,36 @@ async def test_json_bombs_are_malformed_frames_never_tracebacks(
     assert stats.malformed == 20
     tracebacks = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
     assert tracebacks == [], [r.getMessage() for r in tracebacks]
+
+
+async def test_a_handler_that_falls_behind_loses_the_oldest_frames_not_the_stream() -> None:
+    """The reader never blocks on the handler: beyond the inbox's 2 s of caller audio the
+    oldest frames are dropped and counted, and what comes after still arrives."""
+    seen: list[bytes] = []
+    streams: list[TwilioStream] = []
+    release = asyncio.Event()
+
+    async def handler(stream: TwilioStream) -> None:
+        streams.append(stream)
+        await release.wait()  # stuck (its model's upload pushing back)
+        async for event in stream:
+            if isinstance(event, Media):
+                seen.append(event.payload)
+            elif isinstance(event, Stop):
+                return
+
+    async with serve(handler) as server, dial(server) as phone:
+        await phone.start(server.tokens)
+        await phone.answer_probe()
+        frames = [frame(5000 + i) for i in range(150)]  # 3 s
+        for payload in frames:
+            await phone.media(payload)
+        await phone.ws.send(phone.twilio.stop())
+        # Until the server's reader has read everything, `stop` included (it ends then);
+        # a condition inside the server, polled: there is no event to await from here.
+        while not streams or not streams[0]._reader or not streams[0]._reader.done():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        release.set()
+        _, stats, _ = await handler_result(server)
+    assert stats.frames_in == 150 and stats.frames_dropped == 50
+    assert seen == frames[50:]  # the newest 2 s, in order
