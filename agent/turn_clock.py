@@ -17,24 +17,22 @@ cancels out:
   much audio earlier (`Playback.first_heard_at`). Until the echo is back (or when it
   never comes), the time the first frame was sent stands in, and the figure says so.
 
-The speech threshold follows the line's noise: 12 dB over a floor that drops at once to
-a quieter frame and rises slowly (1.5 dB a second), and never under -45 dBFS.
+"The speech threshold" is the caller-side one (`telephony.audio.last_speech_frame`, as
+the emulated phone uses), applied to the last few seconds of caller audio when a turn
+ends: nothing is computed per frame but a deque append.
 """
 
 from __future__ import annotations
 
 import bisect
-import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
-from telephony.audio import pcm16_rms, ulaw_to_pcm16
+from telephony.audio import last_speech_frame
 
 KEEP_S = 120  # how far back a speech end can be placed (a long tool call between)
-FLOOR_RISE_DB = 0.03  # per 20 ms frame
-OVER_FLOOR_DB = 12.0
-MIN_SPEECH_DB = -45.0
+LOOK_BACK_FRAMES = 250  # the caller audio (5 s) searched for the last speech frame
 
 EndPoint = Literal["heard", "sent"]
 
@@ -46,17 +44,12 @@ class TurnLatency:
     start: Literal["provider", "energy"]  # speech end bounded by the provider, or not
 
 
-def frame_db(ulaw: bytes) -> float:
-    return 20 * math.log10(max(pcm16_rms(ulaw_to_pcm16(ulaw)), 1) / 32768)
-
-
 class TurnClock:
     def __init__(self) -> None:
         self.caller_ms = 0.0  # μ-law the caller sent so far, in ms
         self._ends: deque[float] = deque()  # caller_ms at the end of each frame
         self._arrived: deque[float] = deque()  # ... and when that frame arrived
-        self._voiced: deque[float] = deque()  # caller_ms ends of frames with speech
-        self._floor_db = MIN_SPEECH_DB
+        self._frames: deque[bytes] = deque(maxlen=LOOK_BACK_FRAMES)  # the latest audio
         self._speech_end_at: float | None = None
         self._start: Literal["provider", "energy"] = "provider"
         self._first_sent_at: float | None = None
@@ -68,15 +61,10 @@ class TurnClock:
         self.caller_ms += len(ulaw) / 8
         self._ends.append(self.caller_ms)
         self._arrived.append(now)
-        db = frame_db(ulaw)
-        self._floor_db = min(db, self._floor_db + FLOOR_RISE_DB)
-        if db > max(self._floor_db + OVER_FLOOR_DB, MIN_SPEECH_DB):
-            self._voiced.append(self.caller_ms)
+        self._frames.append(ulaw)
         if len(self._ends) > KEEP_S * 50:
             self._ends.popleft()
             self._arrived.popleft()
-            while self._voiced and self._voiced[0] < self._ends[0]:
-                self._voiced.popleft()
 
     def arrival_of(self, caller_ms: float) -> float | None:
         """Local time the caller's audio up to `caller_ms` had arrived."""
@@ -86,12 +74,15 @@ class TurnClock:
         return self._arrived[min(i, len(self._arrived) - 1)]
 
     def _last_voiced(self, upto_ms: float) -> float | None:
-        """caller_ms of the end of the last speech frame at or before `upto_ms`, newer
-        than the speech end timed last."""
-        i = bisect.bisect_right(self._voiced, upto_ms + 1e-6)
-        if i == 0 or self._voiced[i - 1] <= self._timed_ms:
+        """caller_ms of the end of the last speech frame at or before `upto_ms` (within
+        the audio kept), newer than the speech end timed last."""
+        frames = list(self._frames)
+        ends = list(self._ends)[-len(frames):] if frames else []
+        cut = bisect.bisect_right(ends, upto_ms + 1e-6)
+        index = last_speech_frame(frames[:cut])
+        if index < 0 or ends[index] <= self._timed_ms:
             return None
-        return self._voiced[i - 1]
+        return ends[index]
 
     def speech_stopped(self, caller_ms: float | None, now: float) -> None:
         """The provider heard the caller's turn end at (or before) `caller_ms`."""
