@@ -264,7 +264,7 @@ class Call:
         async for event in self.stream:
             if isinstance(event, Media):
                 self._turns.caller_frame(event.payload, time.monotonic())
-                await send(event.payload)
+                await send(event.payload, event.payload_b64)
             elif isinstance(event, Mark):
                 self._close_turn_latency(final=False)
             elif isinstance(event, Dtmf):

@@ -179,8 +179,9 @@ class RealtimeSession(Protocol):
     async def connect(self) -> None:
         """Open the connection and configure the session; raises on failure."""
 
-    async def send_audio(self, ulaw: bytes) -> None:
-        """Caller audio, μ-law 8 kHz, any length (normally one 20 ms frame)."""
+    async def send_audio(self, ulaw: bytes, encoded: str = "") -> None:
+        """Caller audio, μ-law 8 kHz, any length (normally one 20 ms frame). `encoded`,
+        when given, is the same audio in base64, as Twilio sent it."""
 
     def events(self) -> AsyncIterator[RealtimeEvent]:
         """Server events, translated. Ends when the session is closed."""

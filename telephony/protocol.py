@@ -67,6 +67,9 @@ class Media:
     timestamp: int
     payload: bytes
     sequence_number: int
+    # The payload as Twilio sent it (validated base64): a model that takes base64 μ-law
+    # gets it as is, without a decode and a re-encode per frame.
+    payload_b64: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +261,7 @@ def _fast_media(data: dict[str, Any]) -> Media | None:
         audio = binascii.a2b_base64(payload, strict_mode=True)
     except (binascii.Error, ValueError):
         return None
-    return Media(sid, track, int(chunk), int(ts), audio, int(seq))
+    return Media(sid, track, int(chunk), int(ts), audio, int(seq), payload)
 
 
 def _parse_media(data: dict[str, Any], stream_sid: str, seq: int) -> Media:
@@ -268,7 +271,8 @@ def _parse_media(data: dict[str, Any], stream_sid: str, seq: int) -> Media:
         track=body.get("track", "inbound") if isinstance(body.get("track"), str) else "inbound",
         chunk=_numeric_str(body, "chunk", "media"),
         timestamp=_numeric_str(body, "timestamp", "media"),
-        payload=decode_payload(json_str(body, "payload", "media", max_len=MAX_MESSAGE_CHARS), "media"),
+        payload=decode_payload(b64 := json_str(body, "payload", "media", max_len=MAX_MESSAGE_CHARS), "media"),
+        payload_b64=b64,
         sequence_number=seq,
     )
 

@@ -37,11 +37,11 @@ class StallingSession(OpenAIRealtimeSession):
                 self.items.append(event.item_id)
             yield event
 
-    async def send_audio(self, ulaw: bytes) -> None:
+    async def send_audio(self, ulaw: bytes, encoded: str = "") -> None:
         if len(self.items) >= 2 and not self.stalled.is_set():
             self.stalled.set()
             await asyncio.sleep(STALL_S)  # the provider's socket pushes back (a stall, not sync)
-        await super().send_audio(ulaw)
+        await super().send_audio(ulaw, encoded)
 
 
 async def test_a_stalled_upload_does_not_stall_the_reply(tmp_path: Path) -> None:

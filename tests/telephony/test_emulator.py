@@ -321,7 +321,9 @@ async def test_echo_round_trip_records_audio_and_turn_metrics(
     target = await server.dial()
     hello = tone(300)
     live: list[TimelineEvent] = []
-    async with EmulatedCall(target, speed=SPEED, on_event=live.append) as call:
+    # Real time: the bytes played are checked, and a 4x clock on a loaded machine can
+    # tick past audio still in flight.
+    async with EmulatedCall(target, on_event=live.append) as call:
         st = await server.bot.stream(target.call_sid)
         assert st.start.custom_parameters == {"flow": "echo", "token": "good"}
         assert st.start.stream_sid == call.stream_sid

@@ -58,7 +58,7 @@ def test_documented_messages_parse() -> None:
         '{"event":"media","sequenceNumber":"3","streamSid":"MZ1",'
         '"media":{"track":"inbound","chunk":"2","timestamp":"20","payload":"//7+"}}'
     )
-    assert media == Media("MZ1", "inbound", 2, 20, b"\xff\xfe\xfe", 3)
+    assert media == Media("MZ1", "inbound", 2, 20, b"\xff\xfe\xfe", 3, "//7+")  # the base64 kept as sent
     assert parse_inbound(
         '{"event":"dtmf","sequenceNumber":"7","streamSid":"MZ1",'
         '"dtmf":{"track":"inbound_track","digit":"1"}}'

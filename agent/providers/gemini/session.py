@@ -147,7 +147,7 @@ class GeminiLiveSession:
 
     # ------------------------------------------------------------ client -> server
 
-    async def send_audio(self, ulaw: bytes) -> None:
+    async def send_audio(self, ulaw: bytes, encoded: str = "") -> None:
         if self._closed:
             return
         # Convert even while buffering, so the resampler's state stays continuous.

@@ -120,7 +120,7 @@ class OpenAIRealtimeSession:
         self._install(await self._open())
         await self._flush_audio(self._conn)  # anything fed before connect() finished
 
-    async def send_audio(self, ulaw: bytes) -> None:
+    async def send_audio(self, ulaw: bytes, encoded: str = "") -> None:
         if self._closed or self._ended:
             return
         start = self._caller_ms
@@ -134,8 +134,11 @@ class OpenAIRealtimeSession:
             return
         if conn.caller_base_ms is None:
             conn.caller_base_ms = start
+        # audio/pcmu takes Twilio's own base64 as it came (no decode, no re-encode).
+        frame = (wire.append_encoded_frame(encoded) if encoded and self._up is None
+                 else wire.append_audio_frame(data))
         try:
-            await conn.ws.send(wire.append_audio_frame(data), text=True)
+            await conn.ws.send(frame, text=True)
         except ConnectionClosed:
             self._buffer_audio(data, start)  # the reader notices and reconnects; keep it
 

@@ -105,6 +105,11 @@ def turn_detection(config: SessionConfig) -> dict[str, Any]:
     }
 
 
+def append_encoded_frame(b64: str) -> bytes:
+    """`input_audio_buffer.append` for audio already in base64 (Twilio's payload)."""
+    return b"".join((_APPEND_HEAD, b64.encode("ascii"), _APPEND_TAIL))
+
+
 def append_audio_frame(audio: bytes) -> bytes:
     """`input_audio_buffer.append` as UTF-8 bytes, ready to go out as a text frame.
 
