@@ -41,6 +41,7 @@ from agent.realtime import (
 )
 from agent.silence import SilenceWatch
 from agent.toolrunner import FillerPolicy, ToolCallRecord, ToolRunner
+from agent.tracing import NO_TRACE, CallTrace
 from agent.turn_clock import TurnClock
 from telephony.protocol import Dtmf, Mark, Media, Stop
 from tools.registry import Tool, ToolContext
@@ -70,6 +71,7 @@ class CallDeps:
     clock: Callable[[], dt.datetime] | None = None  # the business tools' "now" (demos pin a date)
     # Keyed hash of the caller's number, so their records can be found to delete them.
     caller_hash: Callable[[str | None], str | None] | None = None
+    trace: CallTrace = NO_TRACE  # per-turn spans (agent/tracing.py)
 
 
 class Call:
@@ -204,7 +206,8 @@ class Call:
         latency = self._turns.close(heard_at)
         if latency is not None:
             self.record.turn_latency(latency.ms, end=latency.end)
-            self._emit("turn_latency", {"ms": latency.ms, "end": latency.end, "start": latency.start})
+            self._emit("turn_latency", {"ms": latency.ms, "end": latency.end, "start": latency.start},
+                       at=latency.at)
 
     async def _cleanup(self) -> None:
         self._close_turn_latency(final=True)
@@ -221,6 +224,7 @@ class Call:
         await self.session.close()
         self.record.finish(self._outcome, self._runner.records)
         self._emit("call_ended", {"outcome": self._outcome, "seconds": self.record.duration_s})
+        self.deps.trace.close()
         if self.deps.save_record:
             try:
                 await self.deps.save_record(self.record)
@@ -318,6 +322,8 @@ class Call:
                 self._silence.caller_speaking = False
                 self._close_turn_latency(final=True)
                 self._turns.speech_stopped(event.caller_ms, time.monotonic())
+                self._emit("speech_end", {"caller_ms": event.caller_ms or 0.0},
+                           at=self._turns.speech_end_at)
                 self._enter(CallState.THINKING)
             elif isinstance(event, Transcript):
                 if event.role == "caller" and not self.session.capabilities.reports_speech_stopped:
@@ -326,6 +332,8 @@ class Call:
                     self._silence.caller_active()
                 if event.final and not event.out_of_band:
                     self.record.transcript(event.role, event.text)
+                    self._emit("transcript", {"role": event.role,
+                                              "text": self.record.transcript_lines[-1]["text"]})
             elif isinstance(event, ToolCall):
                 await self._on_tool_call(event)
             elif isinstance(event, ToolCallCancelled):
@@ -356,10 +364,12 @@ class Call:
             await self._fillers.cut_filler()
         self._silence.bot_busy()
         self._bot_item = event.item_id
-        self._turns.first_audio(
-            event.item_id, time.monotonic(),
-            energy_fallback=not self.session.capabilities.reports_speech_stopped,
-        )  # fmt: skip
+        energy = not self.session.capabilities.reports_speech_stopped
+        now = time.monotonic()
+        if self._turns.first_audio(event.item_id, now, energy_fallback=energy):
+            if energy:  # Gemini: the speech end is placed only now
+                self._emit("speech_end", {"from": "energy"}, at=self._turns.speech_end_at)
+            self._emit("first_audio_sent", {"item": event.item_id}, at=now)
         self.record.mark_first_audio()  # only the first call counts
         self._enter(CallState.SPEAKING)
         await self.stream.send_audio(event.audio, event.item_id)
@@ -427,6 +437,7 @@ class Call:
 
     async def _on_tool_call(self, call: ToolCall) -> None:
         self._silence.bot_busy()
+        self._emit("tool_call", {"name": call.name})
         self.record.event("tool_call", name=call.name, arguments=call.arguments)
         if call.name in CONTROL_TOOLS:
             # Handled by the call itself, but recorded like any tool call.
@@ -516,7 +527,9 @@ class Call:
         self.record.event("apology")
         await self._hang_up_after_playback("provider_failed")
 
-    def _emit(self, name: str, data: dict[str, Any]) -> None:
+    def _emit(self, name: str, data: dict[str, Any], at: float | None = None) -> None:
+        """Tell metrics and the trace; `at` (monotonic) when it happened, if not now."""
+        self.deps.trace.event(name, data, at)
         if self.deps.on_event is not None:
             try:
                 self.deps.on_event(name, data)

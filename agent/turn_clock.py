@@ -42,6 +42,7 @@ class TurnLatency:
     ms: float
     end: EndPoint  # first audio heard (mark echo), or sent (no echo yet)
     start: Literal["provider", "energy"]  # speech end bounded by the provider, or not
+    at: float  # when the turn's first audio was heard (or sent): local clock
 
 
 class TurnClock:
@@ -116,6 +117,11 @@ class TurnClock:
         return True
 
     @property
+    def speech_end_at(self) -> float | None:
+        """When the speech that the turn being timed answers ended (local clock)."""
+        return self._speech_end_at
+
+    @property
     def timing(self) -> str | None:
         """The segment whose first audio ends the turn being timed, if any."""
         return self._first_segment
@@ -127,6 +133,6 @@ class TurnClock:
             return None
         end: EndPoint = "heard" if heard_at is not None else "sent"
         at = heard_at if heard_at is not None else self._first_sent_at
-        latency = TurnLatency(max(0.0, (at - self._speech_end_at) * 1000), end, self._start)
+        latency = TurnLatency(max(0.0, (at - self._speech_end_at) * 1000), end, self._start, at)
         self._speech_end_at = self._first_sent_at = self._first_segment = None
         return latency

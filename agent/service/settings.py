@@ -38,6 +38,9 @@ class Settings(BaseSettings):
         "google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
     )
 
+    # Per-turn traces over OTLP/HTTP (with the `otel` extra): the collector's base URL,
+    # the standard OpenTelemetry variable.
+    otel_exporter_otlp_endpoint: str | None = None
     redis_url: str | None = None
     # Every Redis name this service uses starts with it (keys, the control channel), so
     # two deployments, or parallel test runs, can share one Redis without meeting.

@@ -15,6 +15,7 @@ from agent.service.record_spool import RecordSpool
 from agent.service.redis_client import open_redis
 from agent.service.settings import Settings
 from agent.service.used_tokens import RedisUsedTokens
+from agent.tracing import open_tracing
 from telephony.control import TwilioControl
 from telephony.tokens import MemoryUsedTokens, StreamTokens, UsedTokens
 from tools.store import Store, open_store
@@ -44,6 +45,7 @@ class Shared:
         # account) a stand-in that does to the stream what Twilio would.
         self.control: CallControl | None = None
         self.metrics = Metrics()
+        self.tracing = open_tracing(settings.otel_exporter_otlp_endpoint)
         # Records the store cannot take right now wait on disk (agent/service/record_spool.py).
         self.records = RecordSpool(
             settings.data_dir / "spool" / "records", lambda: self.store,
@@ -95,3 +97,5 @@ class Shared:
         await self.used_tokens.close()
         if self.redis is not None:
             await self.redis.aclose()
+        if self.tracing is not None:  # flushes over HTTP from the exporter's thread
+            await asyncio.to_thread(self.tracing.shutdown)

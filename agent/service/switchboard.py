@@ -21,6 +21,7 @@ from agent.service.prewarm import WarmSessions
 from agent.service.sessions import SessionFactory, provider_of, today_of
 from agent.service.settings import Settings
 from agent.service.shared import Shared
+from agent.tracing import NO_TRACE
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,8 @@ class Switchboard:
             clock=self._clock,
             provider_name=provider,
             caller_hash=self.shared.caller_keys.current(self.shared.store),
+            trace=(self.shared.tracing.call(stream.call_sid, flow.name, provider)
+                   if self.shared.tracing is not None else NO_TRACE),
         )
         call = Call(stream, session, flow, deps)
         self.calls[stream.call_sid] = call
