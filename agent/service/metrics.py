@@ -47,6 +47,21 @@ class Metrics:
             ["op"], registry=r)
         self.provider_reconnects = Counter(
             "phone_agent_provider_reconnects_total", "Provider reconnects", ["reason"], registry=r)
+        self.flow_webhooks = Counter(
+            "phone_agent_flow_webhook_total", "Flow webhooks, used or fallen back from, by why",
+            ["outcome", "reason"], registry=r)
+        self.flow_webhook_latency = Histogram(
+            "phone_agent_flow_webhook_latency_ms", "Flow webhook request -> answer checked",
+            buckets=LATENCY_BUCKETS_MS, registry=r)
+        self.http_tool_requests = Counter(
+            "phone_agent_http_tool_requests_total",
+            "HTTP tool requests by tool and result (2xx..5xx, timeout, connection, too_large)",
+            ["tool", "result"], registry=r)
+
+    def on_http(self, kind: str, name: str, result: str, _ms: float) -> None:
+        """Outbound requests (agent/outbound_http.py); flow webhooks are counted by outcome."""
+        if kind == "tool":
+            self.http_tool_requests.labels(name, result).inc()
 
     def on_event(self, name: str, data: dict[str, Any]) -> None:
         """The Call's event hook."""
