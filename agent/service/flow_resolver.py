@@ -11,6 +11,7 @@ stream comes back here, as it usually does). The id travels as the stream's
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 RESOLUTION_PARAMETER = "resolution"
 KIND = "flow_resolution"
+STORE_WAIT_S = 1.0  # a store that does not answer must not hold up Twilio's TwiML
 EXTRA_TTL_S = 30.0  # past the stream token's life: a stream that may still come finds it
 
 
@@ -45,6 +47,7 @@ class FlowResolver:
         self._metrics = metrics
         self.ttl_s = ttl_s + EXTRA_TTL_S
         self._here: dict[str, tuple[float, Resolution]] = {}  # id -> (expiry, resolution)
+        self._forgetting: set[asyncio.Task[None]] = set()
 
     async def on_webhook(self, flow: Flow, form: Mapping[str, str]) -> tuple[Resolution, str | None]:
         """Resolve `flow` for the call in `form`; the id the stream must carry (None when
@@ -58,7 +61,8 @@ class FlowResolver:
         rid = secrets.token_urlsafe(12)
         self._remember(rid, resolution)
         try:
-            await self._store().put_record(KIND, rid, _dump(resolution), ttl_s=self.ttl_s)
+            async with asyncio.timeout(STORE_WAIT_S):
+                await self._store().put_record(KIND, rid, _dump(resolution), ttl_s=self.ttl_s)
         except Exception as exc:  # this instance still has it; another would fall back
             log.warning("call %s: could not share the flow resolution: %r", call.call_sid, exc)
         return resolution, rid
@@ -71,9 +75,11 @@ class FlowResolver:
         if rid:
             found = self._here.pop(rid, None)
             if found is not None:
+                self._forget_shared(rid)
                 return found[1]
             try:
-                data = await self._store().get_record(KIND, rid)
+                # Taken, not read: a stream token is single use, and so is what it names.
+                data = await self._store().take_record(KIND, rid)
                 if data is not None:
                     return _load(data)
                 why = "not found (expired?)"
@@ -88,6 +94,19 @@ class FlowResolver:
             return Resolution(static(flow).flow, lost)
         flow = self.flows.get(name) or self.flows.choose(None, None)
         return static(flow) if flow is not None else None
+
+    def _forget_shared(self, rid: str) -> None:
+        """Delete the shared copy once the stream came back here; off the call's path."""
+
+        async def forget() -> None:
+            try:
+                await self._store().delete_record(KIND, rid)
+            except Exception as exc:  # it expires by itself
+                log.debug("flow resolution %s: not deleted: %r", rid, exc)
+
+        task = asyncio.get_running_loop().create_task(forget(), name=f"forget-resolution-{rid}")
+        self._forgetting.add(task)
+        task.add_done_callback(self._forgetting.discard)
 
     def _remember(self, rid: str, resolution: Resolution) -> None:
         now = time.monotonic()
