@@ -358,9 +358,9 @@ def _check_env(
                     for field, env in ref.env_names()
                 ]
     problems, reported = [], set()
-    for path, env in needed:
-        if missing_env([("", env)]) and (path, env) not in reported:
-            reported.add((path, env))
+    for path, env in needed:  # each variable once, where it is first named
+        if missing_env([("", env)]) and env not in reported:
+            reported.add(env)
             problems.append(FlowProblem(_line_for(index, path), ".".join(path),
                                         f"environment variable {env} is not set"))
     return problems
