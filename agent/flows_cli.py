@@ -61,7 +61,7 @@ def _check(path: Path) -> int:
         return 1
     print(f"{path}: OK, {len(flows.flows)} flows, {len(flows.numbers)} numbers")
     for name, flow in flows.flows.items():
-        tools = [f"{tool_name(t)} (HTTP)" if isinstance(t, HttpToolConfig) else tool_name(t) for t in flow.tools]
+        tools = [f"{t.name} (HTTP)" if isinstance(t, HttpToolConfig) else t for t in flow.tools]
         hook = f", webhook {flow.webhook.url}" if flow.webhook else ""
         keypad = ", keypad: sensitive" if flow.keypad == "sensitive" else ""
         print(f"  {name}: {flow.provider}, tools: {', '.join(tools) or 'none'}{hook}{keypad}")

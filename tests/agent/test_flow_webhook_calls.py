@@ -22,6 +22,7 @@ from tests.agent.hook_flows import KNOWN_CALLER, ORDERS_TO, SECRET_ENV, STRANGER
 from tests.fakes.customer_backend import customer_backend
 from tests.fakes.gemini_server import FakeGeminiLive
 from tests.fakes.gemini_server import Scenario as GScenario
+from tests.helpers.speed import BEHAVIOUR_SPEED
 
 STATIC_GREETING = "Hi, you've reached Acme orders."
 MARIA_GREETING = "Hello Maria, welcome back to Acme. Is this about your order?"
@@ -51,7 +52,7 @@ async def _openai_call(tmp_path: Path, backend, *, hook: str, caller: str, timeo
         async with local_stack(data_dir=tmp_path, engine=False, realtime_url=fake.url,
                                openai_api_key="test-key", flows_file=flows) as stack:
             stack.watch(record_collector(records))
-            target, call = await dial(stack, records, to=ORDERS_TO, from_=caller)
+            target, call = await dial(stack, records, to=ORDERS_TO, from_=caller, speed=BEHAVIOUR_SPEED)
             # The model session opened while the webhook answered, before the stream.
             await fake.wait_for(lambda: _configured(fake), 5)
             async with call:

@@ -20,6 +20,7 @@ from tests.fakes.customer_backend import customer_backend
 from tests.fakes.gemini_server import FakeGeminiLive
 from tests.fakes.gemini_server import Scenario as GScenario
 from tests.fakes.gemini_server import ScriptedTurn as GTurn
+from tests.helpers.speed import BEHAVIOUR_SPEED
 
 SHIPPED = {"found": True, "order_number": "4567", "status": "shipped", "eta": "2026-12-03",
            "carrier": "Acme Express"}
@@ -32,8 +33,11 @@ def metric(text: str, name: str) -> float:
     raise AssertionError(f"{name} not in /metrics")
 
 
-async def _call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, turns: list[ScriptedTurn]):
-    """Greeting, then one caller turn per scripted turn: (fake, record, call, backend, metrics)."""
+async def _call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, turns: list[ScriptedTurn], speed: float = BEHAVIOUR_SPEED
+):
+    """Greeting, then one caller turn per scripted turn: (fake, record, call, backend, metrics).
+    Real time (`speed` 1) where a filler's onset against the backend's delay matters."""
     async with customer_backend() as backend:
         monkeypatch.setenv(SECRET_ENV, backend.secret)
         flows = write_flows(tmp_path, backend.base_url, hook=None)
@@ -43,7 +47,7 @@ async def _call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, turns: list[Scr
             async with local_stack(data_dir=tmp_path, engine=False, realtime_url=fake.url,
                                    openai_api_key=scenario.api_key, flows_file=flows) as stack:
                 stack.watch(record_collector(records))
-                target, call = await dial(stack, records, to=ORDERS_TO, from_=STRANGER)
+                target, call = await dial(stack, records, to=ORDERS_TO, from_=STRANGER, speed=speed)
                 async with call:
                     await call.wait_for_bot_reply(timeout=10)
                     for _ in turns:
@@ -90,7 +94,7 @@ async def test_a_slow_http_tool_plays_a_filler_then_the_answer(
 ) -> None:
     turns = [ScriptedTurn(transcript="check the archive",
                           tool=ToolStep("slow_lookup", {"order_number": "4567"}, reply="Found: {output}"))]
-    fake, record, call, backend, _ = await _call(tmp_path, monkeypatch, turns)
+    fake, record, call, backend, _ = await _call(tmp_path, monkeypatch, turns, speed=1.0)
     (tc,) = record.tool_calls
     assert tc["status"] == "ok" and tc["fillers"] == ["One moment please."]
     assert tc["duration_ms"] >= 1000  # the stand-in took 1.2 s; the filler came at 0.3 s

@@ -59,6 +59,7 @@ async def _call(stack):
 
 
 @pytest.mark.local
+@pytest.mark.speech_call
 async def test_the_readme_backend_personalises_a_call_on_the_offline_engine(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
