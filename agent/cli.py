@@ -45,10 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
 
-    p = sub.add_parser("flows", help="call-flow files")
-    fsub = p.add_subparsers(dest="flows_command", required=True)
-    c = fsub.add_parser("check", help="validate a flows file; every error with its line and field")
-    c.add_argument("file", type=Path)
+    p = sub.add_parser("flows", help="call-flow files: check, try a flow's webhook, its schema")
+    from agent.flows_cli import add_flows_arguments
+
+    add_flows_arguments(p)
 
     p = sub.add_parser("call", help="run one recorded call fixture and print the conversation live")
     p.add_argument("--fixture", type=bundled_or_path, default=DEMO_CALL,
@@ -217,20 +217,9 @@ def _engine(args: argparse.Namespace) -> int:
 
 
 def _flows(args: argparse.Namespace) -> int:
-    from agent.flows import FlowsError, load_flows
+    from agent.flows_cli import flows_command
 
-    try:
-        flows = load_flows(args.file)
-    except FlowsError as exc:
-        print(f"{exc.source}: {len(exc.problems)} problem(s)", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return 1
-    print(f"{args.file}: OK, {len(flows.flows)} flows, {len(flows.numbers)} numbers")
-    for name, flow in flows.flows.items():
-        keypad = ", keypad: sensitive" if flow.keypad == "sensitive" else ""
-        print(f"  {name}: {flow.provider}, tools: {', '.join(flow.tools) or 'none'}{keypad}")
-    return 0
+    return flows_command(args)
 
 
 def _call(args: argparse.Namespace) -> int:

@@ -1,5 +1,6 @@
 """The tools a flow can list: the business tools from `tools/`, user tools by import path,
-and the two call-control tools the call itself handles (hang up, transfer)."""
+HTTP tools on the customer's backend (agent/http_tools.py), and the two call-control
+tools the call itself handles (hang up, transfer)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import dataclasses
 import inspect
 from typing import Any
 
+from agent.hook_config import HttpToolConfig
+from agent.http_tools import http_tool
+from agent.outbound_http import OutboundHttp
 from agent.realtime import ToolSpec
 from tools.registry import REGISTRY, Tool
 
@@ -50,6 +54,10 @@ def with_delay(tool: Tool, delay_ms: int) -> Tool:
     return dataclasses.replace(tool, fn=slowed)
 
 
+# A flow's `tools:` entry: a tool's name or import path, or an HTTP tool.
+ToolRef = str | HttpToolConfig
+
+
 def resolve_tool(ref: str) -> Tool | ToolSpec:
     """A registry name, a `module:function` path, or a call-control tool name."""
     if ref in CONTROL_SPECS:
@@ -57,18 +65,33 @@ def resolve_tool(ref: str) -> Tool | ToolSpec:
     return REGISTRY.resolve(ref)
 
 
+def tool_name(ref: ToolRef) -> str:
+    """The name the model knows the tool by (an import path names its function)."""
+    if isinstance(ref, HttpToolConfig):
+        return ref.name
+    return resolve_tool(ref).name
+
+
 def tools_for(
-    refs: list[str], delays_ms: dict[str, int] | None = None
+    refs: list[ToolRef],
+    delays_ms: dict[str, int] | None = None,
+    http: OutboundHttp | None = None,
 ) -> tuple[dict[str, Tool], tuple[ToolSpec, ...]]:
-    """The runnable tools of a flow and what the model is told about all of them."""
+    """The runnable tools of a flow and what the model is told about all of them.
+
+    HTTP tools send their requests through `http` (the process's pooled client); without
+    one (describing a flow, not running it) they get a client of their own."""
     runnable: dict[str, Tool] = {}
     specs: list[ToolSpec] = []
     for ref in refs:
-        tool = resolve_tool(ref)
+        if isinstance(ref, HttpToolConfig):
+            tool: Tool | ToolSpec = http_tool(ref, http or OutboundHttp())
+        else:
+            tool = resolve_tool(ref)
         if isinstance(tool, ToolSpec):
             specs.append(tool)
             continue
-        if delays_ms and delays_ms.get(tool.name):
+        if delays_ms and delays_ms.get(tool.name) and isinstance(ref, str):
             tool = with_delay(tool, delays_ms[tool.name])
         runnable[tool.name] = tool
         specs.append(

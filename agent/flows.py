@@ -3,16 +3,32 @@
 A `flows.yaml` holds named flows and a map of phone numbers to flows. `load_flows` checks
 the whole file and reports every problem with its line and field, so `phone-agent flows
 check` can print them all at once.
+
+A flow may name a `webhook` (its own, or the file's) that personalises each call, and
+HTTP tools among its `tools` (agent/hook_config.py). Its greeting and instructions may
+hold `{{name}}` placeholders, filled from the webhook's `variables` over the flow's own.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from agent.hook_config import FlowWebhook, HttpToolConfig, missing_env
 
 DEFAULT_FLOWS_FILE = Path(__file__).with_name("flows.example.yaml")
 
@@ -21,6 +37,19 @@ DEFAULT_FILLERS = (
     "Just a second, I'm looking that up.",
 )
 DEFAULT_SECOND_FILLERS = ("Thanks for waiting, this is taking a little longer than usual.",)
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+VARIABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+
+
+def _tool_kind(value: object) -> str:
+    return "ref" if isinstance(value, str) else "http"
+
+
+# A tool's name or import path, or an HTTP tool (a mapping).
+FlowTool = Annotated[
+    Annotated[str, Tag("ref")] | Annotated[HttpToolConfig, Tag("http")],
+    Discriminator(_tool_kind),
+]
 
 
 class Flow(BaseModel):
@@ -33,7 +62,11 @@ class Flow(BaseModel):
     language: str = "en-US"
     instructions: str = "You are a helpful phone assistant. Keep answers short."
     greeting: str = "Hello! How can I help you today?"
-    tools: list[str] = Field(default_factory=list)
+    tools: list[FlowTool] = Field(default_factory=list)
+    # Called as the call comes in, to personalise it (agent/flow_webhook.py).
+    webhook: FlowWebhook | None = None
+    # Defaults for `{{name}}` in greeting and instructions; a webhook's variables win.
+    variables: dict[Annotated[str, Field(pattern=VARIABLE_NAME)], str] = Field(default_factory=dict)
     filler_phrases: list[str] = Field(default_factory=lambda: list(DEFAULT_FILLERS))
     second_filler_phrases: list[str] = Field(default_factory=lambda: list(DEFAULT_SECOND_FILLERS))
     filler_after_ms: int = Field(default=700, ge=0, le=60_000)
@@ -76,6 +109,19 @@ class Flow(BaseModel):
             raise ValueError(f"must be an E.164 number like +15551234567, got {v!r}")
         return v
 
+    def with_variables(self, variables: dict[str, str]) -> Flow:
+        """This flow with `{{name}}` filled in greeting and instructions (an unknown name
+        becomes empty: `flows check` makes sure the flow's own defaults cover them)."""
+        merged = {**self.variables, **variables}
+
+        def fill(text: str) -> str:
+            return PLACEHOLDER.sub(lambda m: merged.get(m.group(1), ""), text)
+
+        return self.model_copy(update={
+            "greeting": fill(self.greeting), "instructions": fill(self.instructions),
+            "variables": merged,
+        })  # fmt: skip
+
     @model_validator(mode="after")
     def _semantic_vad_is_openai(self) -> Flow:
         if self.turn_detection == "semantic_vad" and self.provider == "gemini":
@@ -90,6 +136,8 @@ class FlowsFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     default_flow: str | None = None
+    # The webhook of every flow that names none of its own.
+    webhook: FlowWebhook | None = None
     flows: dict[str, Flow]
     numbers: dict[str, str] = Field(default_factory=dict)
 
@@ -160,7 +208,19 @@ def _line_for(index: dict[tuple[str, ...], int], loc: tuple[str, ...]) -> int | 
     return None
 
 
-def parse_flows(text: str, source: str = "<flows>") -> Flows:
+def _clean_loc(loc: tuple[str, ...]) -> tuple[str, ...]:
+    """Drop pydantic's union tag ("http"/"ref") after a tools index: not a YAML key."""
+    out: list[str] = []
+    for i, part in enumerate(loc):
+        if i >= 2 and loc[i - 2] == "tools" and part in ("http", "ref"):
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def parse_flows(text: str, source: str = "<flows>", *, check_env: bool = False) -> Flows:
+    """The flows in `text`, or FlowsError with every problem. `check_env`: also require
+    the environment variables webhooks and HTTP tools name (`flows check` does)."""
     try:
         data: Any = yaml.safe_load(text)
         index = _line_index(text)
@@ -175,11 +235,14 @@ def parse_flows(text: str, source: str = "<flows>") -> Flows:
         parsed = FlowsFile.model_validate(data)
     except ValidationError as exc:
         for err in exc.errors():
-            loc = tuple(str(p) for p in err["loc"])
+            loc = _clean_loc(tuple(str(p) for p in err["loc"]))
             problems.append(FlowProblem(_line_for(index, loc), ".".join(loc), err["msg"]))
         raise FlowsError(source, problems) from None
 
-    flows = {name: flow.model_copy(update={"name": name}) for name, flow in parsed.flows.items()}
+    flows = {
+        name: _with_hooks(flow.model_copy(update={"name": name}), parsed.webhook)
+        for name, flow in parsed.flows.items()
+    }
     for number, flow_name in parsed.numbers.items():
         if flow_name not in flows:
             line = _line_for(index, ("numbers", number))
@@ -192,6 +255,9 @@ def parse_flows(text: str, source: str = "<flows>") -> Flows:
                                     f"unknown flow {parsed.default_flow!r}"))
     problems.extend(_check_tools(flows, index))
     problems.extend(_check_keypad(flows, index))
+    problems.extend(_check_placeholders(flows, index))
+    if check_env:
+        problems.extend(_check_env(flows, parsed.webhook, index))
     if problems:
         raise FlowsError(source, problems)
     return Flows(flows=flows, numbers=dict(parsed.numbers), default_flow=parsed.default_flow)
@@ -203,13 +269,28 @@ def _check_tools(flows: dict[str, Flow], index: dict[tuple[str, ...], int]) -> l
 
     problems = []
     for name, flow in flows.items():
+        seen: dict[str, int] = {}
         for i, ref in enumerate(flow.tools):
-            try:
-                resolve_tool(ref)
-            except (KeyError, ImportError, AttributeError, TypeError, ValueError) as exc:
-                line = _line_for(index, ("flows", name, "tools", str(i)))
-                msg = exc.args[0] if exc.args else str(exc)
-                problems.append(FlowProblem(line, f"flows.{name}.tools.{i}", str(msg)))
+            line = _line_for(index, ("flows", name, "tools", str(i)))
+            where = f"flows.{name}.tools.{i}"
+            if isinstance(ref, HttpToolConfig):
+                tool_name = ref.name
+                if ref.secret_env is None:
+                    problems.append(FlowProblem(line, f"{where}.secret_env", (
+                        "required: HTTP tool requests are signed, and this flow has no "
+                        "webhook whose secret_env it could use")))  # fmt: skip
+            else:
+                try:
+                    tool_name = resolve_tool(ref).name
+                except (KeyError, ImportError, AttributeError, TypeError, ValueError) as exc:
+                    msg = exc.args[0] if exc.args else str(exc)
+                    problems.append(FlowProblem(line, where, str(msg)))
+                    continue
+            if tool_name in seen:
+                problems.append(FlowProblem(line, where, (
+                    f"a second tool named {tool_name!r} (also tools.{seen[tool_name]}); "
+                    "to replace a built-in tool, list only one of them")))  # fmt: skip
+            seen.setdefault(tool_name, i)
     return problems
 
 
@@ -226,17 +307,69 @@ def _check_keypad(flows: dict[str, Flow], index: dict[tuple[str, ...], int]) -> 
             problems.append(FlowProblem(line, f"flows.{name}.keypad", (
                 "the offline engine does not pass keypad references to tools; "
                 "use keypad: sensitive with provider openai or gemini")))
-        elif not any(ref not in CONTROL_SPECS for ref in flow.tools):
+        elif not any(isinstance(ref, HttpToolConfig) or ref not in CONTROL_SPECS
+                      for ref in flow.tools):
             problems.append(FlowProblem(line, f"flows.{name}.keypad", (
                 "sensitive keypad digits reach only tools, and this flow has none "
                 "that could take them (list one under tools:)")))
     return problems
 
 
-def load_flows(path: Path | None) -> Flows:
+def _with_hooks(flow: Flow, file_webhook: FlowWebhook | None) -> Flow:
+    """The file's webhook where the flow has none; HTTP tools signed with the webhook's
+    secret where they name none of their own."""
+    webhook = flow.webhook or file_webhook
+    tools = [
+        ref.model_copy(update={"secret_env": webhook.secret_env})
+        if isinstance(ref, HttpToolConfig) and ref.secret_env is None and webhook is not None
+        else ref
+        for ref in flow.tools
+    ]
+    return flow.model_copy(update={"webhook": webhook, "tools": tools})
+
+
+def _check_placeholders(flows: dict[str, Flow], index: dict[tuple[str, ...], int]) -> list[FlowProblem]:
+    """Every `{{name}}` needs a default: a webhook that falls back gives no variables."""
+    problems = []
+    for name, flow in flows.items():
+        for field in ("greeting", "instructions"):
+            text: str = getattr(flow, field)
+            for var in sorted({m.group(1) for m in PLACEHOLDER.finditer(text)} - set(flow.variables)):
+                problems.append(FlowProblem(
+                    _line_for(index, ("flows", name, field)), f"flows.{name}.{field}",
+                    f"{{{{{var}}}}} has no default: add it under variables (said when the "
+                    "flow webhook falls back, or when there is none)"))  # fmt: skip
+    return problems
+
+
+def _check_env(
+    flows: dict[str, Flow], file_webhook: FlowWebhook | None, index: dict[tuple[str, ...], int]
+) -> list[FlowProblem]:
+    needed: list[tuple[tuple[str, ...], str]] = []  # (path of the field, variable)
+    if file_webhook is not None:
+        needed.append((("webhook", "secret_env"), file_webhook.secret_env))
+    for name, flow in flows.items():
+        if flow.webhook is not None and flow.webhook is not file_webhook:
+            needed.append((("flows", name, "webhook", "secret_env"), flow.webhook.secret_env))
+        for i, ref in enumerate(flow.tools):
+            if isinstance(ref, HttpToolConfig):
+                needed += [
+                    (("flows", name, "tools", str(i), *field.split(".")), env)
+                    for field, env in ref.env_names()
+                ]
+    problems, reported = [], set()
+    for path, env in needed:  # each variable once, where it is first named
+        if missing_env([("", env)]) and env not in reported:
+            reported.add(env)
+            problems.append(FlowProblem(_line_for(index, path), ".".join(path),
+                                        f"environment variable {env} is not set"))
+    return problems
+
+
+def load_flows(path: Path | None, *, check_env: bool = False) -> Flows:
     path = path or DEFAULT_FLOWS_FILE
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise FlowsError(str(path), [FlowProblem(None, "file", exc.strerror or str(exc))]) from None
-    return parse_flows(text, str(path))
+    return parse_flows(text, str(path), check_env=check_env)

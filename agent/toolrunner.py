@@ -218,6 +218,8 @@ class ToolRunner:
                 record.status = "error"
                 log.warning("tool %s: %s (%r)", tool.name, exc, exc.__cause__ or exc)
                 error = {"error": str(exc), "retryable": exc.retryable}
+                if not exc.retryable:
+                    return error  # the tool knows trying again cannot help
             except Exception as exc:
                 record.status = "error"
                 # A traceback of a tool that held secret arguments may quote them.

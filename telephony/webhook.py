@@ -34,7 +34,20 @@ logger = logging.getLogger(__name__)
 
 SORRY = "Sorry, this number cannot take your call right now. Goodbye."
 
-FlowChooser = Callable[[Mapping[str, str]], str | None | Awaitable[str | None]]
+
+
+@dataclass(frozen=True)
+class FlowChoice:
+    """A flow, and more stream `<Parameter>`s the stream token binds like the others
+    (e.g. the id of what the service worked out for this call while answering)."""
+
+    flow: str
+    parameters: Mapping[str, str] = field(default_factory=dict)
+
+
+_BOUND = ("flow", "from", "to", TOKEN_PARAMETER)  # the webhook's own stream parameters
+Chosen = str | FlowChoice | None
+FlowChooser = Callable[[Mapping[str, str]], Chosen | Awaitable[Chosen]]
 StatusCallback = Callable[[dict[str, str]], None | Awaitable[None]]
 
 
@@ -82,8 +95,9 @@ def voice_routes(
     """`POST /twilio/voice` and `POST /twilio/status`, bound to `config`.
 
     `choose_flow` gets the webhook form fields plus the URL's query parameters (form
-    wins on a name clash, so `?flow=sales` arrives as "flow") and returns a flow name,
-    or None to play an apology and hang up. It and `on_status` may be sync or async.
+    wins on a name clash, so `?flow=sales` arrives as "flow") and returns a flow name
+    (or a `FlowChoice` with more stream parameters), or None to play an apology and hang
+    up. It and `on_status` may be sync or async.
     """
 
     rejections = _RejectionLog()
@@ -102,11 +116,19 @@ def voice_routes(
         params.update(form.items())
         stream_params: dict[str, str] = {}
         try:
-            flow = await _maybe_await(choose_flow(params))
-            if flow is not None:
+            chosen = await _maybe_await(choose_flow(params))
+            choice = FlowChoice(chosen) if isinstance(chosen, str) else chosen
+            flow = choice.flow if choice is not None else None
+            if choice is not None:
+                clash = sorted(set(choice.parameters) & set(_BOUND))
+                if clash:
+                    raise ValueError(f"FlowChoice parameters may not set {clash}")
                 # What the stream will carry, all bound into its token: a stream cannot
                 # name another flow or caller than this signed webhook chose.
-                stream_params = {"flow": flow, "from": form.get("From", ""), "to": form.get("To", "")}
+                stream_params = {
+                    "flow": choice.flow, "from": form.get("From", ""), "to": form.get("To", ""),
+                    **choice.parameters,
+                }  # fmt: skip
             token = config.tokens.issue(call_sid, stream_params) if flow is not None else None
         except Exception:
             logger.exception("voice webhook: choosing a flow failed for call %s", call_sid)

@@ -29,7 +29,8 @@ TEST_KIT = ("agent.devkit", "telephony.testing")
 CALL_PATH = (
     "agent.call", "agent.call_states", "agent.callrecord", "agent.filler_player",
     "agent.fillers", "agent.flow_tools", "agent.flows", "agent.phone_line", "agent.realtime",
-    "agent.toolrunner",
+    "agent.toolrunner", "agent.hook_config", "agent.http_tools", "agent.outbound_http",
+    "agent.signing", "agent.flow_webhook",
 )  # fmt: skip
 
 

@@ -27,6 +27,7 @@ from agent.service.admin import admin_routes
 from agent.service.admin_callers import caller_routes
 from agent.service.admission import Admission
 from agent.service.console import console_routes
+from agent.service.flow_resolver import FlowResolver
 from agent.service.live_calls import new_instance_id
 from agent.service.prewarm import WarmSessions
 from agent.service.reception import Reception
@@ -53,11 +54,16 @@ class Service:
             settings.prewarm_ttl_s, settings.max_concurrent_calls,
             lambda outcome: self.shared.metrics.prewarmed.labels(outcome).inc(),
         )
+        # The flow each call gets (its flow webhook), from the voice webhook to the stream.
+        self.resolver = FlowResolver(flows, self.shared.http, lambda: self.shared.store,
+                                     self.shared.metrics, settings.stream_token_ttl_s)
         self.switchboard = Switchboard(
-            settings, flows, self.shared, session_factory, self.warm, self.instance_id
+            settings, flows, self.shared, session_factory, self.warm, self.instance_id,
+            self.resolver,
         )
         self.admission = Admission(settings, self.shared.metrics, lambda: len(self.switchboard.calls))
-        self.reception = Reception(settings, flows, session_factory, self.warm, self.admission)
+        self.reception = Reception(settings, flows, session_factory, self.warm, self.admission,
+                                   self.resolver)
         self.retention = Retention(lambda: self.shared.store, booking_days=settings.booking_retention_days,
                                    interval_s=settings.purge_interval_s)
 

@@ -72,6 +72,17 @@ class Metrics:
             "unclaimed (caller gone, or the stream reached another instance)", ["outcome"],
             registry=r)
 
+        self.flow_webhooks = Counter(
+            "phone_agent_flow_webhook_total", "Flow webhooks, used or fallen back from, by why",
+            ["outcome", "reason"], registry=r)
+        self.flow_webhook_latency = Histogram(
+            "phone_agent_flow_webhook_latency_ms", "Flow webhook request -> answer checked",
+            buckets=LATENCY_BUCKETS_MS, registry=r)
+        self.http_tool_requests = Counter(
+            "phone_agent_http_tool_requests_total",
+            "HTTP tool requests by tool and result (2xx..5xx, timeout, connection, too_large)",
+            ["tool", "result"], registry=r)
+
     def for_call(self, declared_tools: Collection[str]) -> EventHook:
         """The event hook for one call whose flow declares `declared_tools`: any other tool
         name (one the model made up) is counted as `unknown`."""
@@ -83,6 +94,11 @@ class Metrics:
             self.on_event(name, data)
 
         return hook
+
+    def on_http(self, kind: str, name: str, result: str, _ms: float) -> None:
+        """Outbound requests (agent/outbound_http.py); flow webhooks are counted by outcome."""
+        if kind == "tool":
+            self.http_tool_requests.labels(name, result).inc()
 
     def on_event(self, name: str, data: dict[str, Any]) -> None:
         """The Call's event hook (tool names as given: use `for_call` to bound them)."""

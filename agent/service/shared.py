@@ -8,6 +8,7 @@ import logging
 import secrets
 
 from agent.fillers import FillerCache
+from agent.outbound_http import OutboundHttp
 from agent.phone_line import CallControl
 from agent.service.caller_key import CallerKeys
 from agent.service.metrics import Metrics
@@ -46,6 +47,8 @@ class Shared:
         self.control: CallControl | None = None
         self.metrics = Metrics()
         self.tracing = open_tracing(settings.otel_exporter_otlp_endpoint)
+        # Flow webhooks and HTTP tools: one connection pool for the process.
+        self.http = OutboundHttp(observe=self.metrics.on_http)
         # Records the store cannot take right now wait on disk (agent/service/record_spool.py).
         self.records = RecordSpool(
             settings.data_dir / "spool" / "records", lambda: self.store,
@@ -92,6 +95,7 @@ class Shared:
 
     async def close(self) -> None:
         await self.caller_keys.aclose()
+        await self.http.aclose()
         if self._store is not None:
             await self._store.close()
         await self.used_tokens.close()

@@ -16,6 +16,7 @@ from agent.callrecord import CallRecord
 from agent.flow_tools import tools_for
 from agent.flows import Flows
 from agent.phone_line import PhoneLine
+from agent.service.flow_resolver import FlowResolver
 from agent.service.live_calls import LiveCall, LiveCalls, open_live_calls
 from agent.service.prewarm import WarmSessions
 from agent.service.sessions import SessionFactory, provider_of, today_of
@@ -39,8 +40,10 @@ class Switchboard:
         session_factory: SessionFactory,
         warm: WarmSessions,
         instance_id: str,
+        resolver: FlowResolver,
     ) -> None:
         self.settings = settings
+        self.resolver = resolver
         self.flows = flows
         self.shared = shared
         self.session_factory = session_factory
@@ -58,12 +61,14 @@ class Switchboard:
 
     async def answer(self, stream: PhoneLine) -> None:
         """Run one call on `stream` to its end (the media stream route's handler)."""
-        flow = self.flows.get(stream.parameters.get("flow", "")) or self.flows.choose(None, None)
-        if flow is None:
+        # The flow as the voice webhook resolved it (its flow webhook), maybe on another instance.
+        resolution = await self.resolver.for_stream(stream.call_sid, stream.parameters)
+        if resolution is None:
             log.error("call %s: no flow %r", stream.call_sid, stream.parameters.get("flow"))
             await stream.close(1008, "unknown flow")
             return
-        runnable, specs = tools_for(flow.tools, self.settings.tool_delays_ms)
+        flow = resolution.flow
+        runnable, specs = tools_for(flow.tools, self.settings.tool_delays_ms, self.resolver.http)
         warm = self.warm.take(stream.call_sid, flow.name)
         session = warm.session if warm else self.session_factory(flow, specs, self.settings)
         provider = provider_of(flow, self.settings)
@@ -84,6 +89,8 @@ class Switchboard:
                    if self.shared.tracing is not None else NO_TRACE),
         )
         call = Call(stream, session, flow, deps)
+        if resolution.outcome is not None:
+            call.record.event("flow_webhook", **resolution.outcome.to_event())
         self.calls[stream.call_sid] = call
         self._idle.clear()
         try:

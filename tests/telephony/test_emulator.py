@@ -385,7 +385,8 @@ async def test_marks_echo_only_after_their_audio_has_played(server: Running) -> 
 
 async def test_barge_in_clear_drops_audio_and_echoes_pending_marks_at_once(server: Running) -> None:
     target = await server.dial()
-    async with EmulatedCall(target, speed=SPEED) as call:
+    # Real time: barge-in timing is asserted (tests/helpers/speed.py).
+    async with EmulatedCall(target) as call:
         st = await server.bot.stream(target.call_sid)
         await call.say(tone(1000))
         interrupted = await call.interrupt_after(300, tone(200, hz=700), timeout=10)

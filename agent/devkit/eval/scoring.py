@@ -38,9 +38,10 @@ _INTENT_ACTS = ("transfer", "goodbye")
 @cache
 def flow_tools(flow: str) -> frozenset[str]:
     """The tools the example flow declares (what the engine's session would offer)."""
+    from agent.flow_tools import tool_name
     from agent.flows import DEFAULT_FLOWS_FILE, load_flows
 
-    return frozenset(load_flows(DEFAULT_FLOWS_FILE).flows[flow].tools)
+    return frozenset(tool_name(ref) for ref in load_flows(DEFAULT_FLOWS_FILE).flows[flow].tools)
 
 
 @dataclass(frozen=True)

@@ -193,6 +193,9 @@ function describe(e) {
     case "dtmf": return `keypad ${e.digit}`;
     case "hangup": return `hung up (${e.outcome})`;
     case "provider_error": return `${e.code || "error"}: ${e.message || ""}`;
+    case "flow_webhook": return e.status === "used"
+      ? `flow webhook answered in ${ms(e.latency_ms)}: ${e.detail}`
+      : `flow webhook fell back to flow ${e.flow} after ${ms(e.latency_ms)} (${e.reason}): ${e.detail}`;
     default: {
       const { t, kind, ...rest } = e;
       return Object.keys(rest).length ? json(rest) : "";
