@@ -171,6 +171,7 @@ async def test_earlier_bookings_are_the_callers_own(tmp_path: Path) -> None:
 
 
 @pytest.mark.local
+@pytest.mark.speech_call
 async def test_one_whole_call() -> None:
     """The tuning set's keypad call: a request, digits on the keypad, a goodbye."""
     name = "order-keypad-after-asking"

@@ -81,6 +81,7 @@ def test_the_package_comes_from_the_wheel(installed: tuple[Path, dict[str, str]]
 
 
 @pytest.mark.local
+@pytest.mark.speech_call
 def test_a_bundled_call_runs_from_the_installed_package(
     installed: tuple[Path, dict[str, str]], tmp_path: Path
 ) -> None:

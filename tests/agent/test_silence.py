@@ -153,6 +153,7 @@ async def test_a_silent_caller_on_gemini(tmp_path: Path) -> None:
 
 
 @pytest.mark.local
+@pytest.mark.speech_call
 async def test_a_silent_caller_on_the_offline_engine(tmp_path: Path) -> None:
     records: dict = {}
     async with local_stack(data_dir=tmp_path, flows_file=_flows(tmp_path, "local")) as stack:
