@@ -96,7 +96,9 @@ async def fake_main(scenario_args: dict[str, Any]) -> None:
                 _reply({"error": f"unknown command {line!r}"})
 
 
-async def server_main(realtime_url: str, api_key: str, max_calls: int) -> None:
+async def server_main(
+    realtime_url: str, api_key: str, max_calls: int, flows_file: str | None = None
+) -> None:
     """The phone-agent app under uvicorn, every flow on `realtime_url`, admin API on."""
     import logging
 
@@ -111,6 +113,7 @@ async def server_main(realtime_url: str, api_key: str, max_calls: int) -> None:
         max_concurrent_calls=max_calls,
         overload_lag_ms=Settings().overload_lag_ms,  # its own process: the guard as `serve` has it
         admin_token=admin_token,
+        flows_file=Path(flows_file) if flows_file else None,
     ) as stack:
         settle_heap()
         _reply({
@@ -196,13 +199,18 @@ class ProcessStack:
     @classmethod
     @contextlib.asynccontextmanager
     async def start(
-        cls, *, scenario: dict[str, Any] | None = None, max_calls: int = 100_000
+        cls,
+        *,
+        scenario: dict[str, Any] | None = None,
+        max_calls: int = 100_000,
+        flows_file: Path | None = None,
     ) -> AsyncIterator[ProcessStack]:
         fake = await Child.start("fake", "--scenario", json.dumps(scenario or {}))
         try:
             server = await Child.start(
                 "server", "--realtime-url", fake.info["url"], "--api-key",
                 fake.info["api_key"], "--max-calls", str(max_calls),
+                *(["--flows", str(flows_file)] if flows_file else []),
             )  # fmt: skip
             try:
                 yield cls(fake, server)
@@ -282,12 +290,13 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--realtime-url", required=True)
     s.add_argument("--api-key", required=True)
     s.add_argument("--max-calls", type=int, default=100_000)
+    s.add_argument("--flows", default=None, help="a flows file (default: the example flows)")
     args = parser.parse_args(argv)
     run = event_loop_runner()
     if args.role == "fake":
         run(fake_main(json.loads(args.scenario)))
     else:
-        run(server_main(args.realtime_url, args.api_key, args.max_calls))
+        run(server_main(args.realtime_url, args.api_key, args.max_calls, args.flows))
 
 
 if __name__ == "__main__":

@@ -39,18 +39,21 @@ import json
 import os
 import random
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # tests.fakes lives in the checkout, not the package
+    sys.path.insert(0, str(ROOT))  # run as a script from a checkout
 
 import httpx  # noqa: E402
+import yaml  # noqa: E402
 
 from agent.devkit.bridge_probe import StampedCall, summary_us  # noqa: E402
 from agent.devkit.process_stack import ProcessStack, Usage  # noqa: E402
+from agent.flows import DEFAULT_FLOWS_FILE  # noqa: E402
 from agent.service.runtime import event_loop_runner  # noqa: E402
 from telephony.testing.emulator import StreamTarget, dial_webhook  # noqa: E402
 
@@ -218,12 +221,30 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             )
 
 
+def bench_flows(directory: Path) -> Path:
+    """The example flows with the silence prompt off: the callers here are silent for
+    long stretches by design, and an "Are you still there?" would be traffic the bench
+    does not mean to measure (and audio in flight when the level hangs up)."""
+    flows = yaml.safe_load(DEFAULT_FLOWS_FILE.read_text())
+    for flow in flows["flows"].values():
+        flow["reprompt_after_s"] = 0
+    path = directory / "bench-flows.yaml"
+    path.write_text(yaml.safe_dump(flows))
+    return path
+
+
 async def bench(levels: list[int], seconds: float) -> list[dict[str, Any]]:
-    async with ProcessStack.start(scenario=SCENARIO) as stack:
-        rows = []
-        for n in levels:
-            print(f"... {n} calls for {seconds:g} s", file=sys.stderr, flush=True)
-            rows.append(await run_level(n, seconds, stack))
+    with tempfile.TemporaryDirectory(prefix="bench-bridge-") as tmp:
+        flows = bench_flows(Path(tmp))
+        async with ProcessStack.start(scenario=SCENARIO, flows_file=flows) as stack:
+            return await _levels(stack, levels, seconds)
+
+
+async def _levels(stack: ProcessStack, levels: list[int], seconds: float) -> list[dict[str, Any]]:
+    rows = []
+    for n in levels:
+        print(f"... {n} calls for {seconds:g} s", file=sys.stderr, flush=True)
+        rows.append(await run_level(n, seconds, stack))
     return rows
 
 
