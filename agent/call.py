@@ -201,8 +201,8 @@ class Call:
         if segment is None:
             return
         heard_at = self.stream.first_heard_at(segment)
-        if heard_at is None and not final:
-            return
+        if not final and not self.stream.first_heard_settled(segment):
+            return  # later echoes may still place it earlier
         latency = self._turns.close(heard_at)
         if latency is not None:
             self.record.turn_latency(latency.ms, end=latency.end)

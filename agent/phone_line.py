@@ -57,6 +57,10 @@ class PhoneLine(Protocol):
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """End the stream (which ends the Twilio call: no TwiML follows `<Connect>`)."""
 
+    def first_heard_settled(self, segment: str) -> bool:
+        """True once `first_heard_at(segment)` is final (more echoes cannot lower it)."""
+        ...
+
     def first_heard_at(self, segment: str) -> float | None:
         """`time.monotonic()` the caller began to hear `segment`, once Twilio has told
         (mark echoes); shifted by the network's one-way delay like caller audio arriving."""

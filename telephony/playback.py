@@ -50,6 +50,9 @@ class ClearSnapshot:
     dropped_ms: int  # audio the caller will now never hear
 
 
+FIRST_HEARD_SETTLE_MS = 400  # echoes this far into a segment still refine when it began
+
+
 @dataclass(frozen=True, slots=True)
 class _Heard:
     position_ms: float  # playback-timeline position
@@ -323,20 +326,31 @@ class Playback:
         """An echo at `now` for audio up to `position_ms`: segments whose first frame lies
         before it began to play that much audio earlier, and no earlier than that frame
         could have arrived. Times are local, shifted by one one-way delay, as caller audio
-        is when it reaches us, so the delay cancels in voice-to-voice."""
+        is when it reaches us, so the delay cancels in voice-to-voice.
+
+        An echo can only come late (a busy peer, a busy loop), never early, so each echo
+        within the first FIRST_HEARD_SETTLE_MS of the segment may lower the estimate and
+        the least is kept; after that it is settled."""
         if now is None:
             return
         for segment, (start_ms, sent_at) in list(self._segment_first.items()):
             if start_ms >= position_ms:
                 continue
             earliest = sent_at + 2 * self._one_way_s
-            self._segment_heard_at[segment] = max(earliest, now - (position_ms - start_ms) / 1000)
-            del self._segment_first[segment]
+            estimate = max(earliest, now - (position_ms - start_ms) / 1000)
+            known = self._segment_heard_at.get(segment)
+            self._segment_heard_at[segment] = estimate if known is None else min(known, estimate)
+            if position_ms - start_ms >= FIRST_HEARD_SETTLE_MS:
+                del self._segment_first[segment]
 
     def first_heard_at(self, segment: str) -> float | None:
         """When the caller began to hear `segment` (see `_note_first_heard`), once an echo
         has told; None before that (or without a clock)."""
         return self._segment_heard_at.get(segment)
+
+    def first_heard_settled(self, segment: str) -> bool:
+        """True once later echoes can no longer change `first_heard_at(segment)`."""
+        return segment in self._segment_heard_at and segment not in self._segment_first
 
     def heard_now(self) -> int:
         """What the caller has heard by now, by the playout clock (ms of the timeline)."""

@@ -364,6 +364,9 @@ class TwilioStream:
     def heard_ms(self) -> int:
         return self._playback.heard_ms
 
+    def first_heard_settled(self, segment: str) -> bool:
+        return self._playback.first_heard_settled(segment)
+
     def first_heard_at(self, segment: str) -> float | None:
         """Local time the caller began to hear `segment` (mark echoes), None until known."""
         return self._playback.first_heard_at(segment)
