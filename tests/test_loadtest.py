@@ -47,7 +47,7 @@ def test_loadtest_against_the_fake_provider_writes_a_sane_report(
 ) -> None:
     report_path = tmp_path / "reports" / "run"
     code = main([
-        "loadtest", "--fixtures", str(fixtures_dir), "--calls", "6", "--concurrency", "3",
+        "loadtest", "--fixtures", str(fixtures_dir), "--calls", "3", "--concurrency", "3",
         "--provider", "fake-openai", "--report", str(report_path), "--max-seconds", "120",
     ])  # fmt: skip
     out = capsys.readouterr().out
@@ -56,17 +56,17 @@ def test_loadtest_against_the_fake_provider_writes_a_sane_report(
 
     calls = report["calls"]
     assert calls == {
-        "requested": 6, "started": 6, "peak_in_flight": 3, "finished": 6, "ok": 6,
+        "requested": 3, "started": 3, "peak_in_flight": 3, "finished": 3, "ok": 3,
         "failed": 0, "timed_out": 0, "not_started": 0,
     }  # fmt: skip
     assert report["failures"] == [] and not report["stopped_early"]
     assert report["mode"] == "local processes: server + fake OpenAI"
     v2v = report["latency_ms"]["voice_to_voice"]
-    # goodbye 1 reply, barge-in 3, hangup-during-tool 0 (hangs up first): x2 each.
-    assert v2v["n"] >= 6
+    # goodbye 1 reply, barge-in 3, hangup-during-tool 0 (hangs up first).
+    assert v2v["n"] >= 4
     assert 0 < v2v["p50"] <= v2v["p95"] <= v2v["p99"] <= v2v["max"] < 5000
     clear = report["latency_ms"]["barge_in_to_clear"]
-    assert clear["n"] >= 2 and 0 < clear["p50"] < 2000  # both barge-in runs
+    assert clear["n"] >= 1 and 0 < clear["p50"] < 2000  # the barge-in call
     marks = report["latency_ms"]["mark_round_trip"]
     assert marks["n"] > 10 and marks["p50"] > 0
     # The server paces bot audio to ~200 ms ahead of playout.
@@ -74,7 +74,7 @@ def test_loadtest_against_the_fake_provider_writes_a_sane_report(
     assert report["latency_ms"]["filler_onset"]["n"] == 0  # in-process: measured, none due
 
     frames = report["frames"]
-    assert frames["approx_sent"] > 6 * 200  # six calls of several seconds each
+    assert frames["approx_sent"] > 3 * 200  # three calls of several seconds each
     # Late frames are this client's own scheduling delays: small unless the machine is
     # swamped (the suite runs beside other work on two cores), never most of them.
     assert frames["late_pct"] < 50
@@ -84,19 +84,19 @@ def test_loadtest_against_the_fake_provider_writes_a_sane_report(
     assert report["expectations"].startswith("not checked")
     # The server's own hop, timed by stamps in the audio, and its CPU on its own.
     bridge = report["bridge"]
-    assert bridge["in_us"]["n"] > 100 and bridge["out_us"]["n"] >= 6  # >= a reply per call
+    assert bridge["in_us"]["n"] > 100 and bridge["out_us"]["n"] >= 3  # >= a reply per call
     for way in ("in_us", "out_us"):
         assert 0 < bridge[way]["p50"] <= bridge[way]["p99"] <= bridge[way]["max"] < 2_000_000
     assert bridge["lost_in_frames"] == 0 and frames["lost_in"] == 0
-    assert bridge["frames_appended"] == bridge["frames_sent"] > 6 * 200
+    assert bridge["frames_appended"] == bridge["frames_sent"] > 3 * 200
     assert bridge["provider_violations"] == 0
     assert bridge["server_cpu_s"] > 0 and bridge["server_cpu_s_per_call_min"] > 0
     assert report["cpu"]["process_s"] > 0 and report["cpu"]["per_call_s"] > 0
-    assert len(report["per_call"]) == 6
+    assert len(report["per_call"]) == 3
     assert {c["script"] for c in report["per_call"]} == set(SHORT)
     # Calls over time: in flight never above the concurrency, all completed at the end.
     assert max(row[1] for row in report["timeline"]) == 3
-    assert report["timeline"][-1][1:] == [0, 6, 0]
+    assert report["timeline"][-1][1:] == [0, 3, 0]
 
     html = (tmp_path / "reports" / "run.html").read_text()
     for png in ("run-latency.png", "run-timeline.png"):

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from agent.devkit import BUNDLED_CALLS
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -86,10 +88,11 @@ def test_a_bundled_call_runs_from_the_installed_package(
     installed: tuple[Path, dict[str, str]], tmp_path: Path
 ) -> None:
     venv, env = installed
-    done = _run(venv, env, "call", "--fixture", "booking", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    # The shortest bundled call that runs a tool: the package's own audio, flows and tools.
+    done = _run(venv, env, "call", "--fixture", "transfer", "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "book_appointment" in done.stdout
-    assert (tmp_path / "out" / "booking.wav").is_file()
+    assert "transfer_call" in done.stdout
+    assert (tmp_path / "out" / "transfer.wav").is_file()
 
 
 def test_a_fake_openai_load_test_runs_from_the_installed_package(
@@ -97,9 +100,16 @@ def test_a_fake_openai_load_test_runs_from_the_installed_package(
 ) -> None:
     venv, env = installed
     report = tmp_path / "report"
+    # Two short bundled calls (the loader cycles a folder): what is tested is that the load
+    # test, its fake and its report run from the wheel, not how long calls can be.
+    fixtures = tmp_path / "calls"
+    (fixtures / "audio").mkdir(parents=True)
+    for name in ("goodbye", "transfer"):
+        shutil.copy(BUNDLED_CALLS / f"{name}.yaml", fixtures)
+        shutil.copytree(BUNDLED_CALLS / "audio" / name, fixtures / "audio" / name)
     done = _run(
-        venv, env, "loadtest", "--provider", "fake-openai", "--calls", "2", "--concurrency", "2",
-        "--report", str(report), cwd=tmp_path,
+        venv, env, "loadtest", "--provider", "fake-openai", "--fixtures", str(fixtures),
+        "--calls", "2", "--concurrency", "2", "--report", str(report), cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     data = json.loads(report.with_suffix(".json").read_text())
