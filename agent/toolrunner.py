@@ -24,7 +24,9 @@ log = logging.getLogger(__name__)
 RETRY_BACKOFF_S = (0.2, 0.5, 1.0)
 
 
-class FillerPlayer(Protocol):
+class FillerControl(Protocol):
+    """What the runner needs of a filler player (agent/filler_player.py): start one, cut it."""
+
     async def play_filler(self, phrase: str, deadline: float, onsets: list[float]) -> bool:
         """Start a filler now; False if it could not (e.g. the bot is already talking).
 
@@ -79,7 +81,7 @@ class ToolRunner:
         session: RealtimeSession,
         tools: dict[str, Tool],
         filler: FillerPolicy,
-        player: FillerPlayer,
+        player: FillerControl,
         context: Callable[[ToolCall], ToolContext],
         on_record: Callable[[ToolCallRecord], Awaitable[None] | None] | None = None,
         guard: ArgumentGuard | None = None,

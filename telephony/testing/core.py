@@ -29,9 +29,9 @@ from telephony.testing.messages import (
 from telephony.testing.metrics import (
     CallSummary,
     MarkRecord,
+    StreamViolation,
     TimelineEvent,
     TurnMetrics,
-    Violation,
 )
 from telephony.testing.playout import PendingMark, Playout
 
@@ -126,7 +126,7 @@ class CallCore:
         self.audio_end_at: float | None = None
         self.turns: list[TurnMetrics] = []
         self.marks: list[MarkRecord] = []
-        self.violations: list[Violation] = []
+        self.violations: list[StreamViolation] = []
         self.timeline: list[TimelineEvent] = []
         self.frames_sent = 0
         self.speech_frames_sent = 0
@@ -394,7 +394,7 @@ class CallCore:
         self.reply_waiters.clear()
 
     def _violation(self, kind: str, detail: str, now: float) -> None:
-        self.violations.append(Violation(round((now - self.started_at) * 1000, 1), kind, detail))
+        self.violations.append(StreamViolation(round((now - self.started_at) * 1000, 1), kind, detail))
         self.event("violation", f"{kind}: {detail}", now)
 
     def event(self, kind: str, detail: str, at: float) -> None:

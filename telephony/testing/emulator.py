@@ -51,9 +51,9 @@ from telephony.testing.dial import (
 from telephony.testing.metrics import (
     CallSummary,
     MarkRecord,
+    StreamViolation,
     TimelineEvent,
     TurnMetrics,
-    Violation,
 )
 from telephony.wav import write_pcm_wav
 
@@ -71,7 +71,7 @@ __all__ = [
     "TimelineEvent",
     "TurnMetrics",
     "TwimlError",
-    "Violation",
+    "StreamViolation",
     "WebhookError",
     "WebhookForbidden",
     "dial_webhook",
@@ -129,7 +129,7 @@ class EmulatedCall:
         # What happened, for tests, fixtures and the load test (shared with the core).
         self.turns: list[TurnMetrics] = self._core.turns
         self.marks: list[MarkRecord] = self._core.marks
-        self.violations: list[Violation] = self._core.violations
+        self.violations: list[StreamViolation] = self._core.violations
         self.timeline: list[TimelineEvent] = self._core.timeline
         self.closed_by_server = False
         self.close_code: int | None = None

@@ -65,7 +65,7 @@ class MarkRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class Violation:
+class StreamViolation:
     t_ms: float
     kind: str  # bad-message | binary-frame | wrong-stream-sid | wav-header
     detail: str

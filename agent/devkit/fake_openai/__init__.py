@@ -15,7 +15,7 @@ from agent.devkit.fake_openai.scenario import (
 )
 from agent.devkit.fake_openai.schema import (
     SDK_CHECKS,
-    Violation,
+    EventViolation,
     check_client_event,
     check_server_event,
     unknown_fields,
@@ -30,7 +30,7 @@ __all__ = [
     "Scenario",
     "ScriptedTurn",
     "ToolStep",
-    "Violation",
+    "EventViolation",
     "check_client_event",
     "check_server_event",
     "dominant_hz",

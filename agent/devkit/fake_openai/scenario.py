@@ -8,7 +8,7 @@ from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 
-from agent.devkit.fake_openai.schema import Violation
+from agent.devkit.fake_openai.schema import EventViolation
 
 
 @dataclass
@@ -82,7 +82,7 @@ class FakeSession:
     config: dict[str, Any]
     received: list[dict[str, Any]] = field(default_factory=list)
     sent: list[dict[str, Any]] = field(default_factory=list)
-    violations: list[Violation] = field(default_factory=list)
+    violations: list[EventViolation] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)  # error events we sent
     truncates: list[dict[str, Any]] = field(default_factory=list)
     cancels: list[dict[str, Any]] = field(default_factory=list)

@@ -44,16 +44,16 @@ def unknown_fields(value: Any, path: str = "") -> list[str]:
 
 
 @dataclass(frozen=True)
-class Violation:
+class EventViolation:
     code: str
     message: str
     param: str | None = None
 
 
-def check_client_event(msg: Any) -> Violation | None:
+def check_client_event(msg: Any) -> EventViolation | None:
     """Validate one client event like the real server: SDK schema + no unknown fields."""
     if not isinstance(msg, dict):
-        return Violation("invalid_json", "Client event must be a JSON object.")
+        return EventViolation("invalid_json", "Client event must be a JSON object.")
     if not SDK_CHECKS:
         return None
     try:
@@ -61,7 +61,7 @@ def check_client_event(msg: Any) -> Violation | None:
     except pydantic.ValidationError:
         model_cls = _CLIENT_MODELS.get(msg.get("type"))
         if model_cls is None:
-            return Violation(
+            return EventViolation(
                 "invalid_value", f"Invalid value: '{msg.get('type')}'. Unknown event type.", "type"
             )
         try:
@@ -71,14 +71,14 @@ def check_client_event(msg: Any) -> Violation | None:
             # Drop union variant names (class names) from the location.
             loc = ".".join(str(p) for p in err["loc"] if not str(p)[:1].isupper())
             if err["type"] == "missing":
-                return Violation(
+                return EventViolation(
                     "missing_required_parameter", f"Missing required parameter: '{loc}'.", loc
                 )
-            return Violation("invalid_value", f"Invalid value for '{loc}': {err['msg']}.", loc)
-        return Violation("invalid_value", "Invalid client event.")  # pragma: no cover
+            return EventViolation("invalid_value", f"Invalid value for '{loc}': {err['msg']}.", loc)
+        return EventViolation("invalid_value", "Invalid client event.")  # pragma: no cover
     extras = unknown_fields(model)
     if extras:
-        return Violation("unknown_parameter", f"Unknown parameter: '{extras[0]}'.", extras[0])
+        return EventViolation("unknown_parameter", f"Unknown parameter: '{extras[0]}'.", extras[0])
     return None
 
 

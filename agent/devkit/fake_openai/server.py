@@ -40,7 +40,7 @@ from websockets.http11 import Request, Response
 
 from agent.devkit.fake_openai.responses import Responses
 from agent.devkit.fake_openai.scenario import FakeSession, Scenario
-from agent.devkit.fake_openai.schema import Violation, check_client_event, check_server_event
+from agent.devkit.fake_openai.schema import EventViolation, check_client_event, check_server_event
 from agent.devkit.fake_openai.session_config import default_session, input_format, merge, settle
 from telephony.audio import pcm16_rms, ulaw_to_pcm16
 
@@ -144,7 +144,7 @@ class FakeOpenAIRealtime(Responses):
         try:
             await self._send(sess, {"type": "session.created", "session": sess.config})
             if "OpenAI-Beta" in request.headers:
-                sess.violations.append(Violation("beta_header", BETA_GONE_MESSAGE))
+                sess.violations.append(EventViolation("beta_header", BETA_GONE_MESSAGE))
                 await self._error(
                     sess, "invalid_request_error", "beta_api_shutdown", BETA_GONE_MESSAGE
                 )
@@ -165,7 +165,7 @@ class FakeOpenAIRealtime(Responses):
         try:
             msg = json.loads(raw)
         except ValueError:
-            sess.violations.append(Violation("invalid_json", "Invalid JSON"))
+            sess.violations.append(EventViolation("invalid_json", "Invalid JSON"))
             await self._error(sess, "invalid_request_error", "invalid_json", "Invalid JSON")
             return
         sess.received.append(msg)
