@@ -6,6 +6,11 @@ changes state only through `_enter`. Every task the call starts is its own: kept
 
 Barge-in is the part callers notice most: on caller speech we send Twilio `clear` first,
 then tell the model what the caller actually heard (acked marks), never wall-clock time.
+
+(Over 400 lines on purpose: this is where caller events and model events meet, and the
+reactions to them read best side by side. What stands alone lives apart: the states
+(`call_states`), fillers (`filler_player`), silence (`silence`), the latency clock
+(`turn_clock`), flow tools (`flow_tools`), traces (`tracing`).)
 """
 
 from __future__ import annotations

@@ -28,6 +28,9 @@ it can have arrived; a frame that has begun playing counts as heard. A `clear` r
 Twilio half a round trip after we send it, so a barge-in's snapshot (and so the
 truncation the model is told) is where playback stands then, bounded by what was sent,
 instead of the last echo's position up to 100 ms behind.
+
+(Over 400 lines on purpose: pacing, the mark ledger and the playout clock are three views
+of one timeline and must move together on every send, echo and clear.)
 """
 
 from __future__ import annotations

@@ -18,6 +18,9 @@ audio behind, the oldest frames are dropped and counted instead of blocking the 
 
 The ASGI server's own frame cap (uvicorn `ws_max_size`) should be set to
 `max_message_bytes`; it is checked here again because the route cannot set it.
+
+(A little over 400 lines: the socket's reader task, the inbox and the outbound pump share
+one call's state and its locks; split apart they would pass it all back and forth.)
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ Targets:
   onset), else those are "n/a".
 - no `--url`, `--provider local` (default): an in-process server and the offline speech
   engine. The speech models are slow: keep it to 2-4 calls at once.
-- no `--url`, `--provider fake-openai`: the server and the fake OpenAI Realtime server
-  from `tests/fakes` (a source checkout only), each in its own process
+- no `--url`, `--provider fake-openai`: the server and the bundled fake OpenAI Realtime
+  server (`agent.devkit.fake_openai`), each in its own process
   (`agent.devkit.process_stack`) so the run uses every core. Replies are a tone, so fixture
   expectations (tools, words, bookings) are not checked; the bridge is: audio stamped
   at each end times the server's hop both ways (`agent.devkit.bridge_probe`), and each
@@ -24,6 +24,9 @@ Targets:
 
 A run is bounded: N calls, and `--max-seconds`, at which in-flight calls are hung up
 and reported as timed out. One failed call never stops the run: its error is recorded.
+
+(A little over 400 lines: the run's three targets share its pacing, progress and
+collection; the plan, the summary and the report are modules of their own.)
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@
 server message to `on_message(text, now)`, sending back the marks it returns. All the
 bookkeeping (turns, marks, violations, timeline, recordings) lives here, so per-frame
 cost is a handful of attribute updates.
+
+(A little over 400 lines: the per-tick and per-message halves of one phone read as one;
+playout and metrics are already in modules of their own.)
 """
 
 from __future__ import annotations
