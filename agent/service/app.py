@@ -35,6 +35,7 @@ from agent.service.retention import Retention
 from agent.service.sessions import SessionFactory, make_session
 from agent.service.settings import Settings
 from agent.service.shared import Shared
+from agent.service.softphone import softphone_routes
 from agent.service.switchboard import Switchboard
 from telephony.media_route import media_stream_route
 from telephony.webhook import WebhookConfig, voice_routes
@@ -171,6 +172,8 @@ def create_app(
         Route("/metrics", service.shared.metrics.endpoint),
         *admin_routes(settings.admin_token, service.switchboard, service.admission),
         *caller_routes(settings.admin_token, service.shared),
+        # The console's softphone: a call placed the way the voice webhook answers one.
+        *softphone_routes(settings.admin_token, webhook, service.reception.choose_flow, flows),
         *console_routes(settings.admin_token),
     ]
     if settings.admin_port is None:
