@@ -14,7 +14,8 @@ import { Resampler } from "./resampler.js";
 class CaptureProcessor extends AudioWorkletProcessor {
   constructor() {
     super();
-    this.block = new Float32Array(Math.round(sampleRate / 50));
+    this.size = Math.round(sampleRate / 50);
+    this.block = new Float32Array(this.size);
     this.filled = 0;
   }
 
@@ -23,9 +24,9 @@ class CaptureProcessor extends AudioWorkletProcessor {
     if (input) {
       for (let i = 0; i < input.length; i++) {
         this.block[this.filled++] = input[i] * 32767;
-        if (this.filled === this.block.length) {
-          this.port.postMessage(this.block, [this.block.buffer]);
-          this.block = new Float32Array(this.block.length);
+        if (this.filled === this.size) {
+          this.port.postMessage(this.block, [this.block.buffer]); // detaches this.block
+          this.block = new Float32Array(this.size);
           this.filled = 0;
         }
       }
