@@ -123,3 +123,33 @@ async def test_a_call_from_the_browser_looks_up_an_order_and_is_barged_in_on(tmp
     assert "lookup_order" in timeline and "caller interrupted" in timeline
     print("softphone stats:", {k: v for k, v in stats.items() if k != "markEchoMs"},
           "mark echo ms (median):", float(np.median(stats["markEchoMs"])))
+
+
+async def test_the_same_page_calls_a_flow_on_the_openai_protocol(tmp_path: Path) -> None:
+    """The page against a flow on an OpenAI Realtime server (the fake that speaks its wire
+    protocol): the same stream, the provider's tool call, the caller hanging up."""
+    microphone = microphone_wav(tmp_path / "mic.wav", [4.0, AUDIO / "01.wav", 8.0])
+    scenario = Scenario(turns=[ScriptedTurn(transcript="Can you check on order 4567?", reply="",
+                                            tool=ToolStep("lookup_order", {"order_number": "4567"},
+                                                          reply="Your order {output}"))])
+    async with FakeOpenAIRealtime(scenario) as fake, local_stack(
+        data_dir=tmp_path, engine=False, realtime_url=fake.url, openai_api_key=scenario.api_key,
+        admin_token=TOKEN,
+    ) as stack:
+        records: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        stack.watch(record_collector(records))
+        async with softphone(stack, microphone) as page:
+            sid = await place_call(page)
+            records[sid] = asyncio.get_running_loop().create_future()
+            await page.wait_for("document.getElementById('timeline').textContent.includes('lookup_order → ok')",
+                                timeout=25)
+            # The answer plays to its last mark, then the caller hangs up.
+            await page.wait_for("(s => s.playedBytes > 16000 && s.marksEchoed === s.marksIn)(window.softphone)",
+                                timeout=15)
+            await page.evaluate("document.getElementById('hangup').click()")
+            await asyncio.wait_for(records[sid], 15)
+            stats = await stats_of(page)
+        record = await stack.store.get_record("call", sid)
+    assert record is not None and record["outcome"] == "caller_hung_up", record
+    assert [(t["name"], t["arguments"]) for t in record["tool_calls"]] == [("lookup_order", {"order_number": "4567"})]
+    assert stats["framesSent"] > 100 and stats["marksEchoed"] == stats["marksIn"] > 0, stats
