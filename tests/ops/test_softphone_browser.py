@@ -146,6 +146,8 @@ async def test_the_same_page_calls_a_flow_on_the_openai_protocol(tmp_path: Path)
             # The answer plays to its last mark, then the caller hangs up.
             await page.wait_for("(s => s.playedBytes > 16000 && s.marksEchoed === s.marksIn)(window.softphone)",
                                 timeout=15)
+            await page.evaluate("document.querySelector('[data-digit=\"5\"]').click()")  # the keypad
+            await page.wait_for("document.getElementById('timeline').textContent.includes('keypad 5')")
             await page.evaluate("document.getElementById('hangup').click()")
             await asyncio.wait_for(records[sid], 15)
             stats = await stats_of(page)
@@ -153,3 +155,4 @@ async def test_the_same_page_calls_a_flow_on_the_openai_protocol(tmp_path: Path)
     assert record is not None and record["outcome"] == "caller_hung_up", record
     assert [(t["name"], t["arguments"]) for t in record["tool_calls"]] == [("lookup_order", {"order_number": "4567"})]
     assert stats["framesSent"] > 100 and stats["marksEchoed"] == stats["marksIn"] > 0, stats
+    assert stats["dtmfSent"] == 1 and any(e["kind"] == "dtmf" and e["digit"] == "5" for e in record["events"])
