@@ -10,7 +10,9 @@ into the answer.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import os
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -56,7 +58,7 @@ def browser_flags(microphone: Path) -> list[str]:
     return [
         "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
         f"--use-file-for-fake-audio-capture={microphone}%noloop",
-        "--autoplay-policy=no-user-gesture-required",
+        "--autoplay-policy=no-user-gesture-required", "--window-size=1200,900",
     ]
 
 
@@ -82,6 +84,7 @@ async def stats_of(page: Page) -> dict[str, Any]:
 
 @pytest.mark.speech_call
 async def test_a_call_from_the_browser_looks_up_an_order_and_is_barged_in_on(tmp_path: Path) -> None:
+    shots = Path(os.environ.get("CONSOLE_SCREENSHOT_DIR") or tmp_path)  # kept for a human if set
     microphone = microphone_wav(tmp_path / "mic.wav", [
         5.0, AUDIO / "01.wav",  # greeting; "Hi, can you check on my order? It's four five six seven."
         2.2, AUDIO / "03.wav",  # into the answer: "No, that's all, thanks. Bye."
@@ -102,6 +105,9 @@ async def test_a_call_from_the_browser_looks_up_an_order_and_is_barged_in_on(tmp
             stats = await stats_of(page)
             stats["console"] = page.console[-20:]
             timeline = await page.evaluate("document.getElementById('timeline').textContent")
+            shot = await page.send("Page.captureScreenshot", format="png")
+            shots.mkdir(parents=True, exist_ok=True)
+            (shots / "phone-agent-softphone.png").write_bytes(base64.b64decode(shot["data"]))
             # After hang-up the call is in the console's list like any other.
             listed = await page.evaluate("""fetch("/admin/calls?limit=5", {headers: {Authorization:
                 "Bearer " + sessionStorage.getItem("phone-agent-admin-token")}}).then((r) => r.json())""")

@@ -84,29 +84,29 @@ export class MediaStreamClient {
     });
   }
 
-  get open_() {
+  get isOpen() {
     return this.ws && this.ws.readyState === WebSocket.OPEN && !this.stopped;
   }
 
   /** One frame of caller audio (160 μ-law bytes = 20 ms); its timestamp is its place in the stream. */
   sendMedia(ulaw) {
-    if (!this.open_) return;
+    if (!this.isOpen) return;
     this.chunk += 1;
     this._send(mediaMessage({ seq: ++this.seq, streamSid: this.streamSid, chunk: this.chunk,
                               timestampMs: (this.chunk - 1) * 20, ulaw }));
   }
 
   sendDtmf(digit) {
-    if (this.open_) this._send(dtmfMessage({ seq: ++this.seq, streamSid: this.streamSid, digit }));
+    if (this.isOpen) this._send(dtmfMessage({ seq: ++this.seq, streamSid: this.streamSid, digit }));
   }
 
   sendMark(name) {
-    if (this.open_) this._send(markMessage({ seq: ++this.seq, streamSid: this.streamSid, name }));
+    if (this.isOpen) this._send(markMessage({ seq: ++this.seq, streamSid: this.streamSid, name }));
   }
 
   /** Hang up: `stop`, then close, as Twilio does when the caller hangs up. */
   stop() {
-    if (this.open_) {
+    if (this.isOpen) {
       this._send(stopMessage({ seq: ++this.seq, streamSid: this.streamSid, accountSid: this.accountSid,
                                callSid: this.callSid }));
     }

@@ -158,6 +158,8 @@ class PhoneCall {
   }
 
   fromMicrophone(block) {
+    // Twilio sends no media before `start`: what the microphone hears until then is dropped.
+    if (!this.client || !this.client.isOpen) return;
     const pcm = this.downsampler.process(block);
     if (!pcm.length) return;
     const ulaw = encode(pcm);
@@ -253,6 +255,7 @@ function callEnded(detail) {
   $("call").disabled = false;
   $("hangup").disabled = true;
   setKeypad(false);
+  renderMeters();
   setStatus(`Call ended${detail}.`);
   pollRecord(); // once more after the end, then until the record is stored
 }
