@@ -54,6 +54,11 @@ def microphone_wav(path: Path, parts: list[float | Path]) -> Path:
     return path
 
 
+def save_png(path: Path, data_b64: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(base64.b64decode(data_b64))
+
+
 def browser_flags(microphone: Path) -> list[str]:
     return [
         "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
@@ -106,8 +111,7 @@ async def test_a_call_from_the_browser_looks_up_an_order_and_is_barged_in_on(tmp
             stats["console"] = page.console[-20:]
             timeline = await page.evaluate("document.getElementById('timeline').textContent")
             shot = await page.send("Page.captureScreenshot", format="png")
-            shots.mkdir(parents=True, exist_ok=True)
-            (shots / "phone-agent-softphone.png").write_bytes(base64.b64decode(shot["data"]))
+            save_png(shots / "phone-agent-softphone.png", shot["data"])
             # After hang-up the call is in the console's list like any other.
             listed = await page.evaluate("""fetch("/admin/calls?limit=5", {headers: {Authorization:
                 "Bearer " + sessionStorage.getItem("phone-agent-admin-token")}}).then((r) => r.json())""")
@@ -123,12 +127,18 @@ async def test_a_call_from_the_browser_looks_up_an_order_and_is_barged_in_on(tmp
     # The page played the bot's audio and echoed the marks; the barge-in cleared it.
     assert stats["playedBytes"] > 8000 * 3, stats  # over 3 s heard
     assert stats["marksEchoed"] >= stats["marksIn"] - 1 and stats["marksEchoed"] > 5, stats
+    # Each mark came back only once the audio ahead of it had played (on the audio clock,
+    # to within one 128-sample render quantum: currentTime is where the quantum starts).
+    early = [(waited, owed) for waited, owed in stats["markWaits"] if waited < owed - 6.0]
+    assert not early and any(owed > 100 for _, owed in stats["markWaits"]), stats["markWaits"]
     assert stats["clears"] >= 1, stats
     assert any(e["kind"] == "barge_in" for e in record["events"]), record["events"]
     # ... and the live view showed it as it happened.
     assert "lookup_order" in timeline and "caller interrupted" in timeline
-    print("softphone stats:", {k: v for k, v in stats.items() if k != "markEchoMs"},
-          "mark echo ms (median):", float(np.median(stats["markEchoMs"])))
+    print("softphone stats:", {k: v for k, v in stats.items() if k not in ("markEchoMs", "markWaits")},
+          "mark echo ms (median):", float(np.median(stats["markEchoMs"])),
+          "waited - owed ms (min, median, max):",
+          np.percentile([w - o for w, o in stats["markWaits"]], [0, 50, 100]).round(1).tolist())
 
 
 async def test_the_same_page_calls_a_flow_on_the_openai_protocol(tmp_path: Path) -> None:

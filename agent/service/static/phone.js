@@ -23,6 +23,7 @@ function freshStats() {
     callSid: null, state: "idle", framesSent: 0, mediaBytesIn: 0, playedBytes: 0, discardedBytes: 0,
     marksIn: 0, marksEchoed: 0, marksEchoedByClear: 0, clears: 0, dtmfSent: 0,
     markEchoMs: [], // per mark played out: ms from its arrival to its echo
+    markWaits: [], // per mark played out: [ms waited on the audio clock, ms of audio ahead of it]
     closeCode: null, closeReason: "", error: null,
   };
 }
@@ -179,6 +180,7 @@ class PhoneCall {
       const arrived = this.markArrivals.get(msg.name);
       this.markArrivals.delete(msg.name);
       if (arrived != null) this.stats.markEchoMs.push(Math.round(performance.now() - arrived));
+      this.stats.markWaits.push([msg.waitedMs, msg.owedMs]);
       this.stats.marksEchoed += 1;
       this.client.sendMark(msg.name);
     } else if (msg.type === "cleared") {

@@ -43,6 +43,7 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     this.fifo = new Float32Array(0); // the frame being rendered, at the context's rate
     this.fifoAt = 0;
     this.nextReport = 0;
+    this.owed = new Map(); // pending mark name -> ms of audio ahead of it when it came
     this.port.onmessage = (e) => this.onMessage(e.data);
   }
 
@@ -50,11 +51,16 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     if (msg.type === "media") {
       this.playout.push(msg.ulaw);
     } else if (msg.type === "mark") {
+      // What the caller still has to hear before this mark: queued audio and the rest of
+      // the frame being rendered. Reported with the echo, so a test can tell it waited.
+      const owedMs = this.playout.queuedBytes / 8 + ((this.fifo.length - this.fifoAt) / sampleRate) * 1000;
       const due = this.playout.addMark(msg.name, currentTime);
-      if (due) this.port.postMessage({ type: "mark", name: due.name, cleared: false });
+      if (due) this.echo(due, owedMs);
+      else this.owed.set(msg.name, owedMs);
     } else if (msg.type === "clear") {
       const rendering = this.fifo.length - this.fifoAt; // the rest of the current frame goes too
       const { marks, dropped } = this.playout.clear();
+      this.owed.clear();
       this.fifo = new Float32Array(0);
       this.fifoAt = 0;
       this.upsampler.reset();
@@ -66,6 +72,12 @@ class PlayoutProcessor extends AudioWorkletProcessor {
     }
   }
 
+  echo(mark, owedMs = null) {
+    const waitedMs = (currentTime - mark.receivedAt) * 1000;
+    this.port.postMessage({ type: "mark", name: mark.name, waitedMs, owedMs: owedMs ?? this.owed.get(mark.name) });
+    this.owed.delete(mark.name);
+  }
+
   process(_inputs, outputs) {
     const out = outputs[0][0];
     let i = 0;
@@ -73,7 +85,7 @@ class PlayoutProcessor extends AudioWorkletProcessor {
       if (this.fifoAt >= this.fifo.length) {
         // The previous frame is rendered: its marks are due, and the next frame starts.
         const { finishedMarks, audio } = this.playout.tick();
-        for (const mark of finishedMarks) this.port.postMessage({ type: "mark", name: mark.name, cleared: false });
+        for (const mark of finishedMarks) this.echo(mark);
         if (!audio.length) break;
         const pcm = this.upsampler.process(decode(audio));
         this.fifo = Float32Array.from(pcm, (v) => v / 32768);
