@@ -107,14 +107,14 @@ function signOut(message = "") {
 // ------------------------------------------------------------------ the call
 
 class PhoneCall {
-  constructor(answer, stats) {
-    this.answer = answer;
+  constructor(stats) {
     this.stats = stats;
     this.markArrivals = new Map(); // mark name -> performance.now() when it came in
     this.pending = new Uint8Array(0); // μ-law not yet a whole frame
   }
 
-  async start() {
+  /** The microphone and speaker first: no call is asked for while the browser may still refuse them. */
+  async openAudio() {
     // One context at the device's rate; our own resamplers (resampler.js) go to and from 8 kHz.
     this.context = new AudioContext({ latencyHint: "interactive" });
     await this.context.audioWorklet.addModule("worklets.js");
@@ -135,9 +135,12 @@ class PhoneCall {
     // A processor is only run while connected towards the output; it writes silence there.
     this.capture.connect(this.context.destination);
     await this.context.resume();
+  }
 
+  /** Speak Twilio's side of the stream the server answered the call with. */
+  async connect(answer) {
     this.client = new MediaStreamClient(
-      { url: this.answer.stream_url, callSid: this.answer.call_sid, parameters: this.answer.parameters },
+      { url: answer.stream_url, callSid: answer.call_sid, parameters: answer.parameters },
       {
         onMedia: (ulaw) => {
           this.stats.mediaBytesIn += ulaw.length;
@@ -182,14 +185,14 @@ class PhoneCall {
       if (arrived != null) this.stats.markEchoMs.push(Math.round(performance.now() - arrived));
       this.stats.markWaits.push([msg.waitedMs, msg.owedMs]);
       this.stats.marksEchoed += 1;
-      this.client.sendMark(msg.name);
+      this.client?.sendMark(msg.name);
     } else if (msg.type === "cleared") {
       // Twilio returns every pending mark at once on `clear`: their audio was dropped.
       for (const name of msg.marks) {
         this.markArrivals.delete(name);
         this.stats.marksEchoed += 1;
         this.stats.marksEchoedByClear += 1;
-        this.client.sendMark(name);
+        this.client?.sendMark(name);
       }
     } else if (msg.type === "stats") {
       this.stats.playedBytes = msg.playedBytes;
@@ -208,13 +211,17 @@ class PhoneCall {
     this.closed(1000, "caller hung up");
   }
 
+  release() {
+    this.mic?.getTracks().forEach((t) => t.stop());
+    this.context?.close();
+  }
+
   closed(code, reason) {
     if (this.ended) return;
     this.ended = true;
     this.stats.closeCode = code;
     this.stats.closeReason = reason;
-    this.mic?.getTracks().forEach((t) => t.stop());
-    this.context?.close();
+    this.release();
     callEnded(code === 1000 || code === 1005 ? "" : ` (stream closed: ${code} ${reason})`);
   }
 }
@@ -227,14 +234,15 @@ async function placeCall(event) {
   $("call").disabled = true;
   setStatus("Calling…");
   try {
+    state.call = new PhoneCall(stats);
+    await state.call.openAudio();
     const answer = await request("phone/call", {
       method: "POST",
       body: JSON.stringify({ flow: $("flow").value, from: $("from").value.trim(), to: $("to").value.trim() }),
     });
     stats.callSid = answer.call_sid;
     $("call-title").textContent = `Call ${answer.call_sid} (${answer.flow})`;
-    state.call = new PhoneCall(answer, stats);
-    await state.call.start();
+    await state.call.connect(answer);
     stats.state = "live";
     $("hangup").disabled = false;
     setKeypad(true);
@@ -243,11 +251,15 @@ async function placeCall(event) {
   } catch (err) {
     stats.state = "failed";
     stats.error = err.message;
-    if (err instanceof Unauthorized) return signOut(err.message);
-    setStatus(`Call failed: ${err.message}`, true);
-    state.call?.closed(1000, "");
+    state.call?.client?.stop();
+    state.call?.release();
     state.call = null;
     $("call").disabled = false;
+    if (err instanceof Unauthorized) return signOut(err.message);
+    const why = err.name === "NotAllowedError"
+      ? "the browser did not give this page the microphone (allow it; pages on http:// other than localhost never get it)"
+      : err.message;
+    setStatus(`Call failed: ${why}`, true);
   }
 }
 
