@@ -173,8 +173,9 @@ def create_app(
         *admin_routes(settings.admin_token, service.switchboard, service.admission),
         *caller_routes(settings.admin_token, service.shared),
         # The console's softphone: a call placed the way the voice webhook answers one.
-        *softphone_routes(settings.admin_token, webhook, service.reception.choose_flow, flows),
-        *console_routes(settings.admin_token),
+        *softphone_routes(settings.admin_token, webhook, service.reception.choose_flow, flows,
+                          separate_admin=settings.admin_port is not None),
+        *console_routes(settings.admin_token, _stream_origin(settings)),
     ]
     if settings.admin_port is None:
         app = Starlette(routes=public + private, lifespan=service.lifespan)
@@ -185,3 +186,11 @@ def create_app(
         app.state.admin_app = Starlette(routes=health + private)
     app.state.service = service
     return app
+
+
+def _stream_origin(settings: Settings) -> str | None:
+    """The media stream's origin when the console is served elsewhere (ADMIN_PORT)."""
+    if settings.admin_port is None or not settings.public_url:
+        return None
+    scheme, _, host = settings.public_url.rstrip("/").partition("://")
+    return f"{'wss' if scheme == 'https' else 'ws'}://{host}"

@@ -38,8 +38,15 @@ CONSOLE_HEADERS = {
     "Cache-Control": "no-store",
 }
 
-def console_routes(token: str) -> list[BaseRoute]:
-    """The console's static files. The pages hold no secret; their API calls need the token."""
+def console_routes(token: str, stream_origin: str | None = None) -> list[BaseRoute]:
+    """The console's static files. The pages hold no secret; their API calls need the token.
+
+    `stream_origin` (e.g. "wss://agent.example.com"): where the softphone's media stream
+    goes when it is not this origin (the console on ADMIN_PORT, the stream on PUBLIC_URL)."""
+    headers = dict(CONSOLE_HEADERS)
+    if stream_origin:
+        headers["Content-Security-Policy"] = headers["Content-Security-Policy"].replace(
+            "connect-src 'self'", f"connect-src 'self' {stream_origin}")
     if not token:
         return [Route("/console", not_found), Route("/console/{name:path}", not_found)]
     files = {name: (CONSOLE_DIR / name).read_bytes() for name in CONSOLE_FILES}
@@ -52,6 +59,6 @@ def console_routes(token: str) -> list[BaseRoute]:
         body = files.get(PAGES.get(name, name))
         if body is None:
             return not_found()
-        return Response(body, media_type=CONSOLE_FILES[PAGES.get(name, name)], headers=CONSOLE_HEADERS)
+        return Response(body, media_type=CONSOLE_FILES[PAGES.get(name, name)], headers=headers)
 
     return [Route("/console", redirect), Route("/console/{name:path}", serve)]

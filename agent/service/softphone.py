@@ -42,8 +42,10 @@ def new_call_sid() -> str:
 
 
 def softphone_routes(
-    token: str, webhook: WebhookConfig, choose_flow: FlowChooser, flows: Flows
+    token: str, webhook: WebhookConfig, choose_flow: FlowChooser, flows: Flows,
+    *, separate_admin: bool = False,
 ) -> list[BaseRoute]:
+    """`separate_admin`: these routes are served on ADMIN_PORT, apart from the media stream."""
     async def list_flows(_request: Request) -> Response:
         return JSON({
             "flows": sorted(flows.flows),
@@ -67,6 +69,11 @@ def softphone_routes(
             return JSON({"error": f"expected a JSON object with flow, from, to: {exc}"}, status_code=400)
         if not (_FLOW.match(flow) and _NUMBER.match(caller) and _NUMBER.match(called)):
             return JSON({"error": "flow, from or to has characters no phone number has"}, status_code=400)
+        if separate_admin and webhook.public_url is None:
+            # The request came in on the admin port: a stream URL built from it would miss
+            # /twilio/media, which only the public port serves.
+            return JSON({"error": "with ADMIN_PORT set, the softphone needs PUBLIC_URL to find "
+                                  "the media stream"}, status_code=409)
         if webhook.busy():
             return JSON({"error": "busy: this instance takes no new calls now"}, status_code=503)
         call_sid = new_call_sid()

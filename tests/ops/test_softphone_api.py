@@ -3,10 +3,14 @@ admin token, checked on the media stream exactly like a real call's."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
 from agent.devkit.stack import local_stack
+from agent.service.app import create_app
+from agent.service.settings import Settings
 from telephony.tokens import TokenError
 
 TOKEN = "softphone-" + "k" * 24
@@ -43,3 +47,19 @@ async def test_a_softphone_call_carries_the_webhooks_parameters_and_a_single_use
         assert unknown.status_code == 404
         bad = await http.post("/admin/phone/call", headers=AUTH, json={"to": "<script>"})
         assert bad.status_code == 400
+
+
+async def test_with_an_admin_port_the_softphone_streams_to_the_public_url(tmp_path: Path) -> None:
+    """The console on ADMIN_PORT may open the stream on PUBLIC_URL (its CSP says so); without
+    PUBLIC_URL the call API says what is missing instead of handing out a dead stream URL."""
+    for public_url, status in (("https://agent.example.com", 200), (None, 409)):
+        settings = Settings(twilio_auth_token="t" * 32, admin_token=TOKEN, admin_port=0,
+                            public_url=public_url, data_dir=tmp_path)
+        admin_app = create_app(settings).state.admin_app
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=admin_app),
+                                     base_url="http://127.0.0.1:9000") as admin:
+            csp = (await admin.get("/console/phone")).headers["content-security-policy"]
+            assert ("connect-src 'self' wss://agent.example.com;" in csp) == (public_url is not None), csp
+            if status == 409:
+                reply = await admin.post("/admin/phone/call", headers=AUTH, json={"to": "+15550002000"})
+                assert reply.status_code == 409 and "PUBLIC_URL" in reply.json()["error"]
