@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test serve bench lint install fixtures eval lock clean
+.PHONY: demo test serve serve-local bench lint install fixtures eval lock clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -35,6 +35,11 @@ test: $(STAMP)
 
 serve: $(STAMP)
 	$(BIN)/phone-agent serve
+
+# The offline agent on this machine, no keys: prints the softphone's URL (with an admin
+# token made up for the run) to talk to it from the browser.
+serve-local: $(STAMP)
+	$(BIN)/phone-agent serve --local
 
 bench: $(STAMP)
 	REDIS_URL="$$(bash tests/redis_up.sh)" && export REDIS_URL && \

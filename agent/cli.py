@@ -139,6 +139,13 @@ def _serve(args: argparse.Namespace) -> int:
     if args.flows:
         settings.flows_file = args.flows
     unsigned = preflight.unsigned_webhooks(settings, switch=args.unsigned_webhooks, local=args.local)
+    # Trying the offline agent in a browser needs the console, and so an admin token: on
+    # this machine only, `--local` makes one up for the run and prints the page to open.
+    made_up_token = args.local and not settings.admin_token and preflight.is_loopback(settings.host)
+    if made_up_token:
+        import secrets
+
+        settings.admin_token = secrets.token_urlsafe(24)
     report = preflight.check(settings, unsigned=unsigned)
     log = logging.getLogger("agent.cli")
     for warning in report.warnings:
@@ -157,6 +164,10 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"phone-agent serve: cannot listen on {settings.host} (PORT {settings.port}, "
               f"ADMIN_PORT {settings.admin_port}): {exc}", file=sys.stderr)
         return 1
+    if made_up_token:
+        port = listeners.admin_port or listeners.public.getsockname()[1]
+        print(f"Talk to it: http://127.0.0.1:{port}/console/phone#token={settings.admin_token}"
+              "\n(the console: /console/; this admin token lasts until the server stops)", flush=True)
     from agent.service.runtime import event_loop_runner
 
     event_loop_runner()(_run_server(settings, listeners, local=args.local, unsigned=unsigned))

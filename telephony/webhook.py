@@ -114,26 +114,8 @@ def voice_routes(
             return _twiml(reject)
         params: dict[str, str] = dict(request.query_params)
         params.update(form.items())
-        stream_params: dict[str, str] = {}
-        try:
-            chosen = await _maybe_await(choose_flow(params))
-            choice = FlowChoice(chosen) if isinstance(chosen, str) else chosen
-            flow = choice.flow if choice is not None else None
-            if choice is not None:
-                clash = sorted(set(choice.parameters) & set(_BOUND))
-                if clash:
-                    raise ValueError(f"FlowChoice parameters may not set {clash}")
-                # What the stream will carry, all bound into its token: a stream cannot
-                # name another flow or caller than this signed webhook chose.
-                stream_params = {
-                    "flow": choice.flow, "from": form.get("From", ""), "to": form.get("To", ""),
-                    **choice.parameters,
-                }  # fmt: skip
-            token = config.tokens.issue(call_sid, stream_params) if flow is not None else None
-        except Exception:
-            logger.exception("voice webhook: choosing a flow failed for call %s", call_sid)
-            flow = token = None
-        if flow is None or token is None:
+        answer_to = await stream_answer(config, choose_flow, params)
+        if answer_to is None:
             logger.info(
                 "voice webhook: no flow for call %s to %s", call_sid, mask_number(form.get("To"))
             )
@@ -142,10 +124,9 @@ def voice_routes(
             sorry.hangup()
             return _twiml(sorry)
 
-        stream = Stream(url=_media_url(request, config))
-        for name, value in stream_params.items():
+        stream = Stream(url=media_url(request, config))
+        for name, value in answer_to.parameters.items():
             stream.parameter(name=name, value=value)
-        stream.parameter(name=TOKEN_PARAMETER, value=token)
         connect = Connect()
         connect.append(stream)
         answer = VoiceResponse()
@@ -155,7 +136,7 @@ def voice_routes(
             call_sid,
             mask_number(form.get("From")),
             mask_number(form.get("To")),
-            flow,
+            answer_to.flow,
         )
         return _twiml(answer)
 
@@ -178,6 +159,44 @@ def voice_routes(
         Route("/twilio/voice", voice, methods=["POST"], name="twilio_voice"),
         Route("/twilio/status", status, methods=["POST"], name="twilio_status"),
     ]
+
+
+@dataclass(frozen=True)
+class StreamAnswer:
+    """What the voice webhook gives Twilio for a call it takes: the flow, and the stream's
+    `<Parameter>`s in order (the stream token last; it binds all the others)."""
+
+    flow: str
+    parameters: dict[str, str]
+
+
+async def stream_answer(
+    config: WebhookConfig, choose_flow: FlowChooser, params: Mapping[str, str]
+) -> StreamAnswer | None:
+    """The flow and stream parameters for a call, from the webhook's fields (`CallSid`,
+    `From`, `To`, and `flow` from the query): None when no flow takes it (or choosing one
+    failed). The one place they are built, for Twilio's webhook and for any other client
+    of the media stream (the console's softphone), so every stream is checked alike."""
+    call_sid = params.get("CallSid", "")
+    try:
+        chosen = await _maybe_await(choose_flow(params))
+        choice = FlowChoice(chosen) if isinstance(chosen, str) else chosen
+        if choice is None:
+            return None
+        clash = sorted(set(choice.parameters) & set(_BOUND))
+        if clash:
+            raise ValueError(f"FlowChoice parameters may not set {clash}")
+        # What the stream will carry, all bound into its token: a stream cannot
+        # name another flow or caller than this webhook chose.
+        stream_params = {
+            "flow": choice.flow, "from": params.get("From", ""), "to": params.get("To", ""),
+            **choice.parameters,
+        }  # fmt: skip
+        token = config.tokens.issue(call_sid, stream_params)
+    except Exception:
+        logger.exception("voice webhook: choosing a flow failed for call %s", call_sid)
+        return None
+    return StreamAnswer(choice.flow, {**stream_params, TOKEN_PARAMETER: token})
 
 
 # ---------------------------------------------------------------- helpers
@@ -220,7 +239,8 @@ def _signed_url(request: Request, config: WebhookConfig) -> str:
     return f"{url}?{query}" if query else url
 
 
-def _media_url(request: Request, config: WebhookConfig) -> str:
+def media_url(request: Request, config: WebhookConfig) -> str:
+    """The `wss://` (or local `ws://`) URL of the media stream, on the public origin."""
     scheme, host = _public_origin(request, config)
     # Twilio only dials wss://; ws:// is kept for local runs over plain http.
     return f"{'wss' if scheme == 'https' else 'ws'}://{host}{config.media_path}"

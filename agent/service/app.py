@@ -35,6 +35,7 @@ from agent.service.retention import Retention
 from agent.service.sessions import SessionFactory, make_session
 from agent.service.settings import Settings
 from agent.service.shared import Shared
+from agent.service.softphone import softphone_routes
 from agent.service.switchboard import Switchboard
 from telephony.media_route import media_stream_route
 from telephony.webhook import WebhookConfig, voice_routes
@@ -171,7 +172,10 @@ def create_app(
         Route("/metrics", service.shared.metrics.endpoint),
         *admin_routes(settings.admin_token, service.switchboard, service.admission),
         *caller_routes(settings.admin_token, service.shared),
-        *console_routes(settings.admin_token),
+        # The console's softphone: a call placed the way the voice webhook answers one.
+        *softphone_routes(settings.admin_token, webhook, service.reception.choose_flow, flows,
+                          separate_admin=settings.admin_port is not None),
+        *console_routes(settings.admin_token, _stream_origin(settings)),
     ]
     if settings.admin_port is None:
         app = Starlette(routes=public + private, lifespan=service.lifespan)
@@ -182,3 +186,11 @@ def create_app(
         app.state.admin_app = Starlette(routes=health + private)
     app.state.service = service
     return app
+
+
+def _stream_origin(settings: Settings) -> str | None:
+    """The media stream's origin when the console is served elsewhere (ADMIN_PORT)."""
+    if settings.admin_port is None or not settings.public_url:
+        return None
+    scheme, _, host = settings.public_url.rstrip("/").partition("://")
+    return f"{'wss' if scheme == 'https' else 'ws'}://{host}"

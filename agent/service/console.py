@@ -16,7 +16,17 @@ CONSOLE_FILES = {
     "index.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
+    # The softphone (/console/phone): its page, and the audio path as plain modules.
+    "phone.html": "text/html; charset=utf-8",
+    "phone.js": "text/javascript; charset=utf-8",
+    "timeline.js": "text/javascript; charset=utf-8",
+    "mulaw.js": "text/javascript; charset=utf-8",
+    "resampler.js": "text/javascript; charset=utf-8",
+    "playout.js": "text/javascript; charset=utf-8",
+    "media-client.js": "text/javascript; charset=utf-8",
+    "worklets.js": "text/javascript; charset=utf-8",
 }
+PAGES = {"": "index.html", "phone": "phone.html"}
 # The console only ever talks to its own origin; nothing inline, nothing from elsewhere.
 CONSOLE_HEADERS = {
     "Content-Security-Policy": (
@@ -28,8 +38,15 @@ CONSOLE_HEADERS = {
     "Cache-Control": "no-store",
 }
 
-def console_routes(token: str) -> list[BaseRoute]:
-    """The console's three static files. The page holds no secret; its API calls need the token."""
+def console_routes(token: str, stream_origin: str | None = None) -> list[BaseRoute]:
+    """The console's static files. The pages hold no secret; their API calls need the token.
+
+    `stream_origin` (e.g. "wss://agent.example.com"): where the softphone's media stream
+    goes when it is not this origin (the console on ADMIN_PORT, the stream on PUBLIC_URL)."""
+    headers = dict(CONSOLE_HEADERS)
+    if stream_origin:
+        headers["Content-Security-Policy"] = headers["Content-Security-Policy"].replace(
+            "connect-src 'self'", f"connect-src 'self' {stream_origin}")
     if not token:
         return [Route("/console", not_found), Route("/console/{name:path}", not_found)]
     files = {name: (CONSOLE_DIR / name).read_bytes() for name in CONSOLE_FILES}
@@ -38,10 +55,10 @@ def console_routes(token: str) -> list[BaseRoute]:
         return RedirectResponse("/console/", status_code=308)
 
     async def serve(request: Request) -> Response:
-        name = request.path_params["name"] or "index.html"
-        body = files.get(name)
+        name = request.path_params["name"]
+        body = files.get(PAGES.get(name, name))
         if body is None:
             return not_found()
-        return Response(body, media_type=CONSOLE_FILES[name], headers=CONSOLE_HEADERS)
+        return Response(body, media_type=CONSOLE_FILES[PAGES.get(name, name)], headers=headers)
 
     return [Route("/console", redirect), Route("/console/{name:path}", serve)]

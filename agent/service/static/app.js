@@ -1,7 +1,7 @@
 // phone-agent console: live and recent calls, one call's timeline, hang-up.
 // No framework, no build step. Every value from the server goes in via textContent:
 // transcripts are what callers said, and must never become markup.
-"use strict";
+import { timeline } from "./timeline.js";
 
 const REFRESH_MS = 2000;
 const TOKEN_KEY = "phone-agent-admin-token";
@@ -30,7 +30,6 @@ const shortSid = (sid) => (sid && sid.length > 14 ? sid.slice(0, 6) + "…" + si
 const clock = (unix) => (unix ? new Date(unix * 1000).toLocaleTimeString() : "");
 const seconds = (s) => (s == null ? "" : s < 60 ? `${s.toFixed(1)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`);
 const ms = (v) => (v == null ? "" : `${Math.round(v)} ms`);
-const json = (v) => (v === undefined ? "" : JSON.stringify(v));
 
 function setStatus(text, isError = false) {
   const status = $("status");
@@ -171,36 +170,6 @@ function renderDetail(data) {
   $("timeline").replaceChildren(...timeline(record).map(([t, kind, text]) =>
     el("li", { class: `ev ${kind}` }, el("span", { class: "t", text: `${t.toFixed(2)} s` }),
        el("span", { class: "kind", text: kind }), el("span", { class: "text", text }))));
-}
-
-function timeline(record) {
-  const items = (record.transcript_lines || []).map((l) => [l.t, l.role === "caller" ? "caller" : "bot", l.text]);
-  for (const e of record.events || []) items.push([e.t, e.kind, describe(e)]);
-  items.sort((a, b) => a[0] - b[0]);
-  if (record.ended_at) items.push([record.ended_at - record.started_at, "end", `call ended: ${record.outcome}`]);
-  return items;
-}
-
-function describe(e) {
-  switch (e.kind) {
-    case "tool_call": return `${e.name}(${json(e.arguments)})`;
-    case "tool_result": {
-      const fillers = e.fillers && e.fillers.length ? `, fillers: ${e.fillers.join(" / ")}` : "";
-      return `${e.name} → ${e.status} in ${ms(e.ms)}${fillers}: ${json(e.result)}`;
-    }
-    case "filler": return `"${e.phrase}"${e.cached ? " (cached clip)" : " (generated)"}`;
-    case "barge_in": return `caller interrupted after hearing ${ms(e.heard_ms)}; ${ms(e.dropped_ms)} of bot audio dropped`;
-    case "dtmf": return `keypad ${e.digit}`;
-    case "hangup": return `hung up (${e.outcome})`;
-    case "provider_error": return `${e.code || "error"}: ${e.message || ""}`;
-    case "flow_webhook": return e.status === "used"
-      ? `flow webhook answered in ${ms(e.latency_ms)}: ${e.detail}`
-      : `flow webhook fell back to flow ${e.flow} after ${ms(e.latency_ms)} (${e.reason}): ${e.detail}`;
-    default: {
-      const { t, kind, ...rest } = e;
-      return Object.keys(rest).length ? json(rest) : "";
-    }
-  }
 }
 
 async function hangUp(sid) {
