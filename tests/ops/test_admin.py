@@ -114,7 +114,7 @@ async def test_console_is_served_with_a_strict_policy(tmp_path: Path) -> None:
             assert page.status_code == 200
             assert page.headers["content-type"].startswith("text/html")
             assert "script-src 'self'" in page.headers["content-security-policy"]
-            assert '<script src="app.js">' in page.text and "http" not in page.text.split("<body>")[1]
+            assert '<script type="module" src="app.js">' in page.text and "http" not in page.text.split("<body>")[1]
             js = await http.get("/console/app.js")
             assert js.headers["content-type"].startswith("text/javascript")
             assert "innerHTML" not in js.text  # caller speech is rendered as text, never markup
