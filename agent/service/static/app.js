@@ -1,10 +1,10 @@
 // phone-agent console: live and recent calls, one call's timeline, hang-up.
 // No framework, no build step. Every value from the server goes in via textContent:
 // transcripts are what callers said, and must never become markup.
+import { TOKEN_KEY, startSignIn } from "./signin.js";
 import { timeline } from "./timeline.js";
 
 const REFRESH_MS = 2000;
-const TOKEN_KEY = "phone-agent-admin-token";
 const api = (path) => new URL("../admin/" + path, location.href).toString();
 
 const state = { token: null, selected: null, live: new Set(), timer: null };
@@ -52,16 +52,6 @@ async function call(path, options = {}) {
 }
 
 // ------------------------------------------------------------------ sign in / out
-
-function readFragment() {
-  // `#token=...` lets a link (or a headless test) sign in, `&call=CA...` opens a call. The
-  // token moves to sessionStorage and leaves the address bar so it does not linger in history.
-  const params = new URLSearchParams(location.hash.slice(1));
-  if (params.get("token")) sessionStorage.setItem(TOKEN_KEY, params.get("token"));
-  if (params.get("call")) state.selected = params.get("call");
-  if (location.hash) history.replaceState(null, "", location.pathname + location.search);
-  return sessionStorage.getItem(TOKEN_KEY);
-}
 
 function signIn(token) {
   state.token = token;
@@ -186,17 +176,9 @@ async function hangUp(sid) {
 
 // ------------------------------------------------------------------ start
 
-$("login").addEventListener("submit", (e) => {
-  e.preventDefault();
-  const token = $("token").value.trim();
-  if (!token) return;
-  sessionStorage.setItem(TOKEN_KEY, token);
-  $("token").value = "";
-  signIn(token);
-});
-$("logout").addEventListener("click", () => signOut());
 $("hangup").addEventListener("click", () => state.selected && hangUp(state.selected));
 
-const saved = readFragment();
-if (saved) signIn(saved);
-else signOut();
+// `&call=CA...` in the fragment opens that call.
+startSignIn({ signIn, signOut, onParams: (params) => {
+  if (params.get("call")) state.selected = params.get("call");
+} });

@@ -9,9 +9,9 @@ import { encode } from "./mulaw.js";
 import { MediaStreamClient } from "./media-client.js";
 import { Resampler } from "./resampler.js";
 import { FRAME_BYTES } from "./playout.js";
+import { TOKEN_KEY, startSignIn } from "./signin.js";
 import { timeline } from "./timeline.js";
 
-const TOKEN_KEY = "phone-agent-admin-token"; // shared with the console: one sign-in
 const LIVE_MS = 1000;
 const api = (path) => new URL("../admin/" + path, location.href).toString();
 const $ = (id) => document.getElementById(id);
@@ -64,15 +64,6 @@ async function request(path, options = {}) {
 }
 
 // ------------------------------------------------------------------ sign in
-
-function readFragment() {
-  // `#token=...` signs in (as in the console); `flow`, `from`, `to` prefill the dial form.
-  const params = new URLSearchParams(location.hash.slice(1));
-  if (params.get("token")) sessionStorage.setItem(TOKEN_KEY, params.get("token"));
-  for (const field of ["flow", "from", "to"]) if (params.get(field)) state[`want_${field}`] = params.get(field);
-  if (location.hash) history.replaceState(null, "", location.pathname + location.search);
-  return sessionStorage.getItem(TOKEN_KEY);
-}
 
 async function signIn(token) {
   state.token = token;
@@ -334,17 +325,9 @@ setKeypad(false);
 renderMeters();
 $("dial").addEventListener("submit", placeCall);
 $("hangup").addEventListener("click", () => state.call?.hangUp());
-$("login").addEventListener("submit", (e) => {
-  e.preventDefault();
-  const token = $("token").value.trim();
-  if (!token) return;
-  sessionStorage.setItem(TOKEN_KEY, token);
-  $("token").value = "";
-  signIn(token);
-});
-$("logout").addEventListener("click", () => signOut());
 window.addEventListener("beforeunload", () => state.call?.hangUp());
 
-const saved = readFragment();
-if (saved) signIn(saved);
-else signOut();
+// `flow`, `from`, `to` in the fragment prefill the dial form.
+startSignIn({ signIn, signOut, onParams: (params) => {
+  for (const field of ["flow", "from", "to"]) if (params.get(field)) state[`want_${field}`] = params.get(field);
+} });
