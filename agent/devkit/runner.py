@@ -252,8 +252,7 @@ async def run_call_command(args: Any) -> int:
     else:
         from agent.devkit.stack import local_stack
 
-        today = business_today(script)
-        os.environ["LOCAL_ENGINE_TODAY"] = today.isoformat()
+        today = business_today(script)  # the stack's TOOLS_TODAY: tools and engine alike
         console.print("[dim]starting the offline engine and an in-process server...[/]")
         async with local_stack(tools_today=today.isoformat(), tool_delays_ms=script.slow_tools) as stack:
             stack.watch(record_collector(records))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -51,9 +52,29 @@ MAX_ATTEMPTS = 2
 
 
 def default_today() -> date:
-    """Today, or LOCAL_ENGINE_TODAY=YYYY-MM-DD (tests pin the calendar)."""
-    pinned = os.environ.get("LOCAL_ENGINE_TODAY")
+    """TOOLS_TODAY=YYYY-MM-DD (the one pinned date, the business tools' too), else today.
+
+    A session whose instructions say what day it is (the service appends "Today is
+    Friday, 2026-12-04." for every model) uses that day instead: see `dated`."""
+    pinned = os.environ.get("TOOLS_TODAY")
     return date.fromisoformat(pinned) if pinned else date.today()
+
+
+_TODAY_IS = re.compile(r"\bToday is [A-Za-z]+, (\d{4}-\d{2}-\d{2})\b")
+
+
+def dated(instructions: object) -> date | None:
+    """The day the session's instructions say it is, as the service tells every model
+    (agent/service/sessions.py): the engine then plans with the tools' own date."""
+    if not isinstance(instructions, str):
+        return None
+    found = _TODAY_IS.findall(instructions)
+    if not found:
+        return None
+    try:
+        return date.fromisoformat(found[-1])
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)

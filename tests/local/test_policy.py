@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agent.local.policy import DialogPolicy, Reply, default_today
+from agent.local.policy import DialogPolicy, Reply, dated, default_today
 
 TODAY = date(2026, 11, 24)  # Tuesday
 ALL_TOOLS = {
@@ -361,11 +361,23 @@ def test_unknown_call_ids_and_non_json_outputs_are_harmless() -> None:
     assert p.respond().text.startswith("I couldn't find an appointment to cancel.")
 
 
-def test_today_override(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LOCAL_ENGINE_TODAY", "2030-01-02")
+def test_today_is_the_tools_day(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOOLS_TODAY", "2030-01-02")
     assert default_today() == date(2030, 1, 2)
-    monkeypatch.delenv("LOCAL_ENGINE_TODAY")
+    monkeypatch.delenv("TOOLS_TODAY")
     assert default_today() == date.today()
+
+
+def test_the_day_the_service_tells_every_model_is_the_engines_day() -> None:
+    """One clock: the service appends the tools' day to every session's instructions
+    (TOOLS_TODAY or the calendar); the engine, in another process, plans with it."""
+    from agent.flows import Flow
+    from agent.service.sessions import make_session
+    from agent.service.settings import Settings
+
+    session = make_session(Flow(name="f", instructions="Be brief."), (), Settings(tools_today="2026-12-04"))
+    assert dated(session.config.instructions) == date(2026, 12, 4)
+    assert dated("Be brief.") is None and dated(None) is None
 
 
 def test_recalled_history_informs_but_does_not_act() -> None:
