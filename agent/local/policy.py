@@ -10,12 +10,20 @@ Tool contract (names and arguments, shared with the tools layer):
     check_availability(day)                      -> {"day", "free_slots": ["09:00", ...]}
     book_appointment(day, time, name)            -> {"status": "booked", "booking_id", ...}
                                                     | {"error": "slot_taken", "alternatives"}
-    cancel_appointment(booking_id?)              -> {"status": "cancelled", ...}
-    reschedule_appointment(new_day, new_time, booking_id?) -> {"status": "rescheduled", ...}
+    cancel_appointment(booking_id?, day?, time?, confirmed?)
+                                                 -> {"status": "cancelled", ...}
+    reschedule_appointment(new_day, new_time, booking_id?, current_day?, current_time?,
+                           confirmed?)           -> {"status": "rescheduled", ...}
+        Both answer {"status": "needs_confirmation", "booking_id", "say"} until called
+        with confirmed=true: we read `say` back and go ahead only on a yes. Several
+        bookings fitting answer {"error": "which_booking", "candidates", "say"}: we ask.
     find_my_appointments()                       -> {"appointments": [...]}
     lookup_order(order_number)                   -> {"found": true, "status", "eta", ...}
     transfer_call(reason), end_call(reason)      -> call control
-Any tool may answer {"error": ..., "retryable": bool}.
+Any tool may answer {"error": ..., "retryable": bool}; a refusal with "say" (what
+happened and the nearest thing the line can do) is read out as it is, and its
+"alternatives" are offered. A transfer is offered only when the caller asks for a person
+or nothing else can be done (a tool that keeps failing).
 """
 
 from __future__ import annotations
@@ -49,6 +57,8 @@ INTENT_TOOL = {
     "order": "lookup_order",
 }
 MAX_ATTEMPTS = 2
+CHANGES = ("cancel_appointment", "reschedule_appointment")  # read back and confirmed first
+_HINTS = ("day", "time", "current_day", "current_time", "name")  # which booking, as said
 
 
 def default_today() -> date:
@@ -111,6 +121,12 @@ class DialogState:
     checked_day: date | None = None
     offered: list[str] = field(default_factory=list)  # times we just offered ("09:00", ...)
     last_order: str | None = None  # the order looked up on this call
+    asked: str = ""  # our last question when it was one of our own wording (read-backs)
+    confirming: tuple[str, dict[str, Any]] | None = None  # the change to make on a yes
+    candidates: list[dict[str, Any]] = field(default_factory=list)  # bookings we listed
+    hint_day: date | None = None  # which booking to move: its current day and time
+    hint_time: str | None = None
+    day_options: tuple[date, ...] = ()  # "Friday the 4th or Thursday the 3rd?"
     history: list[tuple[str, str]] = field(default_factory=list)  # (role, text) as heard
 
 
@@ -158,9 +174,10 @@ class DialogPolicy:
         if index is None:
             return
         self.state.history[index] = ("assistant", heard)
-        question = QUESTIONS.get(self.state.awaiting or "")
+        question = self._question()
         if question and question not in heard:
             self.state.awaiting = None  # they never heard the question: don't assume it
+            self.state.confirming = None  # nor a read-back they never heard: no yes to it
 
     # ------------------------------------------------------------ decision
     def respond(self) -> Reply:
@@ -194,9 +211,14 @@ class DialogPolicy:
         """response.create with nothing new: greet, or repeat the open question."""
         if not self.state.history:
             return Reply(GREETING)
-        if self.state.awaiting in QUESTIONS:
-            return Reply(QUESTIONS[self.state.awaiting])
+        if self._question():
+            return Reply(self._question())
         return Reply("Is there anything else I can help you with?")
+
+    def _question(self) -> str:
+        """The question we are waiting on an answer to, as we worded it."""
+        awaiting = self.state.awaiting or ""
+        return QUESTIONS.get(awaiting) or (self.state.asked if awaiting in _OWN_WORDS else "")
 
     def _call(self, tool: str, /, **arguments: Any) -> ToolCall:
         call = ToolCall(self._new_call_id(), tool, arguments)
@@ -213,19 +235,40 @@ class DialogPolicy:
     def _await(self, slot: str, text: str) -> Reply:
         """Like `_ask`, with a question of our own wording."""
         self.state.awaiting = slot
+        self.state.asked = text
         return Reply(text)
 
     # ------------------------------------------------------------ understanding
     def _absorb(self, text: str) -> set[str]:
         """Update intent and slots from one utterance; return flags for `_decide`."""
         st = self.state
-        context = Context(self.today, self.tools, st.awaiting, st.intent, tuple(st.offered))
+        context = Context(self.today, self.tools, st.awaiting, st.intent, tuple(st.offered),
+                          st.day_options, len(st.candidates))  # fmt: skip
         heard = understand(text, context)
         if heard.act:
             return {heard.act}
         if heard.new_task:
             st.day, st.time, st.checked_day, st.order_number = None, None, None, None
+            st.confirming, st.candidates, st.hint_day, st.hint_time = None, [], None, None
         st.intent = heard.intent
+        if st.awaiting == "confirm" and st.confirming and not heard.new_task:
+            if heard.answer == "yes":
+                return {"confirmed"}
+            if heard.day is None and heard.time is None:
+                return {"declined"} if heard.answer == "no" else {"confirm_again"}
+            st.confirming = None  # "no, the Monday one": a hint to find the right booking
+            self._which_booking(heard.day, heard.time)
+            return set()
+        if st.awaiting == "which_booking" and not heard.new_task:
+            if heard.choice is not None and heard.choice < len(st.candidates):
+                st.booking_id = str(st.candidates[heard.choice].get("booking_id") or "") or None
+                return set()
+            self._which_booking(heard.day, heard.time)
+            return set() if heard.understood else {"unclear"}
+        if st.awaiting == "time" and heard.answer == "yes" and not heard.time and len(st.offered) == 1:
+            return self._take_offer(st.offered[0])  # "Would that work?" "Yes."
+        flags = {"day_clash"} if heard.day_clash else set()
+        st.day_options = heard.day_clash or ()
         if heard.day:
             st.day = heard.day
         if heard.time:
@@ -234,7 +277,7 @@ class DialogPolicy:
             st.name = heard.name
         if heard.order_number:
             st.order_number, st.order_raw = heard.order_number, heard.order_raw
-        return set() if heard.understood else {"unclear"}
+        return flags if heard.understood else flags | {"unclear"}
 
     def _decide(self, flags: set[str]) -> Reply:
         st = self.state
@@ -259,6 +302,24 @@ class DialogPolicy:
         if "more" in flags:
             st.awaiting = None
             return Reply("Sure, what can I help you with?")
+        if "confirmed" in flags and st.confirming:
+            name, arguments = st.confirming
+            st.confirming, st.awaiting = None, None
+            return Reply("", (self._call(name, **arguments),))
+        if "declined" in flags:
+            st.confirming, st.intent, st.day, st.time = None, None, None, None
+            st.hint_day = st.hint_time = None
+            return self._ask("anything_else", "OK, I haven't changed anything. ")
+        if "confirm_again" in flags and st.confirming:
+            st.awaiting = "confirm"
+            return Reply(f"Sorry, I didn't catch a yes or a no. {st.asked}")
+        if "day_clash" in flags and st.day_options:
+            said, nearest = st.day_options
+            return self._await(
+                "which_day",
+                f"The {_ordinal(said.day)} is a {said:%A}. Did you mean {say_day(said)}, "
+                f"or {say_day(nearest)}?",
+            )
         if st.intent is None:
             return Reply(f"Sorry, I didn't quite get that. {capabilities(self.tools)}")
         if INTENT_TOOL[st.intent] not in self.tools:
@@ -292,9 +353,18 @@ class DialogPolicy:
             args = {"new_day": st.day.isoformat(), "new_time": st.time}
             if st.booking_id:
                 args["booking_id"] = st.booking_id
+            else:
+                if st.hint_day:
+                    args["current_day"] = st.hint_day.isoformat()
+                if st.hint_time:
+                    args["current_time"] = st.hint_time
             return Reply("", (self._call("reschedule_appointment", **args),))
         if st.intent == "cancel":
-            args = {"booking_id": st.booking_id} if st.booking_id else {}
+            # What the caller said about the booking; the tool finds it or asks which.
+            said = {"day": st.day.isoformat() if st.day else None, "time": st.time}
+            args = {k: v for k, v in said.items() if v}
+            if st.booking_id and not args:
+                args["booking_id"] = st.booking_id
             return Reply("", (self._call("cancel_appointment", **args),))
         if st.intent == "find":
             return Reply("", (self._call("find_my_appointments"),))
@@ -315,6 +385,10 @@ class DialogPolicy:
             data = {"result": data}
         st = self.state
         error = data.get("error")
+        if pending.name in CHANGES and data.get("status") == "needs_confirmation":
+            return self._read_back(pending, data)
+        if error and isinstance(data.get("say"), str) and data["say"].strip():
+            return self._on_refusal(pending, data)
         if error and error != "slot_taken":
             if data.get("retryable") and pending.attempts < MAX_ATTEMPTS:
                 retry = ToolCall(self._new_call_id(), pending.name, pending.arguments)
@@ -349,12 +423,72 @@ class DialogPolicy:
         st.order_number = None
         return self._ask("anything_else", outcome.text + " ")
 
+    def _take_offer(self, time: str) -> set[str]:
+        self.state.time = time
+        return set()
+
+    def _which_booking(self, day: date | None, time: str | None) -> None:
+        """What the caller said about which booking they mean, for the next try."""
+        st = self.state
+        st.booking_id = None
+        if st.intent == "cancel":
+            st.day, st.time = day or st.day, time or st.time
+        else:
+            st.hint_day, st.hint_time = day or st.hint_day, time or st.hint_time
+
+    def _read_back(self, pending: _Pending, data: dict[str, Any]) -> Reply:
+        """The tool found the booking and changed nothing yet: read it back, ask for a yes."""
+        st = self.state
+        arguments = {k: v for k, v in pending.arguments.items() if k not in _HINTS}
+        arguments["booking_id"] = str(data.get("booking_id") or "")
+        for key in ("new_day", "new_time"):
+            if data.get(key):
+                arguments[key] = data[key]
+        arguments["confirmed"] = True
+        st.confirming, st.candidates = (pending.name, arguments), []
+        say = str(data.get("say") or "").strip() or "Should I go ahead with that?"
+        return self._await("confirm", say)
+
+    def _on_refusal(self, pending: _Pending, data: dict[str, Any]) -> Reply:
+        """A tool said no with a sentence for the caller: say it, and ask what it leads to."""
+        st = self.state
+        say, error = str(data["say"]).strip(), str(data.get("error"))
+        candidates = [c for c in data.get("candidates") or [] if isinstance(c, dict)]
+        if candidates and pending.name in CHANGES:
+            st.candidates, st.booking_id = candidates, None
+            if pending.name == "cancel_appointment":
+                st.day = st.time = None  # they were hints about which booking
+            st.hint_day = st.hint_time = None
+            return self._await("which_booking", say)
+        alternatives = [a for a in data.get("alternatives") or [] if isinstance(a, dict) and a.get("day")]
+        if alternatives:
+            first = str(alternatives[0]["day"])
+            st.day = st.checked_day = date.fromisoformat(first)
+            st.time = None
+            st.offered = [str(a.get("time")) for a in alternatives if a.get("day") == first and a.get("time")]
+            ask = "Would that work?" if len(st.offered) == 1 else "Would one of those work?"
+            return self._await("time", f"{say} {ask}")
+        if error in ("invalid_time", "outside_hours", "not_a_slot_start") and st.intent in ("book", "reschedule"):
+            st.time = None
+            return self._await("time", say)
+        if error == "missing_name":
+            st.name = None
+            return self._await("name", say)
+        st.intent, st.day, st.time, st.checked_day = None, None, None, None
+        st.hint_day = st.hint_time = None
+        if say.endswith("?"):
+            st.awaiting = None
+            return Reply(say)
+        return self._ask("anything_else", say + " ")
+
     def _on_availability(self, data: dict[str, Any]) -> Reply:
         st = self.state
         free = [str(s) for s in data.get("free_slots") or []]
         day = st.day or self.today
         if st.intent != "book":
             return Reply()
+        if not free and data.get("alternatives") and data.get("say"):
+            return self._on_refusal(_Pending("check_availability", {}), data)
         if not free:
             st.day = None
             return self._ask("day", f"Sorry, {say_day(day)} is fully booked. ")
@@ -381,6 +515,14 @@ def _combine(flag_sets: list[set[str]]) -> set[str]:
     if any(not f & {"empty", "unclear"} for f in flag_sets):
         flags.discard("unclear")
     return flags
+
+
+_OWN_WORDS = ("confirm", "which_booking", "which_day")
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def _list_times(times: list[str]) -> str:
