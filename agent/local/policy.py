@@ -29,25 +29,24 @@ or nothing else can be done (a tool that keeps failing).
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import re
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 
+from .dialog import DialogState, Pending, Reply, ToolCall
+from .outcomes import ToolOutcomes
 from .phrasing import (
     GOODBYE,
     GREETING,
     QUESTIONS,
     capabilities,
-    phrase_result,
     say_day,
-    say_time,
 )
 from .understanding import Context, understand
+
+__all__ = ["DialogPolicy", "Reply", "ToolCall", "dated", "default_today"]
 
 INTENT_TOOL = {
     "book": "book_appointment",
@@ -56,9 +55,6 @@ INTENT_TOOL = {
     "find": "find_my_appointments",
     "order": "lookup_order",
 }
-MAX_ATTEMPTS = 2
-CHANGES = ("cancel_appointment", "reschedule_appointment")  # read back and confirmed first
-_HINTS = ("day", "time", "current_day", "current_time", "name")  # which booking, as said
 
 
 def default_today() -> date:
@@ -87,50 +83,7 @@ def dated(instructions: object) -> date | None:
         return None
 
 
-@dataclass(frozen=True)
-class ToolCall:
-    call_id: str
-    name: str
-    arguments: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Reply:
-    text: str = ""
-    calls: tuple[ToolCall, ...] = ()
-
-
-@dataclass
-class _Pending:
-    name: str
-    arguments: dict[str, Any]
-    attempts: int = 1
-
-
-@dataclass
-class DialogState:
-    intent: str | None = None
-    day: date | None = None
-    time: str | None = None
-    name: str | None = None
-    order_number: str | None = None
-    order_raw: str | None = None
-    awaiting: str | None = None  # the slot (or yes/no) our last question asked for
-    booking_id: str | None = None
-    booked_day: date | None = None  # of the booking made (or moved) on this call
-    checked_day: date | None = None
-    offered: list[str] = field(default_factory=list)  # times we just offered ("09:00", ...)
-    last_order: str | None = None  # the order looked up on this call
-    asked: str = ""  # our last question when it was one of our own wording (read-backs)
-    confirming: tuple[str, dict[str, Any]] | None = None  # the change to make on a yes
-    candidates: list[dict[str, Any]] = field(default_factory=list)  # bookings we listed
-    hint_day: date | None = None  # which booking to move: its current day and time
-    hint_time: str | None = None
-    day_options: tuple[date, ...] = ()  # "Friday the 4th or Thursday the 3rd?"
-    history: list[tuple[str, str]] = field(default_factory=list)  # (role, text) as heard
-
-
-class DialogPolicy:
+class DialogPolicy(ToolOutcomes):
     def __init__(
         self,
         *,
@@ -144,7 +97,7 @@ class DialogPolicy:
         self._new_call_id = new_call_id or (lambda: f"call_{next(counter)}")
         self.state = DialogState()
         self._inbox: deque[tuple[str, str, str]] = deque()  # (kind, call_id, text)
-        self._pending: dict[str, _Pending] = {}
+        self._pending: dict[str, Pending] = {}
         self._said: dict[str, int] = {}  # assistant item id -> index in history
 
     # ------------------------------------------------------------ inputs
@@ -219,24 +172,6 @@ class DialogPolicy:
         """The question we are waiting on an answer to, as we worded it."""
         awaiting = self.state.awaiting or ""
         return QUESTIONS.get(awaiting) or (self.state.asked if awaiting in _OWN_WORDS else "")
-
-    def _call(self, tool: str, /, **arguments: Any) -> ToolCall:
-        call = ToolCall(self._new_call_id(), tool, arguments)
-        self._pending[call.call_id] = _Pending(tool, arguments)
-        return call
-
-    def _ask(self, slot: str, prefix: str = "") -> Reply:
-        self.state.awaiting = slot
-        question = QUESTIONS[slot]
-        if prefix.endswith(", "):  # "Sorry, what day ..."
-            question = question[0].lower() + question[1:]
-        return Reply(f"{prefix}{question}")
-
-    def _await(self, slot: str, text: str) -> Reply:
-        """Like `_ask`, with a question of our own wording."""
-        self.state.awaiting = slot
-        self.state.asked = text
-        return Reply(text)
 
     # ------------------------------------------------------------ understanding
     def _absorb(self, text: str) -> set[str]:
@@ -314,10 +249,10 @@ class DialogPolicy:
             st.awaiting = "confirm"
             return Reply(f"Sorry, I didn't catch a yes or a no. {st.asked}")
         if "day_clash" in flags and st.day_options:
-            said, nearest = st.day_options
+            as_said, nearest = st.day_options
             return self._await(
                 "which_day",
-                f"The {_ordinal(said.day)} is a {said:%A}. Did you mean {say_day(said)}, "
+                f"The {_ordinal(as_said.day)} is a {as_said:%A}. Did you mean {say_day(as_said)}, "
                 f"or {say_day(nearest)}?",
             )
         if st.intent is None:
@@ -374,138 +309,6 @@ class DialogPolicy:
             return self._ask("order_number", prefix)
         return Reply("", (self._call("lookup_order", order_number=st.order_number),))
 
-    # ------------------------------------------------------------ tool results
-    def _on_result(self, call_id: str, output: str) -> Reply:
-        pending = self._pending.pop(call_id)
-        try:
-            data = json.loads(output)
-        except (TypeError, ValueError):
-            data = {"result": output}
-        if not isinstance(data, dict):
-            data = {"result": data}
-        st = self.state
-        error = data.get("error")
-        if pending.name in CHANGES and data.get("status") == "needs_confirmation":
-            return self._read_back(pending, data)
-        if error and isinstance(data.get("say"), str) and data["say"].strip():
-            return self._on_refusal(pending, data)
-        if error and error != "slot_taken":
-            if data.get("retryable") and pending.attempts < MAX_ATTEMPTS:
-                retry = ToolCall(self._new_call_id(), pending.name, pending.arguments)
-                self._pending[retry.call_id] = _Pending(
-                    pending.name, pending.arguments, pending.attempts + 1
-                )
-                return Reply("Sorry, I had trouble with that. Let me try again.", (retry,))
-            if pending.name in ("transfer_call", "end_call"):
-                return self._ask("anything_else", "Sorry, I couldn't transfer you right now. ")
-            st.intent, st.awaiting = None, None
-            if "transfer_call" in self.tools:
-                return self._ask("transfer_offer", "Sorry, I couldn't do that right now. ")
-            return Reply("Sorry, I couldn't do that right now. Please try again a bit later.")
-        if pending.name == "check_availability":
-            return self._on_availability(data)
-        outcome = phrase_result(pending.name, pending.arguments, data)
-        if pending.name == "lookup_order" and data.get("found"):
-            st.last_order = str(pending.arguments.get("order_number") or "") or None
-        if outcome.booking_id is not None:
-            st.booking_id = outcome.booking_id or None
-            day = pending.arguments.get("new_day") or pending.arguments.get("day")
-            st.booked_day = date.fromisoformat(day) if st.booking_id and isinstance(day, str) else None
-        if outcome.retry_slot:
-            if outcome.retry_slot == "time":
-                st.time = None
-            elif outcome.retry_slot == "order_number":
-                st.order_number = None
-            return self._await(outcome.retry_slot, outcome.text)
-        if pending.name in ("transfer_call", "end_call"):
-            return Reply(outcome.text)
-        st.intent, st.day, st.time, st.checked_day = None, None, None, None
-        st.order_number = None
-        return self._ask("anything_else", outcome.text + " ")
-
-    def _take_offer(self, time: str) -> set[str]:
-        self.state.time = time
-        return set()
-
-    def _which_booking(self, day: date | None, time: str | None) -> None:
-        """What the caller said about which booking they mean, for the next try."""
-        st = self.state
-        st.booking_id = None
-        if st.intent == "cancel":
-            st.day, st.time = day or st.day, time or st.time
-        else:
-            st.hint_day, st.hint_time = day or st.hint_day, time or st.hint_time
-
-    def _read_back(self, pending: _Pending, data: dict[str, Any]) -> Reply:
-        """The tool found the booking and changed nothing yet: read it back, ask for a yes."""
-        st = self.state
-        arguments = {k: v for k, v in pending.arguments.items() if k not in _HINTS}
-        arguments["booking_id"] = str(data.get("booking_id") or "")
-        for key in ("new_day", "new_time"):
-            if data.get(key):
-                arguments[key] = data[key]
-        arguments["confirmed"] = True
-        st.confirming, st.candidates = (pending.name, arguments), []
-        say = str(data.get("say") or "").strip() or "Should I go ahead with that?"
-        return self._await("confirm", say)
-
-    def _on_refusal(self, pending: _Pending, data: dict[str, Any]) -> Reply:
-        """A tool said no with a sentence for the caller: say it, and ask what it leads to."""
-        st = self.state
-        say, error = str(data["say"]).strip(), str(data.get("error"))
-        candidates = [c for c in data.get("candidates") or [] if isinstance(c, dict)]
-        if candidates and pending.name in CHANGES:
-            st.candidates, st.booking_id = candidates, None
-            if pending.name == "cancel_appointment":
-                st.day = st.time = None  # they were hints about which booking
-            st.hint_day = st.hint_time = None
-            return self._await("which_booking", say)
-        alternatives = [a for a in data.get("alternatives") or [] if isinstance(a, dict) and a.get("day")]
-        if alternatives:
-            first = str(alternatives[0]["day"])
-            st.day = st.checked_day = date.fromisoformat(first)
-            st.time = None
-            st.offered = [str(a.get("time")) for a in alternatives if a.get("day") == first and a.get("time")]
-            ask = "Would that work?" if len(st.offered) == 1 else "Would one of those work?"
-            return self._await("time", f"{say} {ask}")
-        if error in ("invalid_time", "outside_hours", "not_a_slot_start") and st.intent in ("book", "reschedule"):
-            st.time = None
-            return self._await("time", say)
-        if error == "missing_name":
-            st.name = None
-            return self._await("name", say)
-        st.intent, st.day, st.time, st.checked_day = None, None, None, None
-        st.hint_day = st.hint_time = None
-        if say.endswith("?"):
-            st.awaiting = None
-            return Reply(say)
-        return self._ask("anything_else", say + " ")
-
-    def _on_availability(self, data: dict[str, Any]) -> Reply:
-        st = self.state
-        free = [str(s) for s in data.get("free_slots") or []]
-        day = st.day or self.today
-        if st.intent != "book":
-            return Reply()
-        if not free and data.get("alternatives") and data.get("say"):
-            return self._on_refusal(_Pending("check_availability", {}), data)
-        if not free:
-            st.day = None
-            return self._ask("day", f"Sorry, {say_day(day)} is fully booked. ")
-        if st.time and st.time in free:
-            return self._next_step()
-        st.offered = free[:3]
-        offer = _list_times(st.offered)
-        if st.time:
-            missed = say_time(st.time)
-            st.time = None
-            return self._await(
-                "time", f"Sorry, {missed} isn't free on {say_day(day)}. I have {offer}. "
-                "Would one of those work?"
-            )
-        return self._await("time", f"On {say_day(day)} I have {offer} free. What time works for you?")
-
-
 def _combine(flag_sets: list[set[str]]) -> set[str]:
     """Flags of several utterances heard in one turn: a breath ("empty") or a filler
     ("unclear") next to a real answer does not count."""
@@ -523,8 +326,3 @@ _OWN_WORDS = ("confirm", "which_booking", "which_day")
 def _ordinal(n: int) -> str:
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
-
-
-def _list_times(times: list[str]) -> str:
-    spoken = [say_time(t) for t in times]
-    return spoken[0] if len(spoken) == 1 else ", ".join(spoken[:-1]) + " or " + spoken[-1]
