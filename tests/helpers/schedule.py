@@ -39,6 +39,7 @@ SLOW_S: dict[str, float] = {
     "tests/test_loadtest.py::test_loadtest_against_the_fake_provider_writes_a_sane_report": 46,
     "tests/e2e/test_fixtures_e2e.py::test_fixture_end_to_end[booking]": 41,
     "tests/e2e/test_fixtures_e2e.py::test_fixture_end_to_end[cancel]": 34,
+    "tests/e2e/test_fixtures_e2e.py::test_fixture_end_to_end[cancel-one-of-two]": 45,
     "tests/test_wheel.py::test_a_fake_openai_load_test_runs_from_the_installed_package": 31,
     "tests/e2e/test_fixtures_e2e.py::test_fixture_end_to_end[order-unknown]": 30,
     "tests/test_wheel.py::test_a_bundled_call_runs_from_the_installed_package": 28,
