@@ -770,3 +770,34 @@ def test_render_one_line_with_flite(tmp_path: Path) -> None:
     (tmp_path / "t.yaml").write_text(BASE + "voice: flite:slt\nsteps:\n  - say: Hello there.\n")
     assert build_fixtures(tmp_path) == 0
     _check_wav(tmp_path / "audio" / "t" / "00.wav", 0.5)
+
+
+def test_expectations_count_the_callers_active_bookings() -> None:
+    two = [{"day": "2026-12-03", "status": "active"}, {"day": "2026-12-04", "status": "active"}]
+    assert _check(_expect(active_bookings=2), bookings=two) == []
+    (failure,) = _check(_expect(active_bookings=1), bookings=two)
+    assert failure.startswith("expected 1 active booking(s); store has:")
+
+
+def test_a_script_seeds_the_callers_earlier_bookings(tmp_path: Path) -> None:
+    script = _load(tmp_path, "bookings: [{day: '@thursday', time: '10:00', name: Ana}]\nsteps: [hangup: {}]")
+    (prior,) = script.bookings
+    assert (prior.day, prior.time, prior.name) == ("@thursday", "10:00", "Ana")
+    assert "bookings[0].time" in _error(tmp_path, "bookings: [{day: '@friday', time: '10', name: A}]\nsteps: [hangup: {}]")
+
+
+async def test_seeded_bookings_are_made_from_the_scripts_number_per_run(tmp_path: Path) -> None:
+    from agent.devkit.runner import seed_bookings
+    from tools.store import open_store
+
+    (two,) = [s for s in SCRIPTS if s.name == "cancel-one-of-two"]
+    monday = dt.date(2030, 1, 7)
+    sqlite_store = open_store(None, tmp_path / "data")
+    await seed_bookings(sqlite_store, two, monday)
+    for booking in await sqlite_store.find_by_phone(two.from_):
+        await sqlite_store.cancel(booking.booking_id)
+    await seed_bookings(sqlite_store, two, monday)  # a load test's next run of the same call
+    assert [(b.day, b.time) for b in await sqlite_store.find_by_phone(two.from_)] == [
+        (dt.date(2030, 1, 10), "10:00"), (dt.date(2030, 1, 11), "14:00"),
+    ]  # fmt: skip
+    await sqlite_store.close()
