@@ -167,6 +167,9 @@ def test_order_number_asked_for_and_not_found() -> None:
     missing = result(p, reply, {"found": False, "order_number": "9999", "message": "not found"})
     assert missing.text == "I couldn't find order 9999. Could you check the number?"
     assert only_call(turn(p, "sorry, 9998"))[1] == {"order_number": "9998"}
+    reply = turn(p, "no wait, it's 1234")
+    say = "I couldn't find an order with the number 1 2 3 4. Could you check the number and read it to me again?"
+    assert result(p, reply, {"found": False, "order_number": "1234", "say": say}).text == say
 
 
 def test_delivered_order_has_no_eta() -> None:
