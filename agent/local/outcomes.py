@@ -96,6 +96,7 @@ class ToolOutcomes:
             return Reply(outcome.text)
         st.intent, st.day, st.time, st.checked_day = None, None, None, None
         st.order_number = None
+        st.candidates, st.hint_day, st.hint_time, st.confirming = [], None, None, None
         return self._ask("anything_else", outcome.text + " ")
 
     def _take_offer(self, time: str) -> set[str]:
