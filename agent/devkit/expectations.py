@@ -109,7 +109,7 @@ class Expectations(StrictModel):
     bot_says: list[str] = Field(default_factory=list)
     booking: BookingExpect | None = None
     no_booking: bool | None = None  # True: the caller has no active booking at the end
-    active_bookings: int | None = Field(None, ge=0)  # how many the caller has at the end
+    active_bookings: int | None = Field(default=None, ge=0)  # how many the caller has at the end
     barge_in: bool | None = None
     outcome: list[str] | None = None
     _today: dt.date | None = PrivateAttr(None)  # the script's `today`, for day tokens
