@@ -41,9 +41,15 @@ def normalise_booking_id(text: str) -> str:
     return spoken_code(text) or compact
 
 
-def describe(b: Booking) -> str:
+def describe(b: Booking, *, name: bool = True) -> str:
     """ "Thursday, December 3 at 10 AM, under Ana Lopez"."""
-    return f"{say_slot(b.day, b.time)}, under {b.name}" if b.name else say_slot(b.day, b.time)
+    return f"{say_slot(b.day, b.time)}, under {b.name}" if b.name and name else say_slot(b.day, b.time)
+
+
+def listing(bookings: list[Booking], word: str = "and") -> str:
+    """Several bookings read out; the name only where it tells them apart."""
+    names = len({b.name for b in bookings}) > 1
+    return join_or([describe(b, name=names) for b in bookings], word)
 
 
 def candidate(b: Booking) -> Result:
@@ -123,7 +129,7 @@ async def resolve(
             return None, error(
                 "invalid_time",
                 f"I couldn't understand the time {wanted.time!r}. Which appointment do you mean: "
-                f"{join_or([describe(b) for b in mine])}?",
+                f"{listing(mine, 'or')}?",
                 candidates=[candidate(b) for b in mine],
             )
     words = _name_words(wanted.name or "")
@@ -134,7 +140,7 @@ async def resolve(
         and (not words or words & _name_words(b.name))
     ]  # fmt: skip
     if not matches:
-        listed = join_or([describe(b) for b in mine], "and")
+        listed = listing(mine)
         return None, error(
             "no_match",
             f"I don't see an appointment {_said(wanted, hhmm)}. "
@@ -146,7 +152,7 @@ async def resolve(
         return None, error(
             "which_booking",
             f"You have {_count(len(matches))}{' ' + said if said else ''}: "
-            f"{join_or([describe(b) for b in matches], 'and')}. Which one do you mean?",
+            f"{listing(matches)}. Which one do you mean?",
             candidates=[candidate(b) for b in matches],
         )
     return matches[0], None
@@ -166,7 +172,7 @@ async def _by_reference(
         mine = await upcoming(store, caller, now, config) if caller else []
         say = f"I couldn't find a booking with the reference {' '.join(ref) or reference}."
         if mine:
-            say += f" You have {_count(len(mine))}: {join_or([describe(b) for b in mine], 'and')}."
+            say += f" You have {_count(len(mine))}: {listing(mine)}."
             say += " Is it one of those?"
         return None, error("not_found", say, candidates=[candidate(b) for b in mine])
     # A reference overheard or guessed must not let one caller change another's slot.

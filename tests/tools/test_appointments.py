@@ -233,8 +233,8 @@ async def test_two_bookings_and_no_hint_change_nothing_and_list_both(ada: Phone)
     assert result["error"] == "which_booking"
     assert [c["booking_id"] for c in result["candidates"]] == [sooner["booking_id"], later["booking_id"]]
     assert result["say"] == (
-        "You have 2 appointments: Thursday, December 3 at 3 PM, under Ada and "
-        "Friday, December 4 at 9 AM, under Ada. Which one do you mean?"
+        "You have 2 appointments: Thursday, December 3 at 3 PM and "
+        "Friday, December 4 at 9 AM. Which one do you mean?"
     )
     assert len(await ada.store.find_by_phone(ADA)) == 2
 
@@ -264,7 +264,7 @@ async def test_cancel_with_a_hint_that_fits_none_lists_what_there_is(ada: Phone)
     assert result["error"] == "no_match"
     assert result["say"] == (
         "I don't see an appointment on Monday, December 7. You have one appointment: "
-        "Thursday, December 3 at 3 PM, under Ada. Which one do you mean?"
+        "Thursday, December 3 at 3 PM. Which one do you mean?"
     )
     assert len(result["candidates"]) == 1 and await ada.store.booked_times(THU) == ["15:00"]
 
@@ -300,7 +300,7 @@ async def test_cancel_errors(ada: Phone, store: Store, clock: list[dt.datetime])
     assert (await withheld(cancel_appointment))["error"] == "need_booking_id"
     await ada(book_appointment, day="2026-12-03", time="10:00", name="Ada")
     unknown = await ada(cancel_appointment, booking_id="ZZZZZZ")
-    assert unknown["say"].endswith("You have one appointment: Thursday, December 3 at 10 AM, under Ada. Is it one of those?")
+    assert unknown["say"].endswith("You have one appointment: Thursday, December 3 at 10 AM. Is it one of those?")
 
 
 # -- reschedule_appointment ------------------------------------------------------------------------
@@ -475,3 +475,13 @@ def test_normalise_phone(raw: str | None, phone: str | None) -> None:
 )
 def test_normalise_booking_id(raw: str, ref: str) -> None:
     assert normalise_booking_id(raw) == ref
+
+
+async def test_a_list_of_bookings_names_them_only_where_it_tells_them_apart(ada: Phone) -> None:
+    await ada(book_appointment, day="2026-12-03", time="15:00", name="Ada Lovelace")
+    await ada(book_appointment, day="2026-12-04", time="09:00", name="Grace Hopper")
+    result = await ada(cancel_appointment)
+    assert result["say"] == (
+        "You have 2 appointments: Thursday, December 3 at 3 PM, under Ada Lovelace and "
+        "Friday, December 4 at 9 AM, under Grace Hopper. Which one do you mean?"
+    )
