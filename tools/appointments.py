@@ -117,12 +117,8 @@ async def check_availability(day: dt.date, ctx: ToolContext) -> Result:
         day_start = max(now, config.slot_start(day, "00:00"))
         alternatives = await free_after(store, config, now, day_start)
         result["alternatives"] = alternatives
-        first = (
-            f" The next free time is {say_slot(dt.date.fromisoformat(alternatives[0]['day']), alternatives[0]['time'])}."
-            if alternatives
-            else ""
-        )
-        result["say"] = f"{day:%A} is fully booked.{first}"
+        offer = offer_sentence(alternatives[:1], "The next free time is")
+        result["say"] = f"{day:%A} is fully booked. {offer}".strip()
     return result
 
 
