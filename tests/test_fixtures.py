@@ -20,6 +20,7 @@ from agent.devkit.build import build_fixtures, is_up_to_date, render_line
 from agent.devkit.expectations import (
     Expectations,
     check_expectations,
+    resolve_day,
 )
 from agent.devkit.scripts import (
     AUDIO_DIR,
@@ -166,11 +167,23 @@ class _FakeDesk:
     def __init__(self) -> None:
         self.bookings: list[dict[str, Any]] = []
 
-    def _find(self, booking_id: str | None) -> dict[str, Any] | None:
+    def _find(self, args: dict[str, Any]) -> dict[str, Any]:
+        """As the real tools: the one active booking that fits what was said, else a
+        refusal listing the candidates; nothing changes without confirmed=true."""
         active = [b for b in self.bookings if b["status"] == "active"]
-        if booking_id:
-            active = [b for b in active if b["booking_id"] == booking_id]
-        return active[-1] if active else None
+        if args.get("booking_id"):
+            active = [b for b in active if b["booking_id"] == args["booking_id"]]
+        for key, field in (("day", "day"), ("current_day", "day"), ("time", "time"), ("current_time", "time")):
+            if args.get(key):
+                active = [b for b in active if b[field] == args[key]]
+        if len(active) != 1:
+            code = "which_booking" if active else "no_match"
+            return {"error": code, "say": "Which one do you mean?", "candidates": [
+                {**b, "spoken": f"{b['day']} at {b['time']}"} for b in active or self.bookings
+            ]}  # fmt: skip
+        if not args.get("confirmed"):
+            return {**active[0], "status": "needs_confirmation", "say": "Just to confirm: that one?"}
+        return active[0]
 
     def call(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
         if name == "lookup_order":
@@ -189,15 +202,15 @@ class _FakeDesk:
             self.bookings.append(booking)
             return {**booking, "status": "booked"}
         if name == "cancel_appointment":
-            found = self._find(args.get("booking_id"))
-            if found is None:
-                return {"error": "not_found", "retryable": False}
+            found = self._find(args)
+            if "booking_id" not in found or found["status"] != "active":
+                return found
             found["status"] = "cancelled"
             return {**found, "status": "cancelled"}
         if name == "reschedule_appointment":
-            found = self._find(args.get("booking_id"))
-            if found is None:
-                return {"error": "not_found", "retryable": False}
+            found = self._find(args)
+            if "booking_id" not in found or found["status"] != "active":
+                return found
             found.update(day=args["new_day"], time=args["new_time"])
             return {**found, "status": "rescheduled"}
         if name == "find_my_appointments":
@@ -221,6 +234,10 @@ def dry_run(
     today = today or script.today
     policy = DialogPolicy(today=today, tools=tools)
     desk = _FakeDesk()
+    for i, b in enumerate(script.bookings):
+        day = resolve_day(b.day, today).isoformat() if b.day.startswith("@") else b.day
+        desk.bookings.append({"booking_id": f"SEED{i}", "day": day, "time": b.time, "name": b.name,
+                              "status": "active"})  # fmt: skip
     calls: list[dict[str, Any]] = []
     said: list[str] = []
     outcome: str | None = None
@@ -753,3 +770,34 @@ def test_render_one_line_with_flite(tmp_path: Path) -> None:
     (tmp_path / "t.yaml").write_text(BASE + "voice: flite:slt\nsteps:\n  - say: Hello there.\n")
     assert build_fixtures(tmp_path) == 0
     _check_wav(tmp_path / "audio" / "t" / "00.wav", 0.5)
+
+
+def test_expectations_count_the_callers_active_bookings() -> None:
+    two = [{"day": "2026-12-03", "status": "active"}, {"day": "2026-12-04", "status": "active"}]
+    assert _check(_expect(active_bookings=2), bookings=two) == []
+    (failure,) = _check(_expect(active_bookings=1), bookings=two)
+    assert failure.startswith("expected 1 active booking(s); store has:")
+
+
+def test_a_script_seeds_the_callers_earlier_bookings(tmp_path: Path) -> None:
+    script = _load(tmp_path, "bookings: [{day: '@thursday', time: '10:00', name: Ana}]\nsteps: [hangup: {}]")
+    (prior,) = script.bookings
+    assert (prior.day, prior.time, prior.name) == ("@thursday", "10:00", "Ana")
+    assert "bookings[0].time" in _error(tmp_path, "bookings: [{day: '@friday', time: '10', name: A}]\nsteps: [hangup: {}]")
+
+
+async def test_seeded_bookings_are_made_from_the_scripts_number_per_run(tmp_path: Path) -> None:
+    from agent.devkit.runner import seed_bookings
+    from tools.store import open_store
+
+    (two,) = [s for s in SCRIPTS if s.name == "cancel-one-of-two"]
+    monday = dt.date(2030, 1, 7)
+    sqlite_store = open_store(None, tmp_path / "data")
+    await seed_bookings(sqlite_store, two, monday)
+    for booking in await sqlite_store.find_by_phone(two.from_):
+        await sqlite_store.cancel(booking.booking_id)
+    await seed_bookings(sqlite_store, two, monday)  # a load test's next run of the same call
+    assert [(b.day, b.time) for b in await sqlite_store.find_by_phone(two.from_)] == [
+        (dt.date(2030, 1, 10), "10:00"), (dt.date(2030, 1, 11), "14:00"),
+    ]  # fmt: skip
+    await sqlite_store.close()

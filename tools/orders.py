@@ -212,6 +212,8 @@ def lookup_order(order_number: str) -> dict[str, Any]:
             "found": False,
             "order_number": order_number,
             "message": f"I couldn't make out an order number from {order_number!r}.",
+            "say": "I couldn't make out an order number there. Could you read it to me digit "
+            "by digit?",
         }
     order = _find(_orders(), digits)
     if order is None:
@@ -219,6 +221,8 @@ def lookup_order(order_number: str) -> dict[str, Any]:
             "found": False,
             "order_number": digits,
             "message": f"No order with the number {_spaced(digits)} was found.",
+            "say": f"I couldn't find an order with the number {_spaced(digits)}. Could you check "
+            "the number and read it to me again?",
         }
     result: dict[str, Any] = {
         "found": True,

@@ -109,6 +109,7 @@ class Expectations(StrictModel):
     bot_says: list[str] = Field(default_factory=list)
     booking: BookingExpect | None = None
     no_booking: bool | None = None  # True: the caller has no active booking at the end
+    active_bookings: int | None = Field(default=None, ge=0)  # how many the caller has at the end
     barge_in: bool | None = None
     outcome: list[str] | None = None
     _today: dt.date | None = PrivateAttr(None)  # the script's `today`, for day tokens
@@ -233,6 +234,10 @@ def check_expectations(
     active = [b for b in bookings if str(b.get("status", "active")) == "active"]
     if expect.no_booking and active:
         failures.append(f"expected no active booking; store has: {_show_bookings(active)}")
+    if expect.active_bookings is not None and len(active) != expect.active_bookings:
+        failures.append(
+            f"expected {expect.active_bookings} active booking(s); store has: {_show_bookings(active)}"
+        )
     if expect.barge_in is True and barge_ins < 1:
         failures.append("expected a barge-in (a clear of the bot's audio), got none")
     if expect.barge_in is False and barge_ins > 0:

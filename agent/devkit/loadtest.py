@@ -122,13 +122,12 @@ async def open_target(
         return
 
     today = first_today or dt.date.today()
-    os.environ["LOCAL_ENGINE_TODAY"] = today.isoformat()
     async with local_stack(tools_today=today.isoformat(), max_concurrent_calls=limit) as local:
         local.watch(record_collector(records))
 
         def set_phase(day: dt.date, delays: dict[str, int]) -> None:
             # Read when a call opens its session: safe between phases, never during one.
-            os.environ["LOCAL_ENGINE_TODAY"] = day.isoformat()
+            # The engine takes the day from each session's instructions, as models do.
             local.service.settings.tools_today = day.isoformat()
             local.service.settings.tool_delays_ms = delays
 

@@ -116,8 +116,8 @@ FAKE_SCENARIO = {
 def plan_calls(scripts: Sequence[CallScript], options: LoadTestOptions) -> list[list[CallSlot]]:
     """N calls (fixtures cycled), in phases of one calendar day and tool-delay set each.
 
-    The offline engine's "today" is one per process (LOCAL_ENGINE_TODAY) and so are the
-    server's tool delays, while fixtures pin different days and some slow a tool down
+    The server's "today" (TOOLS_TODAY, which the offline engine learns from each session)
+    is one per process and so are its tool delays, while fixtures pin different days and some slow a tool down
     (`slow_tools`, to hear the filler): calls that differ in either never overlap, one
     phase each. Elsewhere neither is ours to set (remote) or matters (fake): one phase.
     """

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
+import secrets
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,7 @@ import httpx
 from agent.callrecord import CallRecord
 from agent.devkit.expectations import (
     check_expectations,
+    resolve_day,
 )
 from agent.devkit.scripts import (
     CallScript,
@@ -43,6 +45,7 @@ from telephony.testing.emulator import (
     dial_webhook,
 )
 from telephony.wav import read_ulaw_wav
+from tools.appointments import normalise_phone
 
 DTMF_GAP_MS = 150
 
@@ -71,6 +74,17 @@ class CallResult:
     @property
     def clear_latencies_ms(self) -> list[float]:
         return [t.clear_latency_ms for t in self.turns if t.clear_latency_ms is not None]
+
+
+async def seed_bookings(store: Any, script: CallScript, today: dt.date) -> None:
+    """The appointments the script's caller already has (`bookings:`), made from its
+    number. Each run seeds under keys of its own: a load test runs a fixture again on the
+    same store once the previous run's bookings are freed."""
+    run = secrets.token_hex(4)
+    phone = normalise_phone(script.from_)
+    for i, b in enumerate(script.bookings):
+        day = resolve_day(b.day, today) if b.day.startswith("@") else dt.date.fromisoformat(b.day)
+        await store.book(day, b.time, b.name, phone, f"fixture-seed:{script.name}:{run}:{i}")
 
 
 def business_today(script: CallScript) -> dt.date:
@@ -109,6 +123,8 @@ async def run_script(
     one `http` client and a caching `read_audio`: a client per call costs a TLS context,
     and fixture WAVs read per call are disk reads on the event loop."""
     t0 = time.monotonic()
+    if store is not None and script.bookings:
+        await seed_bookings(store, script, today or business_today(script))
     target = await dial_webhook(
         base_url, auth_token, to=script.to, from_=script.from_, public_url=public_url,
         flow=script.flow, client=http,
@@ -252,8 +268,7 @@ async def run_call_command(args: Any) -> int:
     else:
         from agent.devkit.stack import local_stack
 
-        today = business_today(script)
-        os.environ["LOCAL_ENGINE_TODAY"] = today.isoformat()
+        today = business_today(script)  # the stack's TOOLS_TODAY: tools and engine alike
         console.print("[dim]starting the offline engine and an in-process server...[/]")
         async with local_stack(tools_today=today.isoformat(), tool_delays_ms=script.slow_tools) as stack:
             stack.watch(record_collector(records))

@@ -12,7 +12,9 @@ was rendered: a line whose text, voice or noise changed no longer matches its si
     from: "+15551230001"
     voice: piper-joe              # piper-joe | espeak:VOICE | flite:VOICE
     noise_db: null                # optional pink noise at this level (dBFS RMS)
-    today: "2026-11-30"           # the day the offline engine treats as today
+    today: "2026-11-30"           # the day the tools and the offline engine treat as today
+    bookings:                     # the caller's appointments before the call (in-process runs)
+      - {day: "@thursday", time: "10:00", name: "Ana Lopez"}
     steps:
       - wait_bot: {}
       - say: "I'd like to book an appointment for tomorrow at 10 am."
@@ -29,6 +31,7 @@ was rendered: a line whose text, voice or noise changed no longer matches its si
       bot_says: ["booked"]             # whole words, case and punctuation ignored
       booking: {day: "@tomorrow", time: "10:00", name_contains: "lopez"}
       no_booking: false                # true: no active booking left (after a cancel)
+      active_bookings: 1               # how many active bookings the caller has at the end
       barge_in: true
       outcome: [bot_ended, caller_hung_up]
 
@@ -49,7 +52,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -61,7 +64,7 @@ from pydantic import (
     model_validator,
 )
 
-from agent.devkit.expectations import Expectations, StrictModel
+from agent.devkit.expectations import BookingExpect, Expectations, StrictModel
 
 __all__ = [
     "AUDIO_DIR",
@@ -180,6 +183,17 @@ class Hangup(_Model):
 Step = WaitBot | Say | PressKeys | Pause | Interrupt | Hangup
 
 
+class PriorBooking(BookingExpect):
+    """An appointment the caller already has when the call starts (seeded into the store
+    of an in-process run, made from the script's `from` number)."""
+
+    day: str  # ISO date or a day token ("@thursday"), counted from the run's today
+    time: Annotated[str, Field(pattern=_TIME_RE.pattern)]
+    name: str = Field(min_length=1)
+    name_contains: None = None
+    status: Literal["active"] = "active"
+
+
 # ---------------------------------------------------------------------------- script
 @dataclass(frozen=True)
 class ScriptLine:
@@ -213,6 +227,7 @@ class CallScript(_Model):
     today: dt.date | None = None
     # In-process runs only: make these tools slower (ms), e.g. to hang up during one.
     slow_tools: dict[str, Annotated[int, Field(ge=0, le=60_000)]] = Field(default_factory=dict)
+    bookings: list[PriorBooking] = Field(default_factory=list)
     steps: list[Step] = Field(min_length=1)
     expect: Expectations = Field(default_factory=Expectations)
     path: Path

@@ -131,8 +131,9 @@ def phrase_result(name: str, arguments: dict[str, Any], data: dict[str, Any]) ->
     if name == "lookup_order":
         number = str(data.get("order_number") or arguments.get("order_number") or "")
         if not data.get("found"):
+            said = data.get("say")  # the tool's own sentence: what happened, what to do
             return Outcome(
-                f"I couldn't find order {number}. Could you check the number?",
+                said if isinstance(said, str) and said else f"I couldn't find order {number}. Could you check the number?",
                 retry_slot="order_number",
             )
         status = str(data.get("status") or "").lower()

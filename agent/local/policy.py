@@ -10,35 +10,43 @@ Tool contract (names and arguments, shared with the tools layer):
     check_availability(day)                      -> {"day", "free_slots": ["09:00", ...]}
     book_appointment(day, time, name)            -> {"status": "booked", "booking_id", ...}
                                                     | {"error": "slot_taken", "alternatives"}
-    cancel_appointment(booking_id?)              -> {"status": "cancelled", ...}
-    reschedule_appointment(new_day, new_time, booking_id?) -> {"status": "rescheduled", ...}
+    cancel_appointment(booking_id?, day?, time?, confirmed?)
+                                                 -> {"status": "cancelled", ...}
+    reschedule_appointment(new_day, new_time, booking_id?, current_day?, current_time?,
+                           confirmed?)           -> {"status": "rescheduled", ...}
+        Both answer {"status": "needs_confirmation", "booking_id", "say"} until called
+        with confirmed=true: we read `say` back and go ahead only on a yes. Several
+        bookings fitting answer {"error": "which_booking", "candidates", "say"}: we ask.
     find_my_appointments()                       -> {"appointments": [...]}
     lookup_order(order_number)                   -> {"found": true, "status", "eta", ...}
     transfer_call(reason), end_call(reason)      -> call control
-Any tool may answer {"error": ..., "retryable": bool}.
+Any tool may answer {"error": ..., "retryable": bool}; a refusal with "say" (what
+happened and the nearest thing the line can do) is read out as it is, and its
+"alternatives" are offered. A transfer is offered only when the caller asks for a person
+or nothing else can be done (a tool that keeps failing).
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import os
+import re
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 
+from .dialog import DialogState, Pending, Reply, ToolCall
+from .outcomes import ToolOutcomes
 from .phrasing import (
     GOODBYE,
     GREETING,
     QUESTIONS,
     capabilities,
-    phrase_result,
     say_day,
-    say_time,
 )
 from .understanding import Context, understand
+
+__all__ = ["DialogPolicy", "Reply", "ToolCall", "dated", "default_today"]
 
 INTENT_TOOL = {
     "book": "book_appointment",
@@ -47,53 +55,35 @@ INTENT_TOOL = {
     "find": "find_my_appointments",
     "order": "lookup_order",
 }
-MAX_ATTEMPTS = 2
 
 
 def default_today() -> date:
-    """Today, or LOCAL_ENGINE_TODAY=YYYY-MM-DD (tests pin the calendar)."""
-    pinned = os.environ.get("LOCAL_ENGINE_TODAY")
+    """TOOLS_TODAY=YYYY-MM-DD (the one pinned date, the business tools' too), else today.
+
+    A session whose instructions say what day it is (the service appends "Today is
+    Friday, 2026-12-04." for every model) uses that day instead: see `dated`."""
+    pinned = os.environ.get("TOOLS_TODAY")
     return date.fromisoformat(pinned) if pinned else date.today()
 
 
-@dataclass(frozen=True)
-class ToolCall:
-    call_id: str
-    name: str
-    arguments: dict[str, Any]
+_TODAY_IS = re.compile(r"\bToday is [A-Za-z]+, (\d{4}-\d{2}-\d{2})\b")
 
 
-@dataclass(frozen=True)
-class Reply:
-    text: str = ""
-    calls: tuple[ToolCall, ...] = ()
+def dated(instructions: object) -> date | None:
+    """The day the session's instructions say it is, as the service tells every model
+    (agent/service/sessions.py): the engine then plans with the tools' own date."""
+    if not isinstance(instructions, str):
+        return None
+    found = _TODAY_IS.findall(instructions)
+    if not found:
+        return None
+    try:
+        return date.fromisoformat(found[-1])
+    except ValueError:
+        return None
 
 
-@dataclass
-class _Pending:
-    name: str
-    arguments: dict[str, Any]
-    attempts: int = 1
-
-
-@dataclass
-class DialogState:
-    intent: str | None = None
-    day: date | None = None
-    time: str | None = None
-    name: str | None = None
-    order_number: str | None = None
-    order_raw: str | None = None
-    awaiting: str | None = None  # the slot (or yes/no) our last question asked for
-    booking_id: str | None = None
-    booked_day: date | None = None  # of the booking made (or moved) on this call
-    checked_day: date | None = None
-    offered: list[str] = field(default_factory=list)  # times we just offered ("09:00", ...)
-    last_order: str | None = None  # the order looked up on this call
-    history: list[tuple[str, str]] = field(default_factory=list)  # (role, text) as heard
-
-
-class DialogPolicy:
+class DialogPolicy(ToolOutcomes):
     def __init__(
         self,
         *,
@@ -107,7 +97,7 @@ class DialogPolicy:
         self._new_call_id = new_call_id or (lambda: f"call_{next(counter)}")
         self.state = DialogState()
         self._inbox: deque[tuple[str, str, str]] = deque()  # (kind, call_id, text)
-        self._pending: dict[str, _Pending] = {}
+        self._pending: dict[str, Pending] = {}
         self._said: dict[str, int] = {}  # assistant item id -> index in history
 
     # ------------------------------------------------------------ inputs
@@ -137,9 +127,10 @@ class DialogPolicy:
         if index is None:
             return
         self.state.history[index] = ("assistant", heard)
-        question = QUESTIONS.get(self.state.awaiting or "")
+        question = self._question()
         if question and question not in heard:
             self.state.awaiting = None  # they never heard the question: don't assume it
+            self.state.confirming = None  # nor a read-back they never heard: no yes to it
 
     # ------------------------------------------------------------ decision
     def respond(self) -> Reply:
@@ -173,38 +164,46 @@ class DialogPolicy:
         """response.create with nothing new: greet, or repeat the open question."""
         if not self.state.history:
             return Reply(GREETING)
-        if self.state.awaiting in QUESTIONS:
-            return Reply(QUESTIONS[self.state.awaiting])
+        if self._question():
+            return Reply(self._question())
         return Reply("Is there anything else I can help you with?")
 
-    def _call(self, tool: str, /, **arguments: Any) -> ToolCall:
-        call = ToolCall(self._new_call_id(), tool, arguments)
-        self._pending[call.call_id] = _Pending(tool, arguments)
-        return call
-
-    def _ask(self, slot: str, prefix: str = "") -> Reply:
-        self.state.awaiting = slot
-        question = QUESTIONS[slot]
-        if prefix.endswith(", "):  # "Sorry, what day ..."
-            question = question[0].lower() + question[1:]
-        return Reply(f"{prefix}{question}")
-
-    def _await(self, slot: str, text: str) -> Reply:
-        """Like `_ask`, with a question of our own wording."""
-        self.state.awaiting = slot
-        return Reply(text)
+    def _question(self) -> str:
+        """The question we are waiting on an answer to, as we worded it."""
+        awaiting = self.state.awaiting or ""
+        return QUESTIONS.get(awaiting) or (self.state.asked if awaiting in _OWN_WORDS else "")
 
     # ------------------------------------------------------------ understanding
     def _absorb(self, text: str) -> set[str]:
         """Update intent and slots from one utterance; return flags for `_decide`."""
         st = self.state
-        context = Context(self.today, self.tools, st.awaiting, st.intent, tuple(st.offered))
+        context = Context(self.today, self.tools, st.awaiting, st.intent, tuple(st.offered),
+                          st.day_options, len(st.candidates))  # fmt: skip
         heard = understand(text, context)
         if heard.act:
             return {heard.act}
         if heard.new_task:
             st.day, st.time, st.checked_day, st.order_number = None, None, None, None
+            st.confirming, st.candidates, st.hint_day, st.hint_time = None, [], None, None
         st.intent = heard.intent
+        if st.awaiting == "confirm" and st.confirming and not heard.new_task:
+            if heard.answer == "yes":
+                return {"confirmed"}
+            if heard.day is None and heard.time is None:
+                return {"declined"} if heard.answer == "no" else {"confirm_again"}
+            st.confirming = None  # "no, the Monday one": a hint to find the right booking
+            self._which_booking(heard.day, heard.time)
+            return set()
+        if st.awaiting == "which_booking" and not heard.new_task:
+            if heard.choice is not None and heard.choice < len(st.candidates):
+                st.booking_id = str(st.candidates[heard.choice].get("booking_id") or "") or None
+                return set()
+            self._which_booking(heard.day, heard.time)
+            return set() if heard.understood else {"unclear"}
+        if st.awaiting == "time" and heard.answer == "yes" and not heard.time and len(st.offered) == 1:
+            return self._take_offer(st.offered[0])  # "Would that work?" "Yes."
+        flags = {"day_clash"} if heard.day_clash else set()
+        st.day_options = heard.day_clash or ()
         if heard.day:
             st.day = heard.day
         if heard.time:
@@ -213,7 +212,7 @@ class DialogPolicy:
             st.name = heard.name
         if heard.order_number:
             st.order_number, st.order_raw = heard.order_number, heard.order_raw
-        return set() if heard.understood else {"unclear"}
+        return flags if heard.understood else flags | {"unclear"}
 
     def _decide(self, flags: set[str]) -> Reply:
         st = self.state
@@ -238,6 +237,24 @@ class DialogPolicy:
         if "more" in flags:
             st.awaiting = None
             return Reply("Sure, what can I help you with?")
+        if "confirmed" in flags and st.confirming:
+            name, arguments = st.confirming
+            st.confirming, st.awaiting = None, None
+            return Reply("", (self._call(name, **arguments),))
+        if "declined" in flags:
+            st.confirming, st.intent, st.day, st.time = None, None, None, None
+            st.hint_day = st.hint_time = None
+            return self._ask("anything_else", "OK, I haven't changed anything. ")
+        if "confirm_again" in flags and st.confirming:
+            st.awaiting = "confirm"
+            return Reply(f"Sorry, I didn't catch a yes or a no. {st.asked}")
+        if "day_clash" in flags and st.day_options:
+            as_said, nearest = st.day_options
+            return self._await(
+                "which_day",
+                f"The {_ordinal(as_said.day)} is a {as_said:%A}. Did you mean {say_day(as_said)}, "
+                f"or {say_day(nearest)}?",
+            )
         if st.intent is None:
             return Reply(f"Sorry, I didn't quite get that. {capabilities(self.tools)}")
         if INTENT_TOOL[st.intent] not in self.tools:
@@ -271,9 +288,18 @@ class DialogPolicy:
             args = {"new_day": st.day.isoformat(), "new_time": st.time}
             if st.booking_id:
                 args["booking_id"] = st.booking_id
+            else:
+                if st.hint_day:
+                    args["current_day"] = st.hint_day.isoformat()
+                if st.hint_time:
+                    args["current_time"] = st.hint_time
             return Reply("", (self._call("reschedule_appointment", **args),))
         if st.intent == "cancel":
-            args = {"booking_id": st.booking_id} if st.booking_id else {}
+            # What the caller said about the booking; the tool finds it or asks which.
+            said = {"day": st.day.isoformat() if st.day else None, "time": st.time}
+            args = {k: v for k, v in said.items() if v}
+            if st.booking_id and not args:
+                args["booking_id"] = st.booking_id
             return Reply("", (self._call("cancel_appointment", **args),))
         if st.intent == "find":
             return Reply("", (self._call("find_my_appointments"),))
@@ -282,74 +308,6 @@ class DialogPolicy:
         if st.order_number is None:
             return self._ask("order_number", prefix)
         return Reply("", (self._call("lookup_order", order_number=st.order_number),))
-
-    # ------------------------------------------------------------ tool results
-    def _on_result(self, call_id: str, output: str) -> Reply:
-        pending = self._pending.pop(call_id)
-        try:
-            data = json.loads(output)
-        except (TypeError, ValueError):
-            data = {"result": output}
-        if not isinstance(data, dict):
-            data = {"result": data}
-        st = self.state
-        error = data.get("error")
-        if error and error != "slot_taken":
-            if data.get("retryable") and pending.attempts < MAX_ATTEMPTS:
-                retry = ToolCall(self._new_call_id(), pending.name, pending.arguments)
-                self._pending[retry.call_id] = _Pending(
-                    pending.name, pending.arguments, pending.attempts + 1
-                )
-                return Reply("Sorry, I had trouble with that. Let me try again.", (retry,))
-            if pending.name in ("transfer_call", "end_call"):
-                return self._ask("anything_else", "Sorry, I couldn't transfer you right now. ")
-            st.intent, st.awaiting = None, None
-            if "transfer_call" in self.tools:
-                return self._ask("transfer_offer", "Sorry, I couldn't do that right now. ")
-            return Reply("Sorry, I couldn't do that right now. Please try again a bit later.")
-        if pending.name == "check_availability":
-            return self._on_availability(data)
-        outcome = phrase_result(pending.name, pending.arguments, data)
-        if pending.name == "lookup_order" and data.get("found"):
-            st.last_order = str(pending.arguments.get("order_number") or "") or None
-        if outcome.booking_id is not None:
-            st.booking_id = outcome.booking_id or None
-            day = pending.arguments.get("new_day") or pending.arguments.get("day")
-            st.booked_day = date.fromisoformat(day) if st.booking_id and isinstance(day, str) else None
-        if outcome.retry_slot:
-            if outcome.retry_slot == "time":
-                st.time = None
-            elif outcome.retry_slot == "order_number":
-                st.order_number = None
-            return self._await(outcome.retry_slot, outcome.text)
-        if pending.name in ("transfer_call", "end_call"):
-            return Reply(outcome.text)
-        st.intent, st.day, st.time, st.checked_day = None, None, None, None
-        st.order_number = None
-        return self._ask("anything_else", outcome.text + " ")
-
-    def _on_availability(self, data: dict[str, Any]) -> Reply:
-        st = self.state
-        free = [str(s) for s in data.get("free_slots") or []]
-        day = st.day or self.today
-        if st.intent != "book":
-            return Reply()
-        if not free:
-            st.day = None
-            return self._ask("day", f"Sorry, {say_day(day)} is fully booked. ")
-        if st.time and st.time in free:
-            return self._next_step()
-        st.offered = free[:3]
-        offer = _list_times(st.offered)
-        if st.time:
-            missed = say_time(st.time)
-            st.time = None
-            return self._await(
-                "time", f"Sorry, {missed} isn't free on {say_day(day)}. I have {offer}. "
-                "Would one of those work?"
-            )
-        return self._await("time", f"On {say_day(day)} I have {offer} free. What time works for you?")
-
 
 def _combine(flag_sets: list[set[str]]) -> set[str]:
     """Flags of several utterances heard in one turn: a breath ("empty") or a filler
@@ -362,6 +320,9 @@ def _combine(flag_sets: list[set[str]]) -> set[str]:
     return flags
 
 
-def _list_times(times: list[str]) -> str:
-    spoken = [say_time(t) for t in times]
-    return spoken[0] if len(spoken) == 1 else ", ".join(spoken[:-1]) + " or " + spoken[-1]
+_OWN_WORDS = ("confirm", "which_booking", "which_day")
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"

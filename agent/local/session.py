@@ -29,7 +29,7 @@ from typing import Any
 from .codec import FormatType
 from .listener import PCM_BYTES_PER_MS, Listener, Turn
 from .models import SpeechModels
-from .policy import DialogPolicy, Reply
+from .policy import DialogPolicy, Reply, dated
 from .protocol import (
     ProtocolError,
     apply_session_update,
@@ -148,6 +148,8 @@ class EngineSession:
         self.session = updated
         await self._input.configure(updated["audio"]["input"])
         self.policy.tools = function_names(updated)
+        if (day := dated(updated.get("instructions"))) is not None:
+            self.policy.today = day  # the day the service's tools count from
         await self.emit({"type": "session.updated", "session": self.session})
 
     # ------------------------------------------------------------ input audio

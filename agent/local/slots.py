@@ -11,12 +11,12 @@ from __future__ import annotations
 import re
 
 from .numbers import parse_order_number, words_to_digits
-from .when import MONTHS, WEEKDAYS, parse_day, parse_time, pick_offered
+from .when import MONTHS, WEEKDAYS, day_clash, parse_day, parse_time, pick_day, pick_offered
 
 __all__ = [
-    "detect_intent", "is_no", "is_thanks", "is_yes", "mostly_number", "mostly_when",
-    "normalize", "parse_day", "parse_name", "parse_order_number", "parse_time",
-    "pick_offered", "wants_more",
+    "day_clash", "detect_intent", "is_no", "is_thanks", "is_yes", "mostly_number", "mostly_when",
+    "normalize", "parse_day", "parse_name", "parse_order_number", "parse_time", "pick_candidate",
+    "pick_day", "pick_offered", "wants_more",
 ]  # fmt: skip
 
 # Number words, for telling a name from a number ("it's four five six seven").
@@ -120,6 +120,21 @@ def detect_intent(norm: str) -> str | None:
         if _has(pattern, norm):
             return name
     return "hello" if _has(_HELLO, norm) else None
+
+
+def pick_candidate(norm: str, count: int) -> int | None:
+    """ "the first one", "the second appointment", "the last one" -> an index (0-based)
+    into the `count` bookings we just listed; None if the caller did not pick by order."""
+    if count < 1:
+        return None
+    if m := re.search(r"\b(1|2|3|4) (?:st|nd|rd|th) (?:one|1|appointment|booking)\b", norm):
+        index = int(m[1]) - 1
+        return index if index < count else None
+    if _has(r"\b(last|latter|later) (?:one|1|appointment|booking)\b", norm):
+        return count - 1
+    if _has(r"\b(former|earlier) (?:one|1|appointment|booking)\b", norm):
+        return 0
+    return None
 
 
 def is_thanks(norm: str) -> bool:

@@ -31,6 +31,8 @@ class Context:
     awaiting: str | None = None  # the slot (or yes/no) our last question asked for
     intent: str | None = None  # the task under way
     offered: tuple[str, ...] = ()  # times we just offered ("09:00", ...)
+    day_options: tuple[date, ...] = ()  # days we just asked the caller to choose between
+    candidates: int = 0  # how many bookings we just asked the caller to choose between
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,9 @@ class Understanding:
     order_number: str | None = None
     order_raw: str | None = None  # the words the number was heard in
     answer: str | None = None  # "yes" | "no"
+    # A weekday said with a date it is not: (the date as said, that weekday nearest it).
+    day_clash: tuple[date, date] | None = None
+    choice: int | None = None  # "the second one": an index into the candidates we listed
     understood: bool = False  # something usable was heard
 
 
@@ -61,13 +66,20 @@ def understand(text: str, ctx: Context) -> Understanding:
             intent = "goodbye"  # "OK, thanks" closes the call
         elif answer == "yes":
             return Understanding(act="more", answer=answer)
+    if awaiting == "confirm" and answer is not None and intent in (None, "goodbye", ctx.intent):
+        intent = None  # "no thanks" to a read-back declines the change; it does not hang up
     if intent in ACTS:
         return Understanding(act=intent, answer=answer)
     if intent == "book" and ctx.intent in _CHANGING:
         intent = None  # "appointment"/"free" while changing one is not a new booking
     task = intent or ctx.intent
-    day = slots.parse_day(norm, ctx.today, bare_ok=awaiting in ("day", "new_day"))
-    time = slots.parse_time(norm, bare_ok=awaiting == "time")
+    choosing = awaiting == "which_booking"
+    day = slots.parse_day(norm, ctx.today, bare_ok=awaiting in ("day", "new_day") or choosing)
+    time = slots.parse_time(norm, bare_ok=awaiting == "time")  # "the Friday one" is not 1 PM
+    clash = slots.day_clash(norm, ctx.today)
+    if awaiting == "which_day" and ctx.day_options:
+        day = slots.pick_day(norm, ctx.day_options) or day
+    choice = slots.pick_candidate(norm, ctx.candidates) if choosing else None
     if awaiting == "time" and (picked := slots.pick_offered(norm, list(ctx.offered))):
         if time is None:
             day = None  # "the first one" is a time we offered, not the 1st of the month
@@ -96,11 +108,14 @@ def understand(text: str, ctx: Context) -> Understanding:
     return Understanding(
         intent=task,
         new_task=intent is not None and intent != ctx.intent,
-        day=day,
+        day=None if clash is not None else day,  # neither is taken for granted: we ask
         time=time,
         name=name,
         order_number=number,
         order_raw=raw,
         answer=answer,
-        understood=intent is not None or any(v is not None for v in (day, time, name, number)),
+        day_clash=clash if day is not None else None,
+        choice=choice,
+        understood=intent is not None
+        or any(v is not None for v in (day, time, name, number, clash, choice)),
     )

@@ -132,6 +132,9 @@ def parse_day(norm: str, today: date, *, bare_ok: bool = False) -> date | None:
     # Whole weeks and days on from a day: "a week from friday", "a week today", "a week on
     # monday", "2 weeks from today", "in 3 days", "thursday week" (British: a week after
     # the coming Thursday). They contain a plainer mention, which `_choose` then drops.
+    for m, said in _weekday_dates(norm, today):  # "Friday the 4th": one day, said twice
+        if said.weekday() == WEEKDAYS[m[1]]:
+            add(m, 0, said)
     anchor = rf"(today|now|tomorrow|{_WEEKDAY_RE})"
     for m in re.finditer(
         rf"\b(a|1|2|3|4) (week|day)s? (?:from |on |after )?(?:this |next )?{anchor}\b", norm
@@ -308,3 +311,59 @@ def _clock(hour: int, minute: int, meridiem: str | None, pm: bool | None) -> str
     return f"{hour:02d}:{minute:02d}"
 
 
+
+
+# ---------------------------------------------------------------- weekday and date disagree
+_NTH = r"(\d{1,2}) (?:st|nd|rd|th)"
+_CLASH_PATTERNS = (
+    (rf"\b({_WEEKDAY_RE}) (?:the )?{_NTH}(?! of)\b", "nth"),  # "thursday the 4th"
+    (rf"\b({_WEEKDAY_RE}) (?:the )?{_NTH} of ({_MONTH_RE})\b", "nth of month"),
+    (rf"\b({_WEEKDAY_RE}) ({_MONTH_RE}) (?:the )?(\d{{1,2}})\b", "month nth"),  # "thursday december 4"
+)
+
+
+def _weekday_dates(norm: str, today: date) -> Iterator[tuple[re.Match[str], date]]:
+    """Each weekday said right before a date ("thursday the 4 th", "friday december 4"),
+    with that date."""
+    for pattern, kind in _CLASH_PATTERNS:
+        for m in re.finditer(pattern, norm):
+            if kind == "nth":
+                said = _nth_of_month(today, int(m[2]))
+            elif kind == "nth of month":
+                said = _month_day(today, MONTHS[m[3]], int(m[2]))
+            else:
+                said = _month_day(today, MONTHS[m[2]], int(m[3]))
+            if said is not None:
+                yield m, said
+
+
+def day_clash(norm: str, today: date) -> tuple[date, date] | None:
+    """A weekday said with a date it is not ("Thursday the 4th" when the 4th is a Friday):
+    -> (the date as said, the day of that weekday nearest to it), so the caller can be
+    asked which one they meant; None when they agree or no such pair was said."""
+    for m, said in _weekday_dates(norm, today):
+        weekday = WEEKDAYS[m[1]]
+        if said.weekday() == weekday:
+            continue
+        # The weekday's day within three days of the date said: the likelier slip.
+        shift = (weekday - said.weekday() + 3) % 7 - 3
+        nearest = said + timedelta(days=shift)
+        if nearest < today:
+            nearest += timedelta(weeks=1)
+        return said, nearest
+    return None
+
+
+def pick_day(norm: str, options: tuple[date, ...]) -> date | None:
+    """Which of the days we just offered the caller chose: by weekday ("Friday"), by the
+    day of the month ("the 3rd"), or "the first"/"the second" one."""
+    named = {o for o in options for w, i in WEEKDAYS.items() if i == o.weekday() and _has(rf"\b{w}\b", norm)}
+    if len(named) == 1:
+        return named.pop()
+    numbered = {o for o in options if _has(rf"\b{o.day}\b", norm)}
+    if len(numbered) == 1:
+        return numbered.pop()
+    if m := re.search(r"\b(1|2) (?:st|nd)\b(?! of\b)", norm):
+        index = int(m[1]) - 1
+        return options[index] if index < len(options) else None
+    return None

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from agent.flows import Flow
 from agent.realtime import RealtimeSession, SessionConfig, ToolSpec
 from agent.service.settings import Settings
+from tools.schedule import AppointmentConfig
 
 # Opens (but does not connect) the model session for a call of `flow`.
 SessionFactory = Callable[[Flow, tuple[ToolSpec, ...], Settings], RealtimeSession]
@@ -18,7 +19,11 @@ def provider_of(flow: Flow, settings: Settings) -> str:
 
 
 def today_of(settings: Settings) -> dt.date:
-    return dt.date.fromisoformat(settings.tools_today) if settings.tools_today else dt.date.today()
+    """The day the tools count from: TOOLS_TODAY, else today where the business is
+    (APPT_TIMEZONE), which is what every model is told, the offline engine too."""
+    if settings.tools_today:
+        return dt.date.fromisoformat(settings.tools_today)
+    return AppointmentConfig.from_env().now().date()
 
 
 def make_session(flow: Flow, specs: tuple[ToolSpec, ...], settings: Settings) -> RealtimeSession:

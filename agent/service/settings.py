@@ -78,7 +78,8 @@ class Settings(BaseSettings):
     # --local` makes one). Never the OpenAI key: that would hand it to whatever listens there.
     local_engine_token: str = ""
     force_local: bool = False
-    # Demos and fixtures only: the date the business tools treat as today (YYYY-MM-DD).
+    # Demos and fixtures only: the date treated as today (YYYY-MM-DD), the one clock: the
+    # business tools count from it and every model session (the offline engine too) is told it.
     tools_today: str | None = None
     # Demos and fixtures only: make named tools this much slower (ms), e.g. to hear a filler.
     tool_delays_ms: dict[str, int] = Field(default_factory=dict)

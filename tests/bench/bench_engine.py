@@ -106,7 +106,7 @@ TOKEN = secrets.token_urlsafe(16)  # the engine refuses clients without its toke
 
 def start_engine(port: int) -> subprocess.Popen[str]:
     code = f"from agent.local.server import run_engine; run_engine('127.0.0.1', {port}, {TOKEN!r})"
-    env = {**os.environ, "LOCAL_ENGINE_TODAY": "2026-11-24", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "TOOLS_TODAY": "2026-11-24", "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
     assert proc.stdout is not None
     line = proc.stdout.readline()  # "local engine listening on ..." once models are loaded

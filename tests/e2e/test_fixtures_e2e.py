@@ -34,8 +34,7 @@ async def _run(script, today, data_dir: Path):
 
 
 async def _run_twice_at_most(script, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    today = business_today(script)
-    monkeypatch.setenv("LOCAL_ENGINE_TODAY", today.isoformat())
+    today = business_today(script)  # local_stack's TOOLS_TODAY, which the engine follows
     result = await _run(script, today, tmp_path / "first")
     if not result.ok:
         # tiny.en's transcript depends on timing (the engine transcribes speculatively),

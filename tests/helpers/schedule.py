@@ -34,11 +34,12 @@ SHORT_S = 0.05  # what a test not in SLOW_S is taken to last
 # A stale entry costs ordering, never a test.
 SLOW_S: dict[str, float] = {
     "tests/e2e/test_fixtures_e2e.py::test_fixture_end_to_end[booking-step-by-step]": 76,
-    "tests/e2e/test_fixtures_e2e.py::test_fixture_end_to_end[barge-in]": 53,
-    "tests/e2e/test_fixtures_e2e.py::test_fixture_end_to_end[reschedule]": 48,
+    "tests/e2e/test_fixtures_e2e.py::test_fixture_end_to_end[barge-in]": 60,
+    "tests/e2e/test_fixtures_e2e.py::test_fixture_end_to_end[reschedule]": 56,
     "tests/test_loadtest.py::test_loadtest_against_the_fake_provider_writes_a_sane_report": 26,
     "tests/e2e/test_fixtures_e2e.py::test_fixture_end_to_end[booking]": 41,
-    "tests/e2e/test_fixtures_e2e.py::test_fixture_end_to_end[cancel]": 34,
+    "tests/e2e/test_fixtures_e2e.py::test_fixture_end_to_end[cancel]": 46,
+    "tests/e2e/test_fixtures_e2e.py::test_fixture_end_to_end[cancel-one-of-two]": 50,
     "tests/test_wheel.py::test_a_fake_openai_load_test_runs_from_the_installed_package": 16,
     "tests/e2e/test_fixtures_e2e.py::test_fixture_end_to_end[order-unknown]": 30,
     "tests/test_wheel.py::test_a_bundled_call_runs_from_the_installed_package": 18,

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-TODAY = "2026-11-24"  # a Tuesday; the policy reads LOCAL_ENGINE_TODAY
+TODAY = "2026-11-24"  # a Tuesday; the policy reads TOOLS_TODAY
 SILENCE_ULAW = b"\xff" * 160  # 20 ms of μ-law silence
 
 TOOLS = [
@@ -147,7 +147,7 @@ def transcript_of(events: list[dict[str, Any]]) -> str:
 
 @pytest.fixture
 def pinned_today(monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("LOCAL_ENGINE_TODAY", TODAY)
+    monkeypatch.setenv("TOOLS_TODAY", TODAY)
     return TODAY
 
 

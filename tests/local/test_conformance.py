@@ -317,3 +317,20 @@ async def test_engine_refuses_clients_without_its_token(engine: int, authorizati
     async with ws_connect(f"ws://127.0.0.1:{engine}/v1/realtime",
                           additional_headers={"Authorization": f"Bearer {ENGINE_TOKEN}"}) as ws:
         assert json.loads(await ws.recv())["type"] == "session.created"
+
+
+async def test_the_engine_plans_with_the_day_its_session_is_told(connect) -> None:
+    """One clock: the service tells every model the tools' day; the engine, pinned to
+    another one here (TOOLS_TODAY in its environment), follows the session's."""
+    async with connect() as c:
+        session = phone_session(instructions="You answer the phone for Acme.\n\nToday is Monday, 2030-01-07.")
+        session["audio"]["input"]["turn_detection"] = None
+        await c.update(session)
+        await c.send({"type": "conversation.item.create", "item": {
+            "type": "message", "role": "user",
+            "content": [{"type": "input_text", "text": "Book me tomorrow at 10 am, my name is Ana."}]}})  # fmt: skip
+        await c.wait_for("conversation.item.done")
+        await c.send({"type": "response.create"})
+        call = (await c.until_done())[-1]["response"]["output"][0]
+        assert call["name"] == "book_appointment"
+        assert json.loads(call["arguments"])["day"] == "2030-01-08" != (date.fromisoformat(TODAY) + timedelta(days=1)).isoformat()

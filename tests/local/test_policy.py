@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agent.local.policy import DialogPolicy, Reply, default_today
+from agent.local.policy import DialogPolicy, Reply, dated, default_today
 
 TODAY = date(2026, 11, 24)  # Tuesday
 ALL_TOOLS = {
@@ -167,6 +167,9 @@ def test_order_number_asked_for_and_not_found() -> None:
     missing = result(p, reply, {"found": False, "order_number": "9999", "message": "not found"})
     assert missing.text == "I couldn't find order 9999. Could you check the number?"
     assert only_call(turn(p, "sorry, 9998"))[1] == {"order_number": "9998"}
+    reply = turn(p, "no wait, it's 1234")
+    say = "I couldn't find an order with the number 1 2 3 4. Could you check the number and read it to me again?"
+    assert result(p, reply, {"found": False, "order_number": "1234", "say": say}).text == say
 
 
 def test_delivered_order_has_no_eta() -> None:
@@ -361,11 +364,23 @@ def test_unknown_call_ids_and_non_json_outputs_are_harmless() -> None:
     assert p.respond().text.startswith("I couldn't find an appointment to cancel.")
 
 
-def test_today_override(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LOCAL_ENGINE_TODAY", "2030-01-02")
+def test_today_is_the_tools_day(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOOLS_TODAY", "2030-01-02")
     assert default_today() == date(2030, 1, 2)
-    monkeypatch.delenv("LOCAL_ENGINE_TODAY")
+    monkeypatch.delenv("TOOLS_TODAY")
     assert default_today() == date.today()
+
+
+def test_the_day_the_service_tells_every_model_is_the_engines_day() -> None:
+    """One clock: the service appends the tools' day to every session's instructions
+    (TOOLS_TODAY or the calendar); the engine, in another process, plans with it."""
+    from agent.flows import Flow
+    from agent.service.sessions import make_session
+    from agent.service.settings import Settings
+
+    session = make_session(Flow(name="f", instructions="Be brief."), (), Settings(tools_today="2026-12-04"))
+    assert dated(session.config.instructions) == date(2026, 12, 4)
+    assert dated("Be brief.") is None and dated(None) is None
 
 
 def test_recalled_history_informs_but_does_not_act() -> None:
@@ -419,3 +434,147 @@ def test_everyday_ways_of_asking(utterance: str, intent: str) -> None:
     p = policy()
     turn(p, utterance)
     assert p.state.intent == intent
+
+
+# -- changes to bookings: which one, read back, a yes ---------------------------------------------
+THU = {"booking_id": "BK-1", "day": "2026-11-26", "time": "10:00", "name": "Ana",
+       "spoken": "Thursday, November 26 at 10 AM, under Ana"}  # fmt: skip
+FRI = {"booking_id": "BK-2", "day": "2026-11-27", "time": "15:00", "name": "Ana",
+       "spoken": "Friday, November 27 at 3 PM, under Ana"}  # fmt: skip
+WHICH = {"error": "which_booking", "candidates": [THU, FRI],
+         "say": "You have 2 appointments: Thursday, November 26 at 10 AM, under Ana and "
+                "Friday, November 27 at 3 PM, under Ana. Which one do you mean?"}  # fmt: skip
+
+
+def _confirm(b: dict[str, Any], what: str = "cancel", **more: Any) -> dict[str, Any]:
+    return {"status": "needs_confirmation", "booking_id": b["booking_id"], **more,
+            "say": f"Just to confirm: {what} your appointment on {b['spoken']}?"}  # fmt: skip
+
+
+def test_cancel_with_two_bookings_asks_which_then_reads_back_then_cancels() -> None:
+    p = policy()
+    reply = turn(p, "I need to cancel my appointment")
+    assert only_call(reply) == ("cancel_appointment", {})
+    asked = result(p, reply, WHICH)
+    assert asked.text == WHICH["say"] and not asked.calls
+    reply = turn(p, "The Friday one.")
+    assert only_call(reply) == ("cancel_appointment", {"day": "2026-11-27"})
+    read_back = result(p, reply, _confirm(FRI))
+    assert read_back.text == "Just to confirm: cancel your appointment on Friday, November 27 at 3 PM, under Ana?"
+    assert not read_back.calls
+    reply = turn(p, "Yes, please.")
+    assert only_call(reply) == ("cancel_appointment", {"booking_id": "BK-2", "confirmed": True})
+    done = result(p, reply, {"status": "cancelled", "booking_id": "BK-2", "day": "2026-11-27", "time": "15:00"})
+    assert done.text.startswith("Your appointment on Friday, November 27 at 3 PM has been cancelled.")
+
+
+def test_cancel_names_the_day_up_front() -> None:
+    reply = turn(policy(), "Please cancel my appointment on Thursday at 10")
+    assert only_call(reply) == ("cancel_appointment", {"day": "2026-11-26", "time": "10:00"})
+
+
+@pytest.mark.parametrize(("said", "index"), [("the second one", 1), ("The first one, please.", 0)])
+def test_a_listed_booking_is_picked_by_its_place(said: str, index: int) -> None:
+    p = policy()
+    result(p, turn(p, "cancel my booking"), WHICH)
+    picked = [THU, FRI][index]
+    assert only_call(turn(p, said)) == ("cancel_appointment", {"booking_id": picked["booking_id"]})
+
+
+@pytest.mark.parametrize("answer", ["No.", "No thanks.", "Nope, leave it."])
+def test_a_no_to_the_read_back_changes_nothing_and_keeps_the_call(answer: str) -> None:
+    p = policy()
+    reply = turn(p, "cancel my appointment")
+    result(p, reply, _confirm(THU))
+    declined = turn(p, answer)
+    assert declined.calls == ()
+    assert declined.text == "OK, I haven't changed anything. Is there anything else I can help you with?"
+
+
+def test_no_yes_is_assumed_for_a_read_back_the_caller_did_not_hear() -> None:
+    p = policy()
+    reply = turn(p, "cancel my appointment")
+    read_back = result(p, reply, _confirm(THU))
+    p.said("item_rb", read_back.text)
+    p.truncated("item_rb", "Just to confirm: cancel")
+    assert not any(c.arguments.get("confirmed") for c in turn(p, "yes").calls)
+
+
+def test_an_unclear_answer_to_the_read_back_asks_again() -> None:
+    p = policy()
+    result(p, turn(p, "cancel my appointment"), _confirm(THU))
+    again = turn(p, "hmm")
+    assert again.calls == () and again.text.endswith(_confirm(THU)["say"])
+
+
+def test_reschedule_asks_which_then_moves_the_one_named_after_a_yes() -> None:
+    p = policy()
+    reply = turn(p, "Can I move my appointment to Monday at 2 pm?")
+    assert only_call(reply) == ("reschedule_appointment", {"new_day": "2026-11-30", "new_time": "14:00"})
+    assert result(p, reply, WHICH).text == WHICH["say"]
+    reply = turn(p, "the 10 o'clock one")
+    assert only_call(reply) == (
+        "reschedule_appointment", {"new_day": "2026-11-30", "new_time": "14:00", "current_time": "10:00"}
+    )
+    say = "move your appointment on Thursday, November 26 at 10 AM, under Ana to Monday, November 30 at 2 PM"
+    read_back = result(p, reply, {**_confirm(THU), "new_day": "2026-11-30", "new_time": "14:00",
+                                  "say": f"Just to confirm: {say}?"})  # fmt: skip
+    assert read_back.text == f"Just to confirm: {say}?"
+    reply = turn(p, "yes")
+    assert only_call(reply) == ("reschedule_appointment", {
+        "new_day": "2026-11-30", "new_time": "14:00", "booking_id": "BK-1", "confirmed": True,
+    })  # fmt: skip
+
+
+# -- refusals are spoken as what happened and what can be done ------------------------------------
+def test_a_refusal_is_read_out_and_its_offer_can_be_taken() -> None:
+    p = policy()
+    reply = turn(p, "Book me in for March 30th at 10 am, my name is Ana")
+    say = "We book up to 90 days ahead. The latest I can offer is Monday, February 22 at 9 AM."
+    offered = result(p, reply, {"error": "too_far_ahead", "say": say,
+                                "alternatives": [{"day": "2027-02-22", "time": "09:00"}]})  # fmt: skip
+    assert offered.text == f"{say} Would that work?" and not offered.calls
+    reply = turn(p, "Yes, that works.")
+    assert only_call(reply) == ("book_appointment", {"day": "2027-02-22", "time": "09:00", "name": "Ana"})
+
+
+def test_a_taken_slot_offers_the_nearest_and_one_is_picked() -> None:
+    p = policy()
+    reply = turn(p, "Book tomorrow at 10 am for Ana")
+    say = "Sorry, Wednesday, November 25 at 10 AM is already taken. On Wednesday, November 25 I have 9:30 AM, 10:30 AM or 11 AM."
+    alternatives = [{"day": "2026-11-25", "time": t} for t in ("09:30", "10:30", "11:00")]
+    offered = result(p, reply, {"error": "slot_taken", "say": say, "alternatives": alternatives})
+    assert offered.text == f"{say} Would one of those work?"
+    assert only_call(turn(p, "the second one"))[1]["time"] == "10:30"
+
+
+def test_a_refusal_without_an_offer_does_not_offer_a_transfer() -> None:
+    p = policy()
+    reply = turn(p, "cancel my appointment")
+    say = "That booking was made from a different phone number, so I can't change it from this one."
+    answer = result(p, reply, {"error": "not_your_booking", "say": say})
+    assert answer.text == f"{say} Is there anything else I can help you with?"
+    assert "connect you" not in answer.text
+
+
+def test_a_tool_that_keeps_failing_is_when_a_person_is_offered() -> None:
+    p = policy()
+    reply = turn(p, "cancel my appointment")
+    retry = result(p, reply, {"error": "cancel_appointment took too long to answer", "retryable": True})
+    failed = result(p, retry, {"error": "cancel_appointment took too long to answer", "retryable": True})
+    assert failed.text.endswith("Would you like me to connect you with someone?")
+
+
+# -- a weekday and a date that disagree are asked about --------------------------------------------
+def test_weekday_and_date_disagreeing_are_asked_about() -> None:
+    p = policy()
+    asked = turn(p, "Can I book Thursday the fourth at 10 am? My name is Ana.")
+    assert asked.calls == ()
+    assert asked.text == "The 4th is a Friday. Did you mean Friday, December 4, or Thursday, December 3?"
+    reply = turn(p, "Thursday.")
+    assert only_call(reply) == ("book_appointment", {"day": "2026-12-03", "time": "10:00", "name": "Ana"})
+
+
+def test_weekday_and_date_that_agree_are_not_questioned() -> None:
+    reply = turn(policy(), "Can I book Friday the fourth at 10 am? My name is Ana.")
+    assert only_call(reply)[1]["day"] == "2026-12-04"

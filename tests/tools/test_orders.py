@@ -140,9 +140,12 @@ def test_lookup_not_found_and_garbled() -> None:
         "found": False,
         "order_number": "1234",
         "message": "No order with the number 1 2 3 4 was found.",
+        "say": "I couldn't find an order with the number 1 2 3 4. Could you check the number "
+        "and read it to me again?",
     }
     garbled = lookup_order("the blue one")
     assert garbled["found"] is False and "couldn't make out" in garbled["message"]
+    assert garbled["say"].endswith("Could you read it to me digit by digit?")
 
 
 async def test_invoke_with_a_numeric_argument() -> None:

@@ -9,11 +9,8 @@ own expectations: the tools called with their arguments, the bookings left, the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import datetime as dt
-import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,20 +50,6 @@ class CallOutcome:
         }
 
 
-@contextlib.contextmanager
-def _engine_today(day: dt.date) -> Iterator[None]:
-    """The offline engine reads its calendar day from LOCAL_ENGINE_TODAY per session."""
-    before = os.environ.get("LOCAL_ENGINE_TODAY")
-    os.environ["LOCAL_ENGINE_TODAY"] = day.isoformat()
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("LOCAL_ENGINE_TODAY", None)
-        else:
-            os.environ["LOCAL_ENGINE_TODAY"] = before
-
-
 async def seed_bookings(store: Any, script: CallScript, bookings: list[PriorBooking]) -> None:
     """Book the caller's earlier appointments (made from the script's phone) into `store`."""
     phone = normalise_phone(script.from_)
@@ -91,16 +74,15 @@ async def run_call(eval_set: EvalSet, script: CallScript, *, speed: float = 1.0)
     started = time.monotonic()
     records: dict[str, asyncio.Future[CallRecord]] = {}
     try:
-        with _engine_today(today):
-            async with local_stack(
-                tools_today=today.isoformat(), tool_delays_ms=script.slow_tools
-            ) as stack:
-                stack.watch(record_collector(records))
-                await seed_bookings(stack.store, script, list(eval_set.bookings.get(script.name, [])))
-                result = await run_script(
-                    script, base_url=stack.base_url, auth_token=stack.auth_token, speed=speed,
-                    records=records, store=stack.store, today=today,
-                )  # fmt: skip
+        async with local_stack(
+            tools_today=today.isoformat(), tool_delays_ms=script.slow_tools
+        ) as stack:
+            stack.watch(record_collector(records))
+            await seed_bookings(stack.store, script, list(eval_set.bookings.get(script.name, [])))
+            result = await run_script(
+                script, base_url=stack.base_url, auth_token=stack.auth_token, speed=speed,
+                records=records, store=stack.store, today=today,
+            )  # fmt: skip
     except Exception as exc:  # one broken call must not end the evaluation
         return CallOutcome(
             script, False, [f"{type(exc).__name__}: {exc}"], "error", time.monotonic() - started
