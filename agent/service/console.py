@@ -21,6 +21,7 @@ CONSOLE_FILES = {
     "phone.js": "text/javascript; charset=utf-8",
     "timeline.js": "text/javascript; charset=utf-8",
     "signin.js": "text/javascript; charset=utf-8",
+    "dom.js": "text/javascript; charset=utf-8",
     "mulaw.js": "text/javascript; charset=utf-8",
     "resampler.js": "text/javascript; charset=utf-8",
     "playout.js": "text/javascript; charset=utf-8",

@@ -1,6 +1,7 @@
 // phone-agent console: live and recent calls, one call's timeline, hang-up.
 // No framework, no build step. Every value from the server goes in via textContent:
 // transcripts are what callers said, and must never become markup.
+import { el } from "./dom.js";
 import { TOKEN_KEY, startSignIn } from "./signin.js";
 import { timeline } from "./timeline.js";
 
@@ -11,20 +12,6 @@ const state = { token: null, selected: null, live: new Set(), timer: null };
 const $ = (id) => document.getElementById(id);
 
 // ------------------------------------------------------------------ helpers
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === "class") node.className = value;
-    else if (key === "text") node.textContent = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value);
-  }
-  for (const child of children) {
-    node.append(child instanceof Node ? child : document.createTextNode(String(child ?? "")));
-  }
-  return node;
-}
 
 const shortSid = (sid) => (sid && sid.length > 14 ? sid.slice(0, 6) + "…" + sid.slice(-6) : sid || "");
 const clock = (unix) => (unix ? new Date(unix * 1000).toLocaleTimeString() : "");

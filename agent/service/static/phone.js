@@ -9,6 +9,7 @@ import { encode } from "./mulaw.js";
 import { MediaStreamClient } from "./media-client.js";
 import { Resampler } from "./resampler.js";
 import { FRAME_BYTES } from "./playout.js";
+import { el } from "./dom.js";
 import { TOKEN_KEY, startSignIn } from "./signin.js";
 import { timeline } from "./timeline.js";
 
@@ -31,18 +32,6 @@ const state = { token: null, call: null, record: null, timer: null };
 window.softphone = freshStats();
 
 // ------------------------------------------------------------------ helpers
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === "class") node.className = value;
-    else if (key === "text") node.textContent = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value);
-  }
-  node.append(...children);
-  return node;
-}
 
 function setStatus(text, isError = false) {
   $("status").textContent = text || "";
