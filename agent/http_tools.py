@@ -44,12 +44,7 @@ class HttpTool(Tool):
 
     def bind(self, args: dict[str, Any] | None) -> dict[str, Any]:
         """The model's arguments, checked against the declared JSON Schema."""
-        if args is None:
-            args = {}
-        if not isinstance(args, dict):
-            raise ToolArgumentError(
-                self.name, f"arguments must be a JSON object, got {type(args).__name__}"
-            )
+        args = self.arguments_object(args)
         problems = check_value(self.parameters, args)
         if problems:
             raise ToolArgumentError(self.name, "; ".join(problems))

@@ -151,14 +151,19 @@ class Tool:
             "parameters": copy.deepcopy(self.parameters),
         }
 
-    def bind(self, args: dict[str, Any] | None) -> dict[str, Any]:
-        """Validate and coerce model arguments into keyword arguments (no context)."""
+    def arguments_object(self, args: object) -> dict[str, Any]:
+        """The model's arguments as a JSON object (none given is an empty one)."""
         if args is None:
-            args = {}
+            return {}
         if not isinstance(args, dict):
             raise ToolArgumentError(
                 self.name, f"arguments must be a JSON object, got {type(args).__name__}"
             )
+        return args
+
+    def bind(self, args: dict[str, Any] | None) -> dict[str, Any]:
+        """Validate and coerce model arguments into keyword arguments (no context)."""
+        args = self.arguments_object(args)
         known = {p.name for p in self.params}
         unknown = sorted(set(args) - known)
         if unknown:
