@@ -126,9 +126,10 @@ class DialogPolicy(ToolOutcomes):
         index = self._said.get(item_id)
         if index is None:
             return
+        said = self.state.history[index][1]
         self.state.history[index] = ("assistant", heard)
         question = self._question()
-        if question and question not in heard:
+        if question and not _heard_enough(question, said, heard):
             self.state.awaiting = None  # they never heard the question: don't assume it
             self.state.confirming = None  # nor a read-back they never heard: no yes to it
 
@@ -326,3 +327,19 @@ _OWN_WORDS = ("confirm", "which_booking", "which_day")
 def _ordinal(n: int) -> str:
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
+
+
+HEARD_ENOUGH = 0.8  # of a question's words: callers answer as its last words play
+
+
+def _heard_enough(question: str, said: str, heard: str) -> bool:
+    """Did the caller hear (nearly all of) `question`, asked within `said`, when they
+    heard only `heard` (a prefix of it, by words)? A "yes" that starts on "...under
+    Laura Chen" answers the read-back; one that starts on "Just to confirm" does not."""
+    if question in heard:
+        return True
+    at = said.find(question)
+    if at < 0:
+        return False
+    before, asked = len(said[:at].split()), len(question.split())
+    return len(heard.split()) - before >= HEARD_ENOUGH * asked

@@ -578,3 +578,13 @@ def test_weekday_and_date_disagreeing_are_asked_about() -> None:
 def test_weekday_and_date_that_agree_are_not_questioned() -> None:
     reply = turn(policy(), "Can I book Friday the fourth at 10 am? My name is Ana.")
     assert only_call(reply)[1]["day"] == "2026-12-04"
+
+
+def test_a_yes_over_the_read_back_s_last_words_still_answers_it() -> None:
+    # the caller heard day, time and name; their "yes" began on the last word
+    p = policy()
+    reply = turn(p, "cancel my appointment")
+    read_back = result(p, reply, _confirm(THU))
+    p.said("item_rb", read_back.text)
+    p.truncated("item_rb", read_back.text.rsplit(" ", 1)[0])
+    assert any(c.arguments.get("confirmed") for c in turn(p, "yes").calls)
