@@ -272,7 +272,8 @@ class Call:
         send = self.session.send_audio
         async for event in self.stream:
             if isinstance(event, Media):
-                self._turns.caller_frame(event.payload, time.monotonic())
+                # read off the socket then: a handler behind its upload must not move it
+                self._turns.caller_frame(event.payload, self.stream.received_at)
                 await send(event.payload, event.payload_b64)
             elif isinstance(event, Mark):
                 self._close_turn_latency(final=False)

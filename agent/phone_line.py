@@ -40,6 +40,11 @@ class PhoneLine(Protocol):
         """What the caller sends: audio frames, keypad digits, mark echoes, stop."""
         ...
 
+    @property
+    def received_at(self) -> float:
+        """When (time.monotonic) the event the iterator last yielded came off the socket."""
+        ...
+
     async def send_audio(self, ulaw: bytes, segment: str) -> None:
         """Queue bot audio (μ-law 8 kHz) as part of `segment`; paced by the line."""
 

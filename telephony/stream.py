@@ -108,7 +108,9 @@ class TwilioStream:
         self._peer_gone = False
 
         # What the reader hands the iterator; media beyond `inbox_ms` drops the oldest.
-        self._inbox: deque[StreamEvent | None] = deque()  # None: no more events
+        # (event, local time the reader took it off the socket); None: no more events
+        self._inbox: deque[tuple[StreamEvent | None, float]] = deque()
+        self.received_at = 0.0  # when the event the iterator last yielded was read
         self._inbox_ready = asyncio.Event()
         self._inbox_media = 0
         self._inbox_limit = max(1, inbox_ms // 20)
@@ -144,12 +146,13 @@ class TwilioStream:
             while not inbox:
                 self._inbox_ready.clear()
                 await self._inbox_ready.wait()
-            event = inbox.popleft()
+            event, received_at = inbox.popleft()
             if event is None:
-                inbox.appendleft(None)  # a later iterator ends too
+                inbox.appendleft((None, received_at))  # a later iterator ends too
                 return
             if isinstance(event, Media):
                 self._inbox_media -= 1
+            self.received_at = received_at
             yield event
 
     def _deliver(self, event: StreamEvent | None) -> None:
@@ -157,11 +160,11 @@ class TwilioStream:
             if self._inbox_media >= self._inbox_limit:
                 self._drop_oldest_media()
             self._inbox_media += 1
-        self._inbox.append(event)
+        self._inbox.append((event, time.monotonic()))
         self._inbox_ready.set()
 
     def _drop_oldest_media(self) -> None:
-        for index, queued in enumerate(self._inbox):
+        for index, (queued, _) in enumerate(self._inbox):
             if isinstance(queued, Media):
                 del self._inbox[index]
                 self._inbox_media -= 1
