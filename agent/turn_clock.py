@@ -33,6 +33,7 @@ from telephony.audio import last_speech_frame
 
 KEEP_S = 120  # how far back a speech end can be placed (a long tool call between)
 LOOK_BACK_FRAMES = 250  # the caller audio (5 s) searched for the last speech frame
+CATCH_UP_FRAMES = 50  # later frames (1 s) that may place a frame read late
 
 EndPoint = Literal["heard", "sent"]
 
@@ -68,11 +69,31 @@ class TurnClock:
             self._arrived.popleft()
 
     def arrival_of(self, caller_ms: float) -> float | None:
-        """Local time the caller's audio up to `caller_ms` had arrived."""
+        """Local time the caller's audio up to `caller_ms` had arrived.
+
+        A frame read late (our loop busy, a TCP hiccup) is placed by the frames after it:
+        the phone sends in real time, so a frame Δ ms later cannot have left less than
+        Δ ms after it, and a later frame that was read on time bounds the earlier one's
+        arrival. Only on a stream that runs in real time (an emulated phone may run
+        faster, where the bound would not hold)."""
         if not self._ends or caller_ms > self._ends[-1] + 1 or caller_ms < self._ends[0] - 20:
             return None
-        i = bisect.bisect_left(self._ends, caller_ms - 1e-6)
-        return self._arrived[min(i, len(self._arrived) - 1)]
+        i = min(bisect.bisect_left(self._ends, caller_ms - 1e-6), len(self._arrived) - 1)
+        arrived = self._arrived[i]
+        if not self._real_time():
+            return arrived
+        end = self._ends[i]
+        for j in range(i + 1, min(i + 1 + CATCH_UP_FRAMES, len(self._arrived))):
+            arrived = min(arrived, self._arrived[j] - (self._ends[j] - end) / 1000)
+        return arrived
+
+    def _real_time(self) -> bool:
+        """Does the caller's audio arrive at (about) its own pace?"""
+        n = min(len(self._ends), LOOK_BACK_FRAMES)
+        if n < 2:
+            return False
+        audio_s = (self._ends[-1] - self._ends[-n]) / 1000
+        return self._arrived[-1] - self._arrived[-n] >= 0.8 * audio_s
 
     def _last_voiced(self, upto_ms: float) -> float | None:
         """caller_ms of the end of the last speech frame at or before `upto_ms` (within

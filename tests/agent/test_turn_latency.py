@@ -138,3 +138,28 @@ async def test_the_record_says_what_the_caller_waited_on_the_offline_engine(tmp_
     assert result.record.turn_latency_ends == ["heard", "heard"]
     for got, want in zip(recorded, truth, strict=True):
         assert abs(got - want) <= 50, (recorded, truth)
+
+
+def test_a_speech_end_read_late_is_placed_by_the_frames_read_on_time() -> None:
+    # The server's loop was busy for 180 ms as the caller's last words came in: those
+    # frames were read in one burst, the silence after them on time again.
+    clock = TurnClock()
+    for i in range(300):  # 6 s of real-time audio from t=1 s: speech up to 6 s, then quiet
+        sent = 1.0 + 0.02 * (i + 1)
+        read = max(sent, 6.18) if i >= 236 else sent  # frames from 5.74 s read at 6.18
+        clock.caller_frame(LOUD if i < 250 else QUIET, read)
+    clock.speech_stopped(5500, now=7.0)
+    clock.first_audio("a", now=7.1, energy_fallback=False)
+    latency = clock.close(heard_at=7.2)
+    assert latency is not None
+    assert latency.ms == pytest.approx((7.2 - 6.0) * 1000)
+
+
+def test_a_phone_faster_than_real_time_is_timed_as_it_came() -> None:
+    clock = TurnClock()
+    for i in range(300):  # an emulated phone at 4x: a 20 ms frame every 5 ms
+        clock.caller_frame(LOUD if i < 250 else QUIET, 1.0 + 0.005 * (i + 1))
+    clock.speech_stopped(5500, now=3.0)
+    clock.first_audio("a", now=3.1, energy_fallback=False)
+    latency = clock.close(heard_at=3.2)
+    assert latency is not None and latency.ms == pytest.approx((3.2 - 2.25) * 1000)
