@@ -26,6 +26,7 @@ from agent.devkit.eval.sets import (
 )
 from agent.devkit.eval.utterances import run_utterances
 from agent.devkit.scripts import load_scripts
+from tests.helpers.speed import SPEECH_CALL_SPEED
 
 HELDOUT = load_set("heldout")
 TUNING = load_set("tuning")
@@ -175,10 +176,10 @@ async def test_earlier_bookings_are_the_callers_own(tmp_path: Path) -> None:
 async def test_one_whole_call() -> None:
     """The tuning set's keypad call: a request, digits on the keypad, a goodbye."""
     name = "order-keypad-after-asking"
-    (outcome,) = await run_calls(TUNING, only=lambda s: s.name == name)
+    (outcome,) = await run_calls(TUNING, speed=SPEECH_CALL_SPEED, only=lambda s: s.name == name)
     if not outcome.ok:  # tiny.en's transcript depends on timing (see the e2e fixtures): once more
         warnings.warn(f"first run failed, retrying once: {outcome.failures}", stacklevel=1)
-        (outcome,) = await run_calls(TUNING, only=lambda s: s.name == name)
+        (outcome,) = await run_calls(TUNING, speed=SPEECH_CALL_SPEED, only=lambda s: s.name == name)
     assert outcome.transcript and outcome.transcript[0]["role"] == "bot"
     assert outcome.ok, outcome.failures
     assert {"name": "lookup_order", "arguments": {"order_number": "4567"}} in outcome.tool_calls

@@ -115,13 +115,15 @@ async def run_script(
     make_call: Callable[[StreamTarget, float, bool], EmulatedCall] | None = None,
     http: httpx.AsyncClient | None = None,
     read_audio: Callable[[Path], bytes] = read_ulaw_wav,
+    reply_quiet_ms: float = 700,
 ) -> CallResult:
     """Run one fixture against a server. The call record comes from `records` (in-process
     runs: call sids to futures the server resolves when the call ends) or `fetch_record`
     (e.g. the admin API of a server elsewhere). `make_call(target, speed, record_audio)`
     builds the emulated phone (default: `EmulatedCall`). Many calls at once should share
     one `http` client and a caching `read_audio`: a client per call costs a TLS context,
-    and fixture WAVs read per call are disk reads on the event loop."""
+    and fixture WAVs read per call are disk reads on the event loop. `reply_quiet_ms`: the
+    call time of quiet after which the caller takes the bot's reply as finished."""
     t0 = time.monotonic()
     if store is not None and script.bookings:
         await seed_bookings(store, script, today or business_today(script))
@@ -146,7 +148,7 @@ async def run_script(
         async with call:
             for step in script.steps:
                 if isinstance(step, WaitBot):
-                    await call.wait_for_bot_reply(timeout=step.timeout_s)
+                    await call.wait_for_bot_reply(timeout=step.timeout_s, quiet_ms=reply_quiet_ms)
                 elif isinstance(step, Say):
                     await call.say(read_audio(step.audio))
                 elif isinstance(step, Interrupt):

@@ -13,6 +13,7 @@ from agent.devkit import BUNDLED_CALLS
 from agent.devkit.runner import business_today, record_collector, run_script
 from agent.devkit.scripts import load_scripts
 from agent.devkit.stack import local_stack
+from tests.helpers.speed import SPEECH_CALL_QUIET_MS, SPEECH_CALL_SPEED
 
 CALLS = BUNDLED_CALLS
 SCRIPTS = {s.name: s for s in load_scripts(CALLS)}
@@ -30,6 +31,7 @@ async def _run(script, today, data_dir: Path):
         return await run_script(
             script, base_url=stack.base_url, auth_token=stack.auth_token,
             records=records, store=stack.store, today=today,
+            speed=SPEECH_CALL_SPEED, reply_quiet_ms=SPEECH_CALL_QUIET_MS,
         )
 
 

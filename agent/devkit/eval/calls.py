@@ -82,6 +82,8 @@ async def run_call(eval_set: EvalSet, script: CallScript, *, speed: float = 1.0)
             result = await run_script(
                 script, base_url=stack.base_url, auth_token=stack.auth_token, speed=speed,
                 records=records, store=stack.store, today=today,
+                # the engine speaks in wall time: a slow sentence sped up is not the end
+                reply_quiet_ms=700 * max(speed, 1.0),
             )  # fmt: skip
     except Exception as exc:  # one broken call must not end the evaluation
         return CallOutcome(
