@@ -71,7 +71,7 @@ async def run_all(
         async with gate:
             result = await run_one(script, engine_url, list(bookings.get(script.name, [])), today(script))
             mark = "ok " if result.ok else "FAIL"
-            lat = ", ".join(f"{v:.0f}" for v in result.latencies_ms[1:])
+            lat = ", ".join(f"{v:.0f}" for v in result.latencies_ms)
             why = f"  ({'; '.join(result.failures)[:200]})" if result.failures else ""
             print(f"  {mark} {script.name:34} v2v ms [{lat}]{why}", flush=True)
             return result
@@ -116,7 +116,7 @@ async def main() -> int:
         results = await run_all(
             scripts, url, args.concurrency, heldout.bookings, lambda s: s.today or heldout.today
         )
-        turns = [v for r in results for v in r.latencies_ms[1:]]  # [0]: the greeting
+        turns = [v for r in results for v in r.latencies_ms]  # the greeting has none
         print(f"barge-in calls: {args.barge_rounds * args.concurrency}, {args.concurrency} at a time", flush=True)
         barges = await run_all([barge] * (args.barge_rounds * args.concurrency), url, args.concurrency, {},
                                business_today)  # fmt: skip
