@@ -43,6 +43,24 @@ def pcm16_rms(pcm: bytes) -> int:
     return int(audioop.rms(pcm, 2))
 
 
+def first_speech_frame(frames: list[bytes]) -> int:
+    """Index of the first 20 ms μ-law frame that carries speech (same rule as
+    `last_speech_frame`): where a caller's words begin. -1 when none stands out."""
+    levels, threshold = _speech_levels(frames)
+    return next((i for i, level in enumerate(levels) if level > threshold), -1)
+
+
+def _speech_levels(frames: list[bytes]) -> tuple[list[float], float]:
+    levels = []
+    for frame in frames:
+        rms = pcm16_rms(ulaw_to_pcm16(frame))
+        levels.append(20 * np.log10(max(rms, 1) / 32768))
+    if not levels:
+        return levels, 0.0
+    floor = float(np.percentile(levels, 10))
+    return levels, max(max(levels) - 35.0, floor + 10.0, -55.0)
+
+
 def last_speech_frame(frames: list[bytes]) -> int:
     """Index of the last 20 ms μ-law frame that carries speech, by energy: the end of what
     the caller said, not of the file (rendered and recorded lines carry trailing silence).
@@ -52,12 +70,7 @@ def last_speech_frame(frames: list[bytes]) -> int:
     hiss does not count. -1 when no frame stands out (silence, or noise alone)."""
     if not frames:
         return -1
-    levels = []
-    for frame in frames:
-        rms = pcm16_rms(ulaw_to_pcm16(frame))
-        levels.append(20 * np.log10(max(rms, 1) / 32768))
-    floor = float(np.percentile(levels, 10))
-    threshold = max(max(levels) - 35.0, floor + 10.0, -55.0)
+    levels, threshold = _speech_levels(frames)
     for index in range(len(levels) - 1, -1, -1):
         if levels[index] > threshold:
             return index

@@ -27,6 +27,7 @@ class Turn:
     item_id: str
     start_ms: int
     speculative: asyncio.Future[Transcript] | None = None
+    over_reply: bool = False  # opened while the bot's reply was playing (a barge-in)
 
 
 SEMANTIC_SILENCE_MS = {"low": 1000, "medium": 500, "auto": 500, "high": 300}
@@ -82,11 +83,13 @@ class Listener:
         if not self.vad_on:
             await self.reset()
 
-    async def append(self, raw: bytes) -> list[VadEvent]:
-        """Buffer appended audio; with VAD on, return the turn events it caused."""
+    async def append(self, raw: bytes, *, over_reply: bool = False) -> list[VadEvent]:
+        """Buffer appended audio; with VAD on, return the turn events it caused.
+        `over_reply`: the bot is speaking, so a short burst of voice opens a turn."""
         pcm = self._decoder.decode(raw)
         self._buf += pcm
         detector = await self._detector
+        detector.fast_start = over_reply
         if not self.vad_on:
             detector.skip(len(pcm) // PCM_BYTES_PER_MS)
             self.trim(before_ms=self.end_ms - MAX_BUFFER_MS)
@@ -98,6 +101,11 @@ class Listener:
         everything stays until the client commits or clears)."""
         if self.vad_on and self.turn is None:
             self.trim(before_ms=self.end_ms - int(self.setting("prefix_padding_ms", 300)) - 500)
+
+    def end_early(self, pause_at: int, quiet_ms: int) -> None:
+        """The words up to the pause at `pause_at` finish the turn: `quiet_ms` ends it."""
+        if self._detector.done():
+            self._detector.result().end_early(pause_at, quiet_ms)
 
     @property
     def end_ms(self) -> int:

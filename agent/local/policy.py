@@ -35,6 +35,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import date
 
+from .completeness import says_something, sounds_complete
 from .dialog import DialogState, Pending, Reply, ToolCall
 from .outcomes import ToolOutcomes
 from .phrasing import (
@@ -174,13 +175,27 @@ class DialogPolicy(ToolOutcomes):
         awaiting = self.state.awaiting or ""
         return QUESTIONS.get(awaiting) or (self.state.asked if awaiting in _OWN_WORDS else "")
 
+    def sounds_complete(self, text: str) -> bool:
+        """Do these words (what the caller said up to a pause) finish the turn: a whole
+        answer to the question we are waiting on, or a request that settles it?"""
+        return sounds_complete(text, self._context())
+
+    def says_something(self, text: str) -> bool:
+        """Is there anything to act on in these words, where the dialog stands? (Not a
+        stray word whisper made of a cough: see `completeness.says_something`.)"""
+        return says_something(text, self._context())
+
     # ------------------------------------------------------------ understanding
+    def _context(self) -> Context:
+        """Where the dialog stands, for understanding the next utterance."""
+        st = self.state
+        return Context(self.today, self.tools, st.awaiting, st.intent, tuple(st.offered),
+                       st.day_options, len(st.candidates))  # fmt: skip
+
     def _absorb(self, text: str) -> set[str]:
         """Update intent and slots from one utterance; return flags for `_decide`."""
         st = self.state
-        context = Context(self.today, self.tools, st.awaiting, st.intent, tuple(st.offered),
-                          st.day_options, len(st.candidates))  # fmt: skip
-        heard = understand(text, context)
+        heard = understand(text, self._context())
         if heard.act:
             return {heard.act}
         if heard.new_task:

@@ -71,6 +71,9 @@ class ResponseHooks(Protocol):
     def finishing(self, run: ResponseRun) -> None:
         """Called right before `response.done` is sent (the response is no longer active)."""
 
+    def audio_sent(self, run: ResponseRun, ms: int) -> None:
+        """`run` has now sent `ms` of message audio."""
+
 
 class ResponseRun:
     def __init__(
@@ -97,6 +100,10 @@ class ResponseRun:
         self._cancelled = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self._audio_ms = 0
+        self.reply: Reply | None = None  # what the plan said to do
+        self.message_id: str | None = None  # its spoken message item
+        self.record: AudioRecord | None = None
+        self.calls_sent = 0
 
     @property
     def in_conversation(self) -> bool:
@@ -119,12 +126,13 @@ class ResponseRun:
     async def run(self) -> None:
         await self._emit({"type": "response.created", "response": self.snapshot()})
         try:
-            reply = await self._wait(self._plan())
+            reply = self.reply = await self._wait(self._plan())
             if reply.text:
                 await self._message(reply.text)
             for call in reply.calls:
                 self._check()
                 await self._function_call(call)
+                self.calls_sent += 1
             self.status = "completed"
         except _Cancelled:
             self.status = "cancelled"
@@ -215,7 +223,8 @@ class ResponseRun:
     async def _message(self, text: str) -> None:
         audio = "audio" in self.modalities
         item_id = new_id("item")
-        record = AudioRecord(self.fmt) if audio else None
+        record = self.record = AudioRecord(self.fmt) if audio else None
+        self.message_id = item_id
         item: dict[str, Any] = {"id": item_id, "object": "realtime.item", "type": "message",
                                 "status": "in_progress", "role": "assistant", "content": []}  # fmt: skip
         index = await self._add_item(item, record)
@@ -275,6 +284,7 @@ class ResponseRun:
                                       "delta": base64.b64encode(piece).decode("ascii")})  # fmt: skip
                     record.sent += len(piece)
                     self._audio_ms = record.ms
+                    self._hooks.audio_sent(self, record.ms)
                 record.segments.append((chunk, start, record.ms))
         finally:
             if upcoming is not None:

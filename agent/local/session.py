@@ -11,7 +11,7 @@ Caller turn with server VAD:
     -> input_audio_transcription.completed -> response output ... -> response.done
 
 (A little over 400 lines: one connection's event loop of the Realtime protocol; the
-listening, policy and speaking parts live in their own modules.)
+listening, policy, speaking, turn-end and barge-in parts live in their own modules.)
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .barge_in import BargeIns
 from .codec import FormatType
 from .listener import PCM_BYTES_PER_MS, Listener, Turn
 from .models import SpeechModels
@@ -50,6 +51,7 @@ from .protocol import (
 from .responses import AudioRecord, ResponseRun
 from .stt import Transcript
 from .tts import speech_chunks
+from .turn_end import after_barge_in, judge_pause
 from .vad import VadEvent
 from .workers import SOON, URGENT
 
@@ -77,6 +79,7 @@ class EngineSession:
         self.active: ResponseRun | None = None  # the default-conversation response
         self._runs: set[ResponseRun] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._barge = BargeIns(self._loop.time)
 
     # ------------------------------------------------------------ plumbing
     async def emit(self, event: dict[str, Any]) -> None:
@@ -163,7 +166,8 @@ class EngineSession:
             raw = base64.b64decode(audio, validate=True)
         except (binascii.Error, ValueError):
             raise ProtocolError("invalid_value", "Invalid 'audio'. Expected base64-encoded audio.", "audio") from None
-        for vad_event in await self._input.append(raw):
+        over_reply = self._input.setting("interrupt_response", True) and self._barge.playing()
+        for vad_event in await self._input.append(raw, over_reply=over_reply):
             await self._on_vad(vad_event)
         self._input.trim_idle()
 
@@ -171,7 +175,9 @@ class EngineSession:
         listener = self._input
         turn = listener.turn
         if ev.kind == "start":
-            listener.turn = Turn(new_id("item"), ev.ms)
+            over_reply = listener.setting("interrupt_response", True) and self._barge.playing()
+            listener.turn = Turn(new_id("item"), ev.ms, over_reply=over_reply)
+            self._barge.interrupt() if over_reply else self._barge.take()  # what it may cut
             await self.emit({"type": "input_audio_buffer.speech_started",
                              "audio_start_ms": ev.ms, "item_id": listener.turn.item_id})  # fmt: skip
             if listener.setting("interrupt_response", True) and self.active is not None:
@@ -183,6 +189,9 @@ class EngineSession:
             audio = listener.turn_audio(turn, ev.at)
             turn.speculative = self._spawn(self._transcribe(audio, SOON), f"speculative stt {turn.item_id}")
             self._spawn(self._prerender(turn.speculative), f"speculative tts {turn.item_id}")
+            judge = None if self._inbox else self.policy.sounds_complete  # its state is current
+            ending = judge_pause(listener, turn, ev.ms, turn.speculative, judge, self.policy.says_something)
+            self._spawn(ending, f"turn end {turn.item_id}")
         elif ev.kind == "resume":
             if turn.speculative is not None:
                 turn.speculative.cancel()  # the turn goes on: that guess is stale
@@ -193,9 +202,25 @@ class EngineSession:
                              "audio_end_ms": ev.ms, "item_id": turn.item_id})  # fmt: skip
             audio = listener.turn_audio(turn, ev.at)
             listener.trim(before_ms=ev.at)
-            await self._commit(turn.item_id, audio, turn.speculative)
+            interrupted = self._barge.take() if turn.over_reply else None
+            heard = await self._commit(turn.item_id, audio, turn.speculative)
+            plan: Callable[[], Awaitable[Reply]] = self._policy_plan
+            if interrupted is not None:
+                entry = self._inbox[-1]
+                plan = after_barge_in(
+                    interrupted, ev.ms - turn.start_ms, asyncio.shield(heard),
+                    lambda: self._drop_input(entry), self.policy.truncated, self._policy_plan,
+                    self.policy.says_something,
+                )  # fmt: skip
             if listener.setting("create_response", True) and self.active is None:
-                await self._start_response({}, self._policy_plan)
+                await self._start_response({}, plan)
+            elif interrupted is not None and interrupted.heard is not None and interrupted.item_id:
+                self.policy.truncated(interrupted.item_id, interrupted.heard)
+
+    def _drop_input(self, entry: tuple[str, str, Any]) -> None:
+        """Forget a caller turn before the policy hears it (it was noise)."""
+        if entry in self._inbox:
+            self._inbox.remove(entry)
 
     async def _on_input_audio_buffer_commit(self, event: dict[str, Any]) -> None:
         listener = self._input
@@ -235,7 +260,9 @@ class EngineSession:
     async def _transcribe(self, pcm: bytes, priority: int = URGENT) -> Transcript:
         return await self._models.workers.stt.run(priority, self._models.stt.transcribe, pcm)
 
-    async def _commit(self, item_id: str, pcm: bytes, speculative: asyncio.Future[Transcript] | None) -> None:
+    async def _commit(
+        self, item_id: str, pcm: bytes, speculative: asyncio.Future[Transcript] | None
+    ) -> asyncio.Future[str]:
         previous = self._last_item_id()
         item = {"id": item_id, "object": "realtime.item", "type": "message", "status": "completed",
                 "role": "user", "content": [{"type": "input_audio", "transcript": None}]}  # fmt: skip
@@ -247,6 +274,7 @@ class EngineSession:
         text: asyncio.Future[str] = self._loop.create_future()
         self._inbox.append(("user", item_id, text))
         self._spawn(self._finish_transcript(item, pcm, speculative, text), f"stt {item_id}")
+        return text
 
     async def _finish_transcript(
         self, item: dict[str, Any], pcm: bytes,
@@ -319,7 +347,8 @@ class EngineSession:
         for part in self._items[item_id].get("content") or []:
             if part.get("type") == "output_audio":
                 part["transcript"] = heard
-        self.policy.truncated(item_id, heard)
+        if not self._barge.defer_truncate(item_id, heard, end_ms):  # else: told if it was real
+            self.policy.truncated(item_id, heard)
         await self.emit({"type": "conversation.item.truncated", "item_id": item_id,
                          "content_index": 0, "audio_end_ms": end_ms})  # fmt: skip
 
@@ -404,7 +433,11 @@ class EngineSession:
             self._audio[item["id"]] = record
         return previous
 
+    def audio_sent(self, run: ResponseRun, ms: int) -> None:
+        self._barge.audio_sent(run, ms)
+
     def finishing(self, run: ResponseRun) -> None:
+        self._barge.finished(run)
         if self.active is run:
             self.active = None
         self._runs.discard(run)

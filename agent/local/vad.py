@@ -9,6 +9,11 @@
 
 It emits `start` (with the ms where speech began), `pause` (the caller has been quiet
 for `pause_ms`: a good moment to transcribe speculatively), `resume` and `stop`.
+Two things shorten the waits on request of the session:
+- `fast_start`: while the bot's reply is playing, `barge_speech_ms` of voice opens the
+  turn (a barge-in must silence the bot at once; noise is forgiven later, by words);
+- `end_early(pause_at, ms)`: the words of this pause make a whole answer, so `ms` of
+  quiet (instead of `silence_ms`) ends the turn, unless the caller speaks again first.
 All positions are ms on the session's input clock (all audio ever appended).
 One detector per session: silero keeps recurrent state, it is not shareable.
 """
@@ -25,6 +30,7 @@ from .codec import pcm16_to_float
 
 WINDOW = 256  # samples per silero window at 8 kHz (32 ms)
 WINDOW_MS = WINDOW // 8
+BARGE_SPEECH_MS = WINDOW_MS  # voice that opens a turn over the bot's own speech (noise is forgiven later)
 
 Scorer = Callable[[np.ndarray], float]
 
@@ -57,13 +63,17 @@ class TurnDetector:
         threshold: float = 0.5,
         silence_ms: int = 500,
         min_speech_ms: int = 200,
-        pause_ms: int = 224,
+        pause_ms: int = 160,
+        barge_speech_ms: int = BARGE_SPEECH_MS,
     ) -> None:
         self._score = scorer
         self.threshold = threshold
         self.silence_ms = silence_ms
         self.min_speech_ms = min_speech_ms
         self.pause_ms = pause_ms
+        self.barge_speech_ms = barge_speech_ms
+        self.fast_start = False  # set by the session while its reply plays
+        self._early: tuple[int, int] | None = None  # (pause it is for, quiet ms that ends the turn)
         self._pending = np.zeros(0, dtype=np.float32)
         self._pos_ms = 0  # session ms at the start of the next window
         self.speaking = False
@@ -91,8 +101,15 @@ class TurnDetector:
         """Forget a speech segment in progress (input_audio_buffer.clear / manual commit)."""
         self.speaking = False
         self._paused = False
+        self._early = None
         self._cand_start = None
         self._cand_voiced = self._cand_gap = self._quiet = 0
+
+    def end_early(self, pause_at: int, quiet_ms: int) -> None:
+        """End the turn after `quiet_ms` of quiet, if the pause that ended at voiced audio
+        `pause_at` is still going on (set from another thread: a stale request for an
+        earlier pause, one the caller has spoken through, is ignored)."""
+        self._early = (pause_at, quiet_ms)
 
     def process(self, pcm: bytes) -> list[VadEvent]:
         """Feed PCM16 8 kHz bytes; returns the turn events they caused. CPU: run in an executor."""
@@ -116,7 +133,7 @@ class TurnDetector:
                     self._cand_start = start
                 self._cand_voiced += WINDOW_MS
                 self._cand_gap = 0
-                if self._cand_voiced >= self.min_speech_ms:
+                if self._cand_voiced >= (self.barge_speech_ms if self.fast_start else self.min_speech_ms):
                     self.speaking, self._paused, self._quiet = True, False, 0
                     self._last_voiced_end = end
                     events.append(VadEvent("start", self._cand_start, end))
@@ -137,7 +154,13 @@ class TurnDetector:
         if not self._paused and self._quiet >= self.pause_ms:
             self._paused = True
             events.append(VadEvent("pause", self._last_voiced_end, end))
-        if self._quiet >= self.silence_ms:
+        early = self._early
+        if early is not None and early[0] == self._last_voiced_end and self._paused:
+            limit = min(early[1], self.silence_ms)
+        else:
+            limit = self.silence_ms
+        if self._quiet >= limit:
             self.speaking = self._paused = False
             self._quiet = 0
+            self._early = None
             events.append(VadEvent("stop", self._last_voiced_end, end))

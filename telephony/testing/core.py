@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from telephony.audio import FRAME_BYTES, FRAME_MS, last_speech_frame
+from telephony.audio import FRAME_BYTES, FRAME_MS, first_speech_frame, last_speech_frame
 from telephony.protocol import (
     ProtocolError,
 )
@@ -39,6 +39,7 @@ from telephony.testing.metrics import (
 from telephony.testing.playout import PendingMark, Playout
 
 LATE_S = 0.005  # a frame sent more than 5 ms after its deadline counts as late
+STOPPED_TICKS = 5  # 100 ms with no bot audio after a barge-in: the bot has gone quiet
 
 SILENCE = b"\xff" * FRAME_BYTES
 SILENCE_B64 = base64.b64encode(SILENCE).decode("ascii")
@@ -68,6 +69,7 @@ class Segment:
     # The frame where the caller's speech ends (`last_speech_frame`): voice-to-voice is
     # timed from there, not from the end of the line's trailing silence.
     last_voiced: int = -1
+    first_voiced: int = 0  # where the words begin: a barge-in is timed from here
 
     @classmethod
     def of(cls, ulaw: bytes, speech: bool, done: asyncio.Future[None]) -> Segment:
@@ -78,9 +80,10 @@ class Segment:
         last = (last_speech_frame(frames) if speech else -1)
         if speech and last < 0:
             last = len(frames) - 1  # nothing stands out: the whole line counts
+        first = max(first_speech_frame(frames), 0) if speech else 0
         return cls(
             [base64.b64encode(f).decode("ascii") for f in frames], frames, speech, done,
-            last_voiced=last,
+            last_voiced=last, first_voiced=first,
         )  # fmt: skip
 
     @classmethod
@@ -122,6 +125,8 @@ class CallCore:
         self.reply_waiters: list[ReplyWaiter] = []
         self.barge_ins: list[BargeIn] = []
         self.barge_turn: TurnMetrics | None = None  # barged in, no `clear` seen yet
+        self._stopping: TurnMetrics | None = None  # barged in, bot not yet quiet
+        self._stop_heard_until = 0.0  # end of the last bot frame played since the onset
         self.quiet_ticks = 0  # ticks since bot audio last played
         self._audio_turn: TurnMetrics | None = None  # owner of the last frame played
         self._gap_ticks = 0  # quiet ticks since then
@@ -161,6 +166,8 @@ class CallCore:
                 owner.underrun_while_late_ms += self._gap_ticks_late * FRAME_MS
             self._gap_ticks = self._gap_ticks_late = 0
             self._audio_turn = owner
+            if self._stopping is not None:
+                self._stop_heard_until = deadline + FRAME_MS / 1000
             for turn, n in result.shares:
                 turn.bot_audio_played_ms += n / 8
                 if turn.first_bot_played_at is None:
@@ -177,6 +184,8 @@ class CallCore:
                     self._gap_ticks_late += 1
             if self.quiet_ticks == 1:
                 self.audio_end_at = now
+            if self._stopping is not None and self.quiet_ticks >= STOPPED_TICKS:
+                self._bot_stopped()
             if self.record_audio:
                 self.played += SILENCE
         if self.reply_waiters:
@@ -197,6 +206,8 @@ class CallCore:
             self.speech_frames_sent += 1
             if pos == 0:
                 self._speech_starts(now)
+            if pos == segment.first_voiced:
+                self._speech_onset(deadline, heard=bool(audio))
         segment.pos = pos + 1
         if pos == segment.last_voiced:
             # The caller's last word is in this frame: what the bot says next answers it.
@@ -220,6 +231,23 @@ class CallCore:
             self.event("barge-in", f"over {playout.queued_ms:.0f} ms of queued bot audio", now)
         else:
             self.event("speech", "caller starts speaking", now)
+
+    def _speech_onset(self, at: float, *, heard: bool) -> None:
+        """The caller's first word goes out in the slot at `at`: over bot audio, time
+        how long the bot is still heard from here."""
+        turn = self.turns[-1]
+        if turn.barge_in_at is None or turn.barge_in_onset_at is not None:
+            return
+        turn.barge_in_onset_at = at
+        self._stopping = turn
+        self._stop_heard_until = at + FRAME_MS / 1000 if heard else at
+        if not heard and self.quiet_ticks >= STOPPED_TICKS:
+            self._bot_stopped()
+
+    def _bot_stopped(self) -> None:
+        turn, self._stopping = self._stopping, None
+        if turn is not None and turn.barge_in_onset_at is not None:
+            turn.barge_in_stop_ms = max(self._stop_heard_until - turn.barge_in_onset_at, 0.0) * 1000
 
     def open_turn(self, now: float, why: str) -> None:
         """The caller finished an input that is not speech (a keypad entry): what the

@@ -30,6 +30,11 @@ class TurnMetrics:
     barge_in_at: float | None = None  # first caller speech frame sent over bot audio
     clear_at: float | None = None
     clear_latency_ms: float | None = None  # barge-in speech -> `clear` received
+    # The caller's first word over bot audio (slot of the first speech frame), and how long
+    # the bot was still heard after it: to the end of the last bot frame played before
+    # playback went quiet (100 ms of nothing). What a caller calls "it stopped at once".
+    barge_in_onset_at: float | None = None
+    barge_in_stop_ms: float | None = None
     reply_done_at: float | None = None  # set when wait_for_bot_reply() saw the bot go quiet
     bot_audio_received_ms: float = 0.0
     bot_audio_played_ms: float = 0.0

@@ -37,7 +37,7 @@ from typing import Any
 
 from websockets.asyncio.client import connect
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # runnable as a plain script from a checkout
 
 TARGET_P50_MS = 700
