@@ -19,13 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
 from typing import TYPE_CHECKING
 
-from .completeness import says_something
 from .dialog import Reply
 from .tts import speech_chunks
-from .understanding import Context
 
 if TYPE_CHECKING:
     from .responses import ResponseRun
@@ -38,13 +35,11 @@ FORGIVE_MS = 420
 PLAYBACK_SLACK_S = 0.4
 
 
-def is_noise(voiced_ms: int, transcript: str, says: Callable[[str], bool] | None = None) -> bool:
+def is_noise(voiced_ms: int, transcript: str, says: Callable[[str], bool]) -> bool:
     """A cough, a click, a "mm": too short to be a turn and nothing said in it (no
     words, or a stray one whisper made of a hum). `says`: does the text say anything
     where the dialog stands (`DialogPolicy.says_something`)."""
-    if voiced_ms >= FORGIVE_MS:
-        return False
-    return not (says or (lambda text: says_something(text, Context(date.today()))))(transcript)
+    return voiced_ms < FORGIVE_MS and not says(transcript)
 
 
 @dataclass

@@ -166,8 +166,7 @@ class EngineSession:
             raw = base64.b64decode(audio, validate=True)
         except (binascii.Error, ValueError):
             raise ProtocolError("invalid_value", "Invalid 'audio'. Expected base64-encoded audio.", "audio") from None
-        over_reply = self._input.setting("interrupt_response", True) and self._barge.playing()
-        for vad_event in await self._input.append(raw, over_reply=over_reply):
+        for vad_event in await self._input.append(raw, over_reply=self._over_reply()):
             await self._on_vad(vad_event)
         self._input.trim_idle()
 
@@ -175,7 +174,7 @@ class EngineSession:
         listener = self._input
         turn = listener.turn
         if ev.kind == "start":
-            over_reply = listener.setting("interrupt_response", True) and self._barge.playing()
+            over_reply = self._over_reply()
             listener.turn = Turn(new_id("item"), ev.ms, over_reply=over_reply)
             self._barge.interrupt() if over_reply else self._barge.take()  # what it may cut
             await self.emit({"type": "input_audio_buffer.speech_started",
@@ -216,6 +215,10 @@ class EngineSession:
                 await self._start_response({}, plan)
             elif interrupted is not None and interrupted.heard is not None and interrupted.item_id:
                 self.policy.truncated(interrupted.item_id, interrupted.heard)
+
+    def _over_reply(self) -> bool:
+        """Would caller speech now interrupt a reply still playing at their end?"""
+        return bool(self._input.setting("interrupt_response", True)) and self._barge.playing()
 
     def _drop_input(self, entry: tuple[str, str, Any]) -> None:
         """Forget a caller turn before the policy hears it (it was noise)."""
