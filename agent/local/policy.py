@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import date
 
-from .completeness import says_something, sounds_complete
+from .completeness import says_something, sounds_complete, sounds_like_whole_request
 from .dialog import DialogState, Pending, Reply, ToolCall
 from .outcomes import ToolOutcomes
 from .phrasing import (
@@ -179,6 +179,10 @@ class DialogPolicy(ToolOutcomes):
         """Do these words (what the caller said up to a pause) finish the turn: a whole
         answer to the question we are waiting on, or a request that settles it?"""
         return sounds_complete(text, self._context())
+
+    def sounds_like_whole_request(self, text: str) -> bool:
+        """Do these words name a task in a finished sentence (its details may follow)?"""
+        return sounds_like_whole_request(text, self._context())
 
     def says_something(self, text: str) -> bool:
         """Is there anything to act on in these words, where the dialog stands? (Not a

@@ -188,8 +188,11 @@ class EngineSession:
             audio = listener.turn_audio(turn, ev.at)
             turn.speculative = self._spawn(self._transcribe(audio, SOON), f"speculative stt {turn.item_id}")
             self._spawn(self._prerender(turn.speculative), f"speculative tts {turn.item_id}")
-            judge = None if self._inbox else self.policy.sounds_complete  # its state is current
-            ending = judge_pause(listener, turn, ev.ms, turn.speculative, judge, self.policy.says_something)
+            current = not self._inbox  # the policy's state is current: it can judge
+            ending = judge_pause(
+                listener, turn, ev.ms, turn.speculative, self.policy.sounds_complete if current else None,
+                self.policy.says_something, self.policy.sounds_like_whole_request if current else None,
+            )  # fmt: skip
             self._spawn(ending, f"turn end {turn.item_id}")
         elif ev.kind == "resume":
             if turn.speculative is not None:

@@ -7,6 +7,12 @@
                           (pause_ms quiet)v  | (voiced again)
                                          paused
 
+Quiet is timed from the caller's last word as a listener hears it, by energy, as the
+caller-side measure does (`telephony.audio.last_speech_frame`): silero's probability
+decays for ~100-300 ms after the voice stops (its recurrent state), which would add that
+much to every turn. Silero still has a say: a turn ends only once it too has heard
+`SILERO_CONFIRM_MS` of quiet, so a soft word that energy misses does not split a turn.
+
 It emits `start` (with the ms where speech began), `pause` (the caller has been quiet
 for `pause_ms`: a good moment to transcribe speculatively), `resume` and `stop`.
 Two things shorten the waits on request of the session:
@@ -20,6 +26,7 @@ One detector per session: silero keeps recurrent state, it is not shareable.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -31,6 +38,13 @@ from .codec import pcm16_to_float
 WINDOW = 256  # samples per silero window at 8 kHz (32 ms)
 WINDOW_MS = WINDOW // 8
 BARGE_SPEECH_MS = WINDOW_MS  # voice that opens a turn over the bot's own speech (noise is forgiven later)
+SILERO_CONFIRM_MS = 256  # silero's own quiet a turn end needs (half of a shorter, early end)
+# Energy, as in telephony.audio's speech levels: a window is quiet when it is 35 dB under
+# the turn's loudest or within 10 dB of the line's floor (the 10th percentile of ~3 s).
+LEVEL_HISTORY = 100
+BELOW_PEAK_DB = 35.0
+ABOVE_FLOOR_DB = 10.0
+MIN_CONTRAST_DB = 15.0  # less than this between voice and floor: energy says nothing
 
 Scorer = Callable[[np.ndarray], float]
 
@@ -82,7 +96,10 @@ class TurnDetector:
         self._cand_voiced = 0
         self._cand_gap = 0
         self._quiet = 0
+        self._silero_quiet = 0
         self._last_voiced_end = 0
+        self._levels: deque[float] = deque(maxlen=LEVEL_HISTORY)
+        self._peak = -120.0  # loudest window (dB) of the turn, or of its candidate start
 
     @property
     def position_ms(self) -> int:
@@ -103,7 +120,8 @@ class TurnDetector:
         self._paused = False
         self._early = None
         self._cand_start = None
-        self._cand_voiced = self._cand_gap = self._quiet = 0
+        self._cand_voiced = self._cand_gap = self._quiet = self._silero_quiet = 0
+        self._peak = -120.0
 
     def end_early(self, pause_at: int, quiet_ms: int) -> None:
         """End the turn after `quiet_ms` of quiet, if the pause that ended at voiced audio
@@ -119,22 +137,32 @@ class TurnDetector:
             window, self._pending = self._pending[:WINDOW], self._pending[WINDOW:]
             start = self._pos_ms
             self._pos_ms += WINDOW_MS
-            self._step(self._score(window), start, events)
+            self._step(self._score(window), _level_db(window), start, events)
         return events
 
-    def _step(self, p: float, start: int, events: list[VadEvent]) -> None:
+    def _energy_quiet(self, level: float) -> bool:
+        """Is this window quiet by energy (the caller's voice has stopped)?"""
+        floor = float(np.percentile(self._levels, 10))
+        if self._peak - floor < MIN_CONTRAST_DB:
+            return False
+        return level < max(self._peak - BELOW_PEAK_DB, floor + ABOVE_FLOOR_DB)
+
+    def _step(self, p: float, level: float, start: int, events: list[VadEvent]) -> None:
         end = start + WINDOW_MS
+        self._levels.append(level)
         # hysteresis like silero's own iterator: speech continues down to threshold - 0.15
         voiced = p >= self.threshold
-        quiet = p < max(self.threshold - 0.15, 0.01)
+        silero_quiet = p < max(self.threshold - 0.15, 0.01)
         if not self.speaking:
             if voiced:
                 if self._cand_start is None:
                     self._cand_start = start
+                    self._peak = level
+                self._peak = max(self._peak, level)
                 self._cand_voiced += WINDOW_MS
                 self._cand_gap = 0
                 if self._cand_voiced >= (self.barge_speech_ms if self.fast_start else self.min_speech_ms):
-                    self.speaking, self._paused, self._quiet = True, False, 0
+                    self.speaking, self._paused, self._quiet, self._silero_quiet = True, False, 0, 0
                     self._last_voiced_end = end
                     events.append(VadEvent("start", self._cand_start, end))
                     self._cand_start, self._cand_voiced = None, 0
@@ -143,7 +171,9 @@ class TurnDetector:
                 if self._cand_gap > 3 * WINDOW_MS:  # a click or a breath, not speech
                     self._cand_start, self._cand_voiced, self._cand_gap = None, 0, 0
             return
-        if not quiet:
+        self._peak = max(self._peak, level)
+        self._silero_quiet = self._silero_quiet + WINDOW_MS if silero_quiet else 0
+        if not (silero_quiet or self._energy_quiet(level)):
             self._last_voiced_end = end
             self._quiet = 0
             if self._paused:
@@ -159,8 +189,14 @@ class TurnDetector:
             limit = min(early[1], self.silence_ms)
         else:
             limit = self.silence_ms
-        if self._quiet >= limit:
+        if self._quiet >= limit and self._silero_quiet >= min(SILERO_CONFIRM_MS, limit // 2):
             self.speaking = self._paused = False
-            self._quiet = 0
+            self._quiet = self._silero_quiet = 0
             self._early = None
             events.append(VadEvent("stop", self._last_voiced_end, end))
+
+
+def _level_db(window: np.ndarray) -> float:
+    """A window's RMS level in dBFS (float samples in [-1, 1])."""
+    rms = float(np.sqrt(np.mean(window * window)))
+    return 20.0 * float(np.log10(max(rms, 1e-6)))

@@ -70,6 +70,35 @@ def test_a_new_request_waits_for_its_details() -> None:
     assert not p.sounds_complete("I need to cancel my appointment.")
 
 
+@pytest.mark.parametrize("text", [
+    "I'd like to book an appointment.", "Can I get an appointment on Friday?",
+    "I need to cancel my appointment.", "Where is my order?", "Could I move my booking to Monday, please?",
+])  # fmt: skip
+def test_a_request_in_a_finished_sentence_is_whole(text: str) -> None:
+    p = waiting_on()
+    assert not p.sounds_complete(text)  # its details may follow: not the shortest quiet
+    assert p.sounds_like_whole_request(text)
+
+
+@pytest.mark.parametrize("text", [
+    "I'd like to book an appointment",  # no full stop: whisper leaves it off words that trail
+    "I'd like to book an appointment for the.", "I'd like to book an appointment...",
+    "Booking.",  # too short to tell
+    "My order number is 4 5 6 7.",  # digits come in groups
+    "The weather is lovely today.",  # no task we know
+    "Goodbye, thanks.",  # settled by sounds_complete, not a request
+])  # fmt: skip
+def test_what_is_not_a_whole_request(text: str) -> None:
+    assert not waiting_on().sounds_like_whole_request(text)
+
+
+def test_an_answer_is_not_judged_as_a_request() -> None:
+    p = waiting_on("I'd like to book an appointment.")
+    assert p.state.awaiting == "day"
+    assert not p.sounds_like_whole_request("Friday, please.")
+    assert p.sounds_like_whole_request("Actually, where is my order?")  # a new task
+
+
 def test_my_order_number_is_does_not_end_early() -> None:
     p = waiting_on("Where is my order?")
     assert p.state.awaiting == "order_number"
@@ -135,6 +164,33 @@ def test_early_end_lapses_when_the_caller_goes_on() -> None:
     events = det.process(pcm(320, True) + pcm(320, False))
     assert [e.kind for e in events] == ["resume", "pause"]  # not stopped at 256 ms
     assert [e.kind for e in det.process(pcm(256, False))] == ["stop"]  # the full 500
+
+
+def test_quiet_is_timed_from_the_voice_not_from_the_vad_decay() -> None:
+    """silero's probability stays up for a while after the voice stops; the turn's quiet
+    is timed from the last loud window, once silero agrees there is quiet."""
+    lagging = iter([0.0] * 16 + [1.0] * 25 + [0.9] * 6 + [0.0] * 100)  # 6 windows of decay
+
+    def scorer(window: Any) -> float:
+        return next(lagging)
+
+    det = TurnDetector(scorer, silence_ms=500, min_speech_ms=200)
+    events = det.process(pcm(512, False) + pcm(800, True) + pcm(1200, False))
+    stop = events[-1]
+    assert stop.kind == "stop" and stop.ms == 512 + 800  # the voice's end, not the decay's
+    assert stop.at - stop.ms == 512  # the flow's silence, counted from there
+
+
+def test_energy_alone_does_not_end_a_turn_silero_still_hears() -> None:
+    """A soft stretch energy counts as quiet but silero hears as voice: no split."""
+    voice = iter([0.0] * 16 + [1.0] * 200)
+
+    def scorer(window: Any) -> float:
+        return next(voice, 1.0)
+
+    det = TurnDetector(scorer, silence_ms=500, min_speech_ms=200)
+    events = det.process(pcm(512, False) + pcm(800, True) + pcm(1200, False))
+    assert [e.kind for e in events] == ["start", "pause"]
 
 
 def test_fast_start_over_a_reply() -> None:
