@@ -128,7 +128,9 @@ class ConversationState:
             # ... unless a reply still runs: "this may fail to create a response" (SDK).
             tr.unanswered = self.hold and self.gate.active is not None
             end = ev.get("audio_end_ms")
-            out.append(SpeechStopped(end, speech_ms=self._speech_ms(end), item_id=ev.get("item_id", "")))
+            out.append(
+                SpeechStopped(end, speech_ms=self._speech_ms(end), item_id=ev.get("item_id", ""))
+            )
         elif kind == "conversation.item.input_audio_transcription.delta":
             if ev.get("delta"):
                 out.append(Transcript("caller", ev["delta"], False, ev.get("item_id", "")))
@@ -298,7 +300,6 @@ class ConversationState:
         if caller_item:
             out.append(wire.item_delete(caller_item))
         return out
-
 
     def interrupt_events(self, item_id: str | None, heard_ms: int | None) -> list[dict[str, Any]]:
         """response.cancel (only for what is still running) + a clamped truncate."""
