@@ -71,11 +71,9 @@ class BargeIn:
         self._session = session
         self._record = record
         self._emit = emit
-        mode = session.capabilities.false_interruptions
-        self._judge = (
-            None if mode == "none" else InterruptionJudge(mode, stop_window_ms=stop_window_ms)
-        )
-        self._replay = mode == "replay"
+        self._stop_window_ms = stop_window_ms
+        self._judge: InterruptionJudge | None = None
+        self._replay = False
         self._tape = ReplyTape()
         self._paused: Paused | None = None
         self._held: list[RealtimeEvent] = []
@@ -83,6 +81,14 @@ class BargeIn:
         self._paused_at = 0.0
         # "replay": the caller's loudness per frame (dB), from a little before the pause.
         self._levels: deque[float] = deque(maxlen=MAX_LEVELS)
+
+    def start(self) -> None:
+        """The session is open: what it can do is known now (OpenAI: once the server
+        confirmed its turn detection)."""
+        mode = self._session.capabilities.false_interruptions
+        window = self._stop_window_ms
+        self._judge = None if mode == "none" else InterruptionJudge(mode, stop_window_ms=window)
+        self._replay = mode == "replay"
 
     @property
     def pending(self) -> bool:

@@ -170,6 +170,7 @@ class Call:
     async def run(self) -> CallRecord:
         """Run the call to its end and return its record (also saved)."""
         self._emit("call_started", {})
+        self._barge.start()
         try:
             async with asyncio.TaskGroup() as tg:
                 inbound = tg.create_task(self._pump_caller(), name="caller")

@@ -38,9 +38,10 @@ class SessionConfig:
     language: str = "en-US"
     # Rolling over to a fresh session before the provider's hard limit (OpenAI: 60 min).
     max_session_s: float = 55 * 60
-    # The server itself resumes its reply after a cough or hum over it (the offline
-    # engine does): the bridge then leaves barge-in to it and never resumes on its own.
-    server_forgives_noise: bool = False
+    # Ask the server to keep its reply going over caller sound, so the bridge can resume
+    # it after a cough (server VAD only; a server that forgives noise itself, like the
+    # offline engine, says no in its session.updated).
+    hold_on_speech: bool = True
     # OpenAI only: "pcmu" passes μ-law straight through; "pcm24" asks for 24 kHz PCM16.
     audio_format: Literal["pcmu", "pcm24"] = "pcmu"
     # How the caller's turns are found (see agent/flows.py `Flow` for what each means).

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections.abc import Callable
 
@@ -54,9 +53,6 @@ def make_session(flow: Flow, specs: tuple[ToolSpec, ...], settings: Settings) ->
     if provider == "local":
         # The offline engine speaks OpenAI's protocol: one code path for both.
         # Its own token: the OpenAI key must never go to whatever listens at that URL.
-        # It resumes its reply after a cough itself (agent/local/barge_in.py): the
-        # bridge must not resume it a second time.
-        config = dataclasses.replace(config, server_forgives_noise=True)
         return OpenAIRealtimeSession(
             config, url=settings.local_engine_url, api_key=settings.local_engine_token or "local"
         )

@@ -171,7 +171,7 @@ def test_client_events_validate_against_sdk_types() -> None:
         wire.response_cancel("resp_1"),
         wire.truncate("item_1", 1234),
         wire.item_delete("item_1"),
-        wire.session_update(SessionConfig("x", server_forgives_noise=True)),
+        wire.session_update(SessionConfig("x", hold_on_speech=False)),
         *(wire.item_create(wire.message_item(r, "hi")) for r in ("user", "assistant", "system")),
         wire.item_create(wire.function_output_item("call_1", {"status": "shipped"})),
         *wire.seed_items([("user", "hi"), ("assistant", "hello")]),
@@ -425,7 +425,7 @@ async def test_interrupt_cancels_and_truncates_at_heard_ms(open_call: Opener) ->
 
 async def test_vad_barge_in_truncates_without_cancel_spam(open_call: Opener) -> None:
     # A server that cuts its own reply (interrupt_response true, as for the engine).
-    fake, session, events = await open_call(Scenario(realtime_factor=2.0), server_forgives_noise=True)
+    fake, session, events = await open_call(Scenario(realtime_factor=2.0), hold_on_speech=False)
     await session.say("Here is a rather long explanation of our return policy " * 3)
     got = await events.until(
         lambda e: isinstance(e, AudioOut) and len(audio_of(events.seen)) >= 8 * 400

@@ -53,6 +53,13 @@ SEED_MAX_LINES = 120  # transcript lines carried into a replacement session
 __all__ = ["OpenAIRealtimeError", "OpenAIRealtimeSession"]
 
 
+def _capabilities(*, hold: bool) -> RealtimeCapabilities:
+    return RealtimeCapabilities(
+        out_of_band_speech=True, truncates=True, reports_speech_stopped=True,
+        false_interruptions="hold" if hold else "none",
+    )  # fmt: skip
+
+
 @dataclass(eq=False)
 class _Conn:
     """One provider connection (= one provider session)."""
@@ -83,12 +90,8 @@ class OpenAIRealtimeSession:
         self._connect_timeout_s = connect_timeout_s
         self._bpm = wire.BYTES_PER_MS[config.audio_format]
         self._up = UlawToPcm(24000) if config.audio_format == "pcm24" else None  # one per call
-        hold = wire.holds_reply(config)
-        self.capabilities = RealtimeCapabilities(
-            out_of_band_speech=True, truncates=True, reports_speech_stopped=True,
-            false_interruptions="hold" if hold else "none",
-        )  # fmt: skip
-        self.state = ConversationState(config.audio_format, hold=hold)
+        self.capabilities = _capabilities(hold=False)  # known once the server confirms
+        self.state = ConversationState(config.audio_format)
         self._events: asyncio.Queue[RealtimeEvent | None] = asyncio.Queue()
         self._conn: _Conn | None = None
         self._conns: set[_Conn] = set()  # every open connection, closed by close()
@@ -254,6 +257,9 @@ class OpenAIRealtimeSession:
             self._url, self._api_key, self.config, timeout_s=self._connect_timeout_s
         )
         self.state.session = session
+        # Hold the reply over caller sound only if the server agreed to (not the engine).
+        self.state.hold = wire.holds_reply(self.config) and wire.server_holds(session)
+        self.capabilities = _capabilities(hold=self.state.hold)
         conn = _Conn(ws=ws)
         self._conns.add(conn)
         return conn

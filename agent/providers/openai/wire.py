@@ -87,14 +87,20 @@ def session_update(config: SessionConfig) -> dict[str, Any]:
 
 
 def holds_reply(config: SessionConfig) -> bool:
-    """Does the server keep its reply going when the caller starts speaking, so the
-    bridge can resume it after a cough (LiveKit's false-interruption resume)?
+    """Do we ask the server to keep its reply going when the caller starts speaking, so
+    the bridge can resume it after a cough (LiveKit's false-interruption resume)?
 
     Server VAD only: its speech-stopped comes a known silence window after the sound
-    ends, which is what lets the bridge tell a short sound from a long one. Not when the
-    server forgives noise itself (the offline engine), nor for semantic VAD, whose stop
-    can come seconds later; those keep `interrupt_response: true`."""
-    return config.turn_detection == "server_vad" and not config.server_forgives_noise
+    ends, which is what lets the bridge tell a short sound from a long one. Semantic
+    VAD's stop can come seconds later: it keeps `interrupt_response: true`."""
+    return config.turn_detection == "server_vad" and config.hold_on_speech
+
+
+def server_holds(session: dict[str, Any]) -> bool:
+    """Did the server confirm `interrupt_response: false` (session.updated)? The offline
+    engine answers true: it stops and forgives noise on its own side."""
+    td = ((session.get("audio") or {}).get("input") or {}).get("turn_detection") or {}
+    return td.get("type") == "server_vad" and td.get("interrupt_response") is False
 
 
 def turn_detection(config: SessionConfig) -> dict[str, Any]:
