@@ -38,6 +38,8 @@ async def test_a_cough_over_the_reply_resumes_it_where_it_stopped(tmp_path: Path
                 cough = await call.interrupt_after(1200, speech_like(150), timeout=15)
                 resumed = await call.wait_for_bot_reply(timeout=15)
             record = await asyncio.wait_for(records[target.call_sid], 10)
+            registry = stack.service.shared.metrics.registry
+            assert registry.get_sample_value("phone_agent_false_interruptions_total") == 1
         fake.assert_clean()
     sess = fake.sessions[0]
     # It did stop at once (the clear went out at the cough) ...
