@@ -9,7 +9,8 @@ of the reply is held instead of thrown away until the evidence is in:
                                  the caller stopped hearing it
 
 Evidence, whichever comes first:
-- words: the provider transcribed the sound and it holds a letter or a digit -> REAL;
+- words: the provider transcribed the sound and it says something (not a hum, a
+  backchannel like "mm-hmm", or a "(coughs)" note) -> REAL;
 - length: the provider's VAD measured the sound (speech-stopped) at >= `min_speech_ms`
   -> REAL; shorter -> wait up to `words_wait_ms` for its transcript, then NOISE;
 - still going: no speech-stopped `min_speech_ms` + the VAD's silence window after the
@@ -26,6 +27,7 @@ timers, and a run faster than real time judges the same.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -46,8 +48,18 @@ class Verdict(enum.Enum):
     NOISE = "noise"
 
 
+# Not words: a hum, a backchannel ("mm-hmm" while the bot talks means "go on"), and the
+# sound notes transcribers write for a cough or noise ("(coughs)", "[noise]").
+NOT_WORDS = frozenset("hmm hm mm mmm mhm mm-hmm uh-huh uh um umm uhm er erm ah oh huh".split())
+_NOTE = re.compile(r"\([^)]*\)|\[[^\]]*\]|\*[^*]*\*")
+_HUM = re.compile(r"m+|h+m+|u+h+|u+m+")  # "M", "Mmmm", "Hmmm", "Uhh": drawn-out hums
+_TOKEN = re.compile(r"[a-z0-9']+(?:-[a-z0-9']+)*")
+
+
 def has_words(text: str) -> bool:
-    return any(ch.isalnum() for ch in text)
+    """Does a transcript say anything, beyond hums, backchannels and sound notes?"""
+    tokens = _TOKEN.findall(_NOTE.sub(" ", text.lower()))
+    return any(token not in NOT_WORDS and not _HUM.fullmatch(token) for token in tokens)
 
 
 @dataclass

@@ -149,6 +149,9 @@ def test_the_tape_keeps_only_the_latest_reply() -> None:
     assert paused is not None and bytes(paused.rest) == b"\x02" * 80
 
 
-def test_words_are_letters_or_digits() -> None:
+def test_words_are_what_says_something() -> None:
     assert not has_words("") and not has_words(" ... ") and not has_words("[?]")
-    assert has_words("no") and has_words("4")
+    assert not has_words("Hmm.") and not has_words("Mm-hmm.") and not has_words("(coughs)")
+    assert not has_words("[BLANK_AUDIO]") and not has_words("Uh, um.") and not has_words("M")
+    assert not has_words("Mmmm.") and not has_words("Hmmmm")
+    assert has_words("no") and has_words("4") and has_words("Hmm, no.")
