@@ -11,7 +11,8 @@ a cough or a hum over the reply resumes it instead (`agent.barge_in`).
 (Over 400 lines on purpose: this is where caller events and model events meet, and the
 reactions to them read best side by side. What stands alone lives apart: the states
 (`call_states`), fillers (`filler_player`), silence (`silence`), the latency clock
-(`turn_clock`), flow tools (`flow_tools`), traces (`tracing`).)
+(`turn_clock`), flow tools (`flow_tools`), traces (`tracing`), barge-in's hold and
+verdict (`barge_in`, `interruption`), keypad entries (`keypad_input`).)
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from agent.filler_player import FillerPlayer
 from agent.fillers import FillerCache
 from agent.flows import Flow
 from agent.interruption import Verdict
-from agent.keypad_secrets import HIDDEN_DIGIT, KeypadSecrets, masked, model_text
+from agent.keypad_input import KeypadInput
+from agent.keypad_secrets import KeypadSecrets
 from agent.phone_line import PhoneLine
 from agent.realtime import (
     AudioDone,
@@ -59,7 +61,6 @@ from tools.store import Store
 log = logging.getLogger(__name__)
 
 CONTROL_TOOLS = ("end_call", "transfer_call")
-DTMF_IDLE_S = 2.0  # digits typed on the keypad end with '#' or this much quiet
 PLAYED_TIMEOUT_S = 15.0
 LAST_WORDS_S = 15.0  # a goodbye the model has not finished by then is not waited for
 
@@ -108,10 +109,9 @@ class Call:
         self._barge = BargeIn(stream, session, self.record, self._emit, stop_window_ms=flow.vad_silence_ms)
         # Voice-to-voice as heard (agent/turn_clock.py).
         self._turns = TurnClock()
-        self._dtmf: list[str] = []
-        self._dtmf_task: asyncio.Task[None] | None = None
         # keypad: sensitive: the digits stay here; the model and the record get a reference.
         self._keypad = KeypadSecrets() if flow.keypad == "sensitive" else None
+        self._keys = KeypadInput(session, self.record, self._keypad, self._spawn)
         self._ending = asyncio.Event()
         self._outcome = "completed"
         self._last_words: str | None = None  # the outcome once the bot's last line is said
@@ -225,8 +225,7 @@ class Call:
         self._enter(CallState.ENDED)
         await self._runner.aclose()
         await self._silence.aclose()
-        if self._dtmf_task:
-            self._dtmf_task.cancel()
+        self._keys.close()
         current = asyncio.current_task()
         owned = [task for task in self._tasks if task is not current]
         for task in owned:
@@ -293,33 +292,7 @@ class Call:
 
     def _on_dtmf(self, digit: str) -> None:
         self._silence.caller_active()
-        self.record.event("dtmf", digit=HIDDEN_DIGIT if self._keypad is not None else digit)
-        if digit == "#":
-            self._flush_dtmf()
-            return
-        self._dtmf.append(digit)
-        if self._dtmf_task:
-            self._dtmf_task.cancel()
-        self._dtmf_task = asyncio.create_task(self._dtmf_quiet())
-
-    async def _dtmf_quiet(self) -> None:
-        await asyncio.sleep(DTMF_IDLE_S)
-        self._flush_dtmf()
-
-    def _flush_dtmf(self) -> None:
-        if self._dtmf_task and self._dtmf_task is not asyncio.current_task():
-            self._dtmf_task.cancel()
-        if not self._dtmf:
-            return
-        digits = "".join(self._dtmf)
-        self._dtmf.clear()
-        if self._keypad is not None:
-            ref = self._keypad.add(digits)
-            self.record.transcript("caller", f"[keypad] {masked(digits)} ({ref})")
-            self._spawn(self.session.send_text(model_text(ref, digits)), "keypad")
-            return
-        self.record.transcript("caller", f"[keypad] {digits}")
-        self._spawn(self.session.send_text(f"(The caller typed on the keypad: {digits})"), "keypad")
+        self._keys.key(digit)
 
     # ------------------------------------------------------------------ model -> caller
 
