@@ -47,7 +47,10 @@ async def test_a_cough_over_the_reply_resumes_it_where_it_stopped(tmp_path: Path
     # ... and the caller then heard the rest, from where it stopped: the whole reply, and
     # nothing of the answer to the cough (1500 ms more if it had played).
     heard = cough.bot_audio_played_ms + resumed.bot_audio_played_ms
-    assert REPLY_MS - 40 <= heard <= REPLY_MS + 60, (cough.bot_audio_played_ms, resumed.bot_audio_played_ms)
+    assert REPLY_MS - 40 <= heard <= REPLY_MS + 60, (
+        cough.bot_audio_played_ms,
+        resumed.bot_audio_played_ms,
+    )
     assert 1000 <= cough.bot_audio_played_ms <= 1500
     # No truncate, no barge-in: the model still believes the caller heard it all.
     assert sess.truncates == []
@@ -105,7 +108,10 @@ async def test_a_real_interruption_cancels_and_truncates_at_what_was_heard(tmp_p
     (barge,) = [e for e in record.events if e["kind"] == "barge_in"]
     assert truncate["item_id"] == long_reply.item_id
     assert truncate["audio_end_ms"] == barge["heard_ms"]
-    assert abs(barge["heard_ms"] - turn.bot_audio_played_ms) <= 20, (barge, turn.bot_audio_played_ms)
+    assert abs(barge["heard_ms"] - turn.bot_audio_played_ms) <= 20, (
+        barge,
+        turn.bot_audio_played_ms,
+    )
     assert barge["why"] == "still speaking"
     assert not any(e["kind"] == "false_interruption" for e in record.events)
     # The caller never heard more of the cut reply, and the answer to them did play.
