@@ -5,12 +5,14 @@ changes state only through `_enter`. Every task the call starts is its own: kept
 `_tasks`, cancelled and awaited when the call ends.
 
 Barge-in is the part callers notice most: on caller speech we send Twilio `clear` first,
-then tell the model what the caller actually heard (acked marks), never wall-clock time.
+then tell the model what the caller actually heard (acked marks), never wall-clock time;
+a cough or a hum over the reply resumes it instead (`agent.barge_in`).
 
 (Over 400 lines on purpose: this is where caller events and model events meet, and the
 reactions to them read best side by side. What stands alone lives apart: the states
 (`call_states`), fillers (`filler_player`), silence (`silence`), the latency clock
-(`turn_clock`), flow tools (`flow_tools`), traces (`tracing`).)
+(`turn_clock`), flow tools (`flow_tools`), traces (`tracing`), barge-in's hold and
+verdict (`barge_in`, `interruption`), keypad entries (`keypad_input`).)
 """
 
 from __future__ import annotations
@@ -23,17 +25,21 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from agent.barge_in import BargeIn, Settled
 from agent.call_states import CallState, CallStates
 from agent.callrecord import CallRecord
 from agent.filler_player import FillerPlayer
 from agent.fillers import FillerCache
 from agent.flows import Flow
-from agent.keypad_secrets import HIDDEN_DIGIT, KeypadSecrets, masked, model_text
+from agent.interruption import Verdict
+from agent.keypad_input import KeypadInput
+from agent.keypad_secrets import KeypadSecrets
 from agent.phone_line import PhoneLine
 from agent.realtime import (
     AudioDone,
     AudioOut,
     ProviderError,
+    RealtimeEvent,
     RealtimeSession,
     ResponseDone,
     SessionReconnecting,
@@ -55,7 +61,6 @@ from tools.store import Store
 log = logging.getLogger(__name__)
 
 CONTROL_TOOLS = ("end_call", "transfer_call")
-DTMF_IDLE_S = 2.0  # digits typed on the keypad end with '#' or this much quiet
 PLAYED_TIMEOUT_S = 15.0
 LAST_WORDS_S = 15.0  # a goodbye the model has not finished by then is not waited for
 
@@ -101,12 +106,12 @@ class Call:
             stream, session, deps.fillers, f"{deps.provider_name}:{flow.voice or 'default'}",
             self.record, self._emit,
         )  # fmt: skip
+        self._barge = BargeIn(stream, session, self.record, self._emit, stop_window_ms=flow.vad_silence_ms)
         # Voice-to-voice as heard (agent/turn_clock.py).
         self._turns = TurnClock()
-        self._dtmf: list[str] = []
-        self._dtmf_task: asyncio.Task[None] | None = None
         # keypad: sensitive: the digits stay here; the model and the record get a reference.
         self._keypad = KeypadSecrets() if flow.keypad == "sensitive" else None
+        self._keys = KeypadInput(session, self.record, self._keypad, self._spawn)
         self._ending = asyncio.Event()
         self._outcome = "completed"
         self._last_words: str | None = None  # the outcome once the bot's last line is said
@@ -165,6 +170,7 @@ class Call:
     async def run(self) -> CallRecord:
         """Run the call to its end and return its record (also saved)."""
         self._emit("call_started", {})
+        self._barge.start()
         try:
             async with asyncio.TaskGroup() as tg:
                 inbound = tg.create_task(self._pump_caller(), name="caller")
@@ -219,8 +225,7 @@ class Call:
         self._enter(CallState.ENDED)
         await self._runner.aclose()
         await self._silence.aclose()
-        if self._dtmf_task:
-            self._dtmf_task.cancel()
+        self._keys.close()
         current = asyncio.current_task()
         owned = [task for task in self._tasks if task is not current]
         for task in owned:
@@ -275,6 +280,8 @@ class Call:
                 # read off the socket then: a handler behind its upload must not move it
                 self._turns.caller_frame(event.payload, self.stream.received_at)
                 await send(event.payload, event.payload_b64)
+                if (settled := await self._barge.caller_frame(event.payload)) is not None:
+                    await self._after_barge(settled)
             elif isinstance(event, Mark):
                 self._close_turn_latency(final=False)
             elif isinstance(event, Dtmf):
@@ -285,81 +292,66 @@ class Call:
 
     def _on_dtmf(self, digit: str) -> None:
         self._silence.caller_active()
-        self.record.event("dtmf", digit=HIDDEN_DIGIT if self._keypad is not None else digit)
-        if digit == "#":
-            self._flush_dtmf()
-            return
-        self._dtmf.append(digit)
-        if self._dtmf_task:
-            self._dtmf_task.cancel()
-        self._dtmf_task = asyncio.create_task(self._dtmf_quiet())
-
-    async def _dtmf_quiet(self) -> None:
-        await asyncio.sleep(DTMF_IDLE_S)
-        self._flush_dtmf()
-
-    def _flush_dtmf(self) -> None:
-        if self._dtmf_task and self._dtmf_task is not asyncio.current_task():
-            self._dtmf_task.cancel()
-        if not self._dtmf:
-            return
-        digits = "".join(self._dtmf)
-        self._dtmf.clear()
-        if self._keypad is not None:
-            ref = self._keypad.add(digits)
-            self.record.transcript("caller", f"[keypad] {masked(digits)} ({ref})")
-            self._spawn(self.session.send_text(model_text(ref, digits)), "keypad")
-            return
-        self.record.transcript("caller", f"[keypad] {digits}")
-        self._spawn(self.session.send_text(f"(The caller typed on the keypad: {digits})"), "keypad")
+        self._keys.key(digit)
 
     # ------------------------------------------------------------------ model -> caller
 
     async def _pump_model(self) -> None:
         async for event in self.session.events():
-            if isinstance(event, AudioOut):
-                await self._on_audio(event)
-            elif isinstance(event, AudioDone):
-                if not self._fillers.owns(event.item_id):
-                    await self.stream.end_segment(event.item_id)
-            elif isinstance(event, SpeechStarted):
-                await self._on_barge_in(event)
-            elif isinstance(event, SpeechStopped):
-                self._silence.caller_speaking = False
-                self._close_turn_latency(final=True)
-                self._turns.speech_stopped(event.caller_ms, time.monotonic())
-                self._emit("speech_end", {"caller_ms": event.caller_ms or 0.0},
-                           at=self._turns.speech_end_at)
-                self._enter(CallState.THINKING)
-            elif isinstance(event, Transcript):
-                if event.role == "caller" and not self.session.capabilities.reports_speech_stopped:
-                    # Gemini's only sign of speech while the bot is quiet. (OpenAI's
-                    # transcripts may come after the reply: its speech events count.)
-                    self._silence.caller_active()
-                if event.final and not event.out_of_band:
-                    self.record.transcript(event.role, event.text)
-                    self._emit("transcript", {"role": event.role,
-                                              "text": self.record.transcript_lines[-1]["text"]})
-            elif isinstance(event, ToolCall):
-                await self._on_tool_call(event)
-            elif isinstance(event, ToolCallCancelled):
-                await self._runner.cancel(event.call_ids)
-            elif isinstance(event, ResponseDone):
-                await self._on_response_done(event)
-            elif isinstance(event, SessionReconnecting):
-                self.record.event("provider_reconnecting", reason=event.reason)
-                self._emit("provider_reconnect", {"reason": event.reason})
-            elif isinstance(event, SessionResumed):
-                self.record.event("provider_resumed", reason=event.reason, gap_ms=event.gap_ms)
-            elif isinstance(event, ProviderError):
-                self.record.event("provider_error", message=event.message, code=event.code)
-                self._emit("provider_error", {"code": event.code, "fatal": event.fatal})
-                if event.fatal:
-                    await self._apologise_and_end()
-                    return
+            if (settled := await self._barge.observe(event)) is not None:
+                await self._after_barge(settled)
+            if self._barge.hold(event):
+                continue  # a barge-in is undecided: this waits for the verdict
+            if not await self._dispatch(event):
+                return
         # The session ended without saying why: same as a fatal error for the caller.
         if not self._ending.is_set():
             await self._apologise_and_end()
+
+    async def _dispatch(self, event: RealtimeEvent) -> bool:
+        """Handle one model event; False once the call is over for the model."""
+        if isinstance(event, AudioOut):
+            await self._on_audio(event)
+        elif isinstance(event, AudioDone):
+            if not self._fillers.owns(event.item_id):
+                self._barge.reply_ended(event.item_id)
+                await self.stream.end_segment(event.item_id)
+        elif isinstance(event, SpeechStarted):
+            await self._on_barge_in(event)
+        elif isinstance(event, SpeechStopped):
+            self._silence.caller_speaking = False
+            self._close_turn_latency(final=True)
+            self._turns.speech_stopped(event.caller_ms, time.monotonic())
+            self._emit("speech_end", {"caller_ms": event.caller_ms or 0.0},
+                       at=self._turns.speech_end_at)
+            self._enter(CallState.THINKING)
+        elif isinstance(event, Transcript):
+            if event.role == "caller" and not self.session.capabilities.reports_speech_stopped:
+                # Gemini's only sign of speech while the bot is quiet. (OpenAI's
+                # transcripts may come after the reply: its speech events count.)
+                self._silence.caller_active()
+            if event.final and not event.out_of_band:
+                self.record.transcript(event.role, event.text)
+                self._emit("transcript", {"role": event.role,
+                                          "text": self.record.transcript_lines[-1]["text"]})
+        elif isinstance(event, ToolCall):
+            await self._on_tool_call(event)
+        elif isinstance(event, ToolCallCancelled):
+            await self._runner.cancel(event.call_ids)
+        elif isinstance(event, ResponseDone):
+            await self._on_response_done(event)
+        elif isinstance(event, SessionReconnecting):
+            self.record.event("provider_reconnecting", reason=event.reason)
+            self._emit("provider_reconnect", {"reason": event.reason})
+        elif isinstance(event, SessionResumed):
+            self.record.event("provider_resumed", reason=event.reason, gap_ms=event.gap_ms)
+        elif isinstance(event, ProviderError):
+            self.record.event("provider_error", message=event.message, code=event.code)
+            self._emit("provider_error", {"code": event.code, "fatal": event.fatal})
+            if event.fatal:
+                await self._apologise_and_end()
+                return False
+        return True
 
     async def _on_audio(self, event: AudioOut) -> None:
         if event.out_of_band:
@@ -379,6 +371,7 @@ class Call:
         self.record.mark_first_audio()  # only the first call counts
         self._enter(CallState.SPEAKING)
         await self.stream.send_audio(event.audio, event.item_id)
+        self._barge.played(event)
 
     async def _on_barge_in(self, event: SpeechStarted) -> None:
         self._silence.caller_active()
@@ -386,26 +379,24 @@ class Call:
         self._close_turn_latency(final=True)
         self._turns.caller_spoke()
         self._enter(CallState.LISTENING)
-        item = self._bot_item
-        playing = not self.stream.playback.idle
-        if playing or self._fillers.current is not None:
-            t0 = time.perf_counter()
-            snapshot = await self.stream.clear()  # first: stop what the caller hears
-            clear_ms = (time.perf_counter() - t0) * 1000
-            heard: int | None = None
-            if item is not None:
-                # Where playback stood when the clear reached Twilio (the playout clock
-                # between echoes), or, if that was past this item, all of it that was heard.
-                in_item = snapshot.heard_segment == item
-                heard = snapshot.heard_ms_in_segment if in_item else self.stream.heard_ms_of(item)
-            self._fillers.forget()
-            self.record.event("barge_in", item=item, heard_ms=heard, dropped_ms=snapshot.dropped_ms)
-            self._emit("barge_in", {"clear_ms": clear_ms})
-            if item is not None:
-                # OpenAI: cancel + truncate at what was heard. Gemini: already cut; the
-                # session tells the model how much the caller heard.
-                await self.session.interrupt(item, heard)
-        await self._runner.on_barge_in()
+        if self.stream.playback.idle and self._fillers.current is None:
+            await self._runner.on_barge_in()
+            return
+        held = await self._barge.speech_started(event, self._bot_item)
+        self._fillers.forget()
+        if not held:  # else the verdict decides (`_after_barge`): a cough cancels nothing
+            await self._runner.on_barge_in()
+
+    async def _after_barge(self, settled: Settled) -> None:
+        """The caller's sound over the reply is judged: real, or noise (resumed)."""
+        if settled.verdict is Verdict.REAL:
+            await self._runner.on_barge_in()
+            for event in settled.replay:  # the model's answer, held meanwhile
+                await self._dispatch(event)
+            return
+        self._turns.caller_spoke()  # no turn to time: the reply simply goes on
+        self._silence.bot_busy()
+        self._enter(CallState.SPEAKING)
 
     async def _on_response_done(self, event: ResponseDone) -> None:
         if event.out_of_band:

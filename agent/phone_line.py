@@ -51,6 +51,10 @@ class PhoneLine(Protocol):
     async def end_segment(self, segment: str) -> None:
         """No more audio for `segment`: flush what is buffered."""
 
+    def resume_segment(self, segment: str, from_ms: int) -> None:
+        """After `clear`, `segment` goes on from `from_ms` of its audio (a noise, not an
+        interruption): audio sent for it next continues its books from there."""
+
     async def clear(self) -> ClearSnapshot:
         """Stop what the caller hears now (Twilio `clear`)."""
         ...

@@ -38,6 +38,10 @@ class SessionConfig:
     language: str = "en-US"
     # Rolling over to a fresh session before the provider's hard limit (OpenAI: 60 min).
     max_session_s: float = 55 * 60
+    # Ask the server to keep its reply going over caller sound, so the bridge can resume
+    # it after a cough (server VAD only; a server that forgives noise itself, like the
+    # offline engine, says no in its session.updated).
+    hold_on_speech: bool = True
     # OpenAI only: "pcmu" passes μ-law straight through; "pcm24" asks for 24 kHz PCM16.
     audio_format: Literal["pcmu", "pcm24"] = "pcmu"
     # How the caller's turns are found (see agent/flows.py `Flow` for what each means).
@@ -56,6 +60,16 @@ class RealtimeCapabilities:
     out_of_band_speech: bool  # speak a line outside the conversation (fillers in its voice)
     truncates: bool  # can be told how much of a reply the caller heard
     reports_speech_stopped: bool  # says when the caller stopped talking
+    # What the bridge may do when the caller's sound over a reply turns out to be noise
+    # (LiveKit Agents' false-interruption resume):
+    #   "hold": the provider keeps generating at speech start (OpenAI interrupt_response
+    #     false); the bridge pauses playback, then calls `interrupt()` (real) or
+    #     `forgive()` (noise) and plays the rest;
+    #   "replay": the provider has already cut its reply at speech start (Gemini); the
+    #     bridge can replay only the audio it had received, if the model does not take
+    #     the turn;
+    #   "none": barge-in as it always was (the offline engine resumes by itself).
+    false_interruptions: Literal["hold", "replay", "none"] = "none"
 
 
 # ---------------------------------------------------------------- events
@@ -83,12 +97,15 @@ class SpeechStarted:
 
     audio_start_ms: int | None = None
     interrupted: bool = False  # provider says it already cut its own reply
+    item_id: str = ""  # the caller item this speech will become (OpenAI)
 
 
 @dataclass(frozen=True, slots=True)
 class SpeechStopped:
     audio_end_ms: int | None = None  # in the provider's input buffer
     caller_ms: float | None = None  # the same point in the call's caller audio (ms of μ-law)
+    speech_ms: int | None = None  # how long the caller's sound lasted, by the provider's VAD
+    item_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +229,11 @@ class RealtimeSession(Protocol):
         OpenAI: response.cancel + conversation.item.truncate (clamped to audio received).
         Gemini: cannot truncate; the server already cut the turn.
         """
+
+    async def forgive(self, caller_item: str | None) -> None:
+        """The caller's sound over the reply was noise (capability "hold"): let the reply
+        go on and make sure the model never answers the noise. OpenAI: cancel a response
+        the server started for it and delete its items. Others: nothing to undo."""
 
     async def add_context(self, text: str) -> None:
         """Add a system note to the conversation without asking for a reply."""

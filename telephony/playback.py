@@ -415,6 +415,14 @@ class Playback:
             self._segment_sent_ms[segment] = 0
         return snapshot
 
+    def resume_segment(self, segment: str, from_ms: int) -> None:
+        """`segment`, cut by a `clear`, goes on from `from_ms` of its audio (the barge-in
+        was only a noise): the audio enqueued for it next is counted from there, so its
+        heard and received positions stay positions in the segment's own audio."""
+        self._segment_sent_ms[segment] = from_ms
+        self._segment_heard_ms[segment] = from_ms
+        self._segment_received[segment] = from_ms * 8
+
     # ------------------------------------------------------------ state
 
     @property

@@ -277,6 +277,10 @@ class TwilioStream:
         await self._pump()
         self._update_idle()
 
+    def resume_segment(self, segment: str, from_ms: int) -> None:
+        """After a `clear`, `segment` goes on from `from_ms` (see Playback.resume_segment)."""
+        self._playback.resume_segment(segment, from_ms)
+
     async def probe_round_trip(self) -> None:
         """Send an audio-less mark: its echo times the network before any audio plays,
         so the first reply is paced for this caller's round trip (see Playback)."""

@@ -148,6 +148,12 @@ class EngineSession:
         updated = apply_session_update(self.session, event["session"])
         for fixed in ("id", "object", "expires_at", "model"):
             updated[fixed] = self.session[fixed]  # not updatable
+        turn = updated["audio"]["input"].get("turn_detection")
+        if turn and turn.get("interrupt_response") is False:
+            # This engine stops for a barge-in within ~100 ms and resumes its own reply
+            # after noise (barge_in.py); a client asking to keep replies running means to
+            # do that itself. It answers true, so the client leaves it to the engine.
+            turn["interrupt_response"] = True
         self.session = updated
         await self._input.configure(updated["audio"]["input"])
         self.policy.tools = function_names(updated)

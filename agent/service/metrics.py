@@ -47,6 +47,10 @@ class Metrics:
         self.barge_in_clear = Histogram(
             "phone_agent_barge_in_clear_ms", "Barge-in event -> Twilio clear sent",
             buckets=FAST_BUCKETS_MS, registry=r)
+        self.false_interruptions = Counter(
+            "phone_agent_false_interruptions_total",
+            "Caller sounds over a reply judged noise (short, no words): the reply resumed",
+            registry=r)
         self.tool_latency = Histogram(
             "phone_agent_tool_latency_ms", "Tool call duration", ["tool"],
             buckets=LATENCY_BUCKETS_MS, registry=r)
@@ -113,6 +117,8 @@ class Metrics:
             self.fillers.labels(str(bool(data.get("cached"))).lower()).inc()
         elif name == "barge_in":
             self.barge_in_clear.observe(data["clear_ms"])
+        elif name == "false_interruption":
+            self.false_interruptions.inc()
         elif name == "filler_onset":
             self.filler_onset.observe(data["ms"])
         elif name == "tool_done":

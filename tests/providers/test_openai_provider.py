@@ -148,7 +148,9 @@ async def test_session_update_is_valid_ga(open_call: Opener, fmt: str) -> None:
     assert audio["output"]["voice"] == "marin"
     assert audio["input"]["transcription"] == {"model": "gpt-4o-mini-transcribe", "language": "en"}
     vad = audio["input"]["turn_detection"]
-    assert vad["silence_duration_ms"] == 650 and vad["interrupt_response"] is True
+    # The reply goes on over caller sound; the bridge cancels it once that proves real.
+    assert vad["silence_duration_ms"] == 650 and vad["interrupt_response"] is False
+    assert vad["create_response"] is True
     assert update["session"]["tools"][0]["name"] == "lookup_order"
     assert session.effective_session["audio"]["input"]["format"] == want
 
@@ -168,6 +170,8 @@ def test_client_events_validate_against_sdk_types() -> None:
         wire.response_cancel(),
         wire.response_cancel("resp_1"),
         wire.truncate("item_1", 1234),
+        wire.item_delete("item_1"),
+        wire.session_update(SessionConfig("x", hold_on_speech=False)),
         *(wire.item_create(wire.message_item(r, "hi")) for r in ("user", "assistant", "system")),
         wire.item_create(wire.function_output_item("call_1", {"status": "shipped"})),
         *wire.seed_items([("user", "hi"), ("assistant", "hello")]),
@@ -420,7 +424,8 @@ async def test_interrupt_cancels_and_truncates_at_heard_ms(open_call: Opener) ->
 
 
 async def test_vad_barge_in_truncates_without_cancel_spam(open_call: Opener) -> None:
-    fake, session, events = await open_call(Scenario(realtime_factor=2.0))
+    # A server that cuts its own reply (interrupt_response true, as for the engine).
+    fake, session, events = await open_call(Scenario(realtime_factor=2.0), hold_on_speech=False)
     await session.say("Here is a rather long explanation of our return policy " * 3)
     got = await events.until(
         lambda e: isinstance(e, AudioOut) and len(audio_of(events.seen)) >= 8 * 400
@@ -572,7 +577,7 @@ async def test_unknown_server_event_ignored_and_rate_limits_kept(open_call: Open
     await fake.inject(
         {"type": "input_audio_buffer.speech_started", "audio_start_ms": 5, "item_id": "item_a"}
     )
-    assert await events.next() == SpeechStarted(5, interrupted=False)
+    assert await events.next() == SpeechStarted(5, interrupted=False, item_id="item_a")
     assert session.rate_limits == [{"name": "tokens", "remaining": 7}]
 
 

@@ -86,6 +86,7 @@ class FakeSession:
     errors: list[dict[str, Any]] = field(default_factory=list)  # error events we sent
     truncates: list[dict[str, Any]] = field(default_factory=list)
     cancels: list[dict[str, Any]] = field(default_factory=list)
+    deletes: list[dict[str, Any]] = field(default_factory=list)  # conversation.item.delete
     function_outputs: list[dict[str, Any]] = field(default_factory=list)
     created_items: list[dict[str, Any]] = field(default_factory=list)  # item.create items
     responses: list[FakeResponse] = field(default_factory=list)

@@ -19,7 +19,8 @@ turn (`Scenario`): spoken replies as a deterministic 440 Hz tone with transcript
 function calls and the spoken answer after their output, `Say exactly: "..."`
 instructions, out-of-band responses, barge-in cancellation (`turn_detected`),
 `response.cancel`, `conversation.item.truncate` with the real error when past the
-item's audio, the active-response error, provider drops and `session_expired`.
+item's audio, `conversation.item.delete`, server VAD's `interrupt_response: false` (the
+reply goes on over caller speech) and `create_response` (no answer while a reply runs), the active-response error, provider drops and `session_expired`.
 """
 
 from __future__ import annotations
@@ -189,6 +190,8 @@ class FakeOpenAIRealtime(Responses):
             await self._on_item_create(sess, msg)
         elif kind == "conversation.item.truncate":
             await self._on_truncate(sess, msg)
+        elif kind == "conversation.item.delete":
+            await self._on_delete(sess, msg)
         elif kind == "input_audio_buffer.commit":
             await self._commit(sess)
         elif kind == "input_audio_buffer.clear":
@@ -350,6 +353,19 @@ class FakeOpenAIRealtime(Responses):
         await self._send(
             sess, {"type": "conversation.item.done", "item": item, "previous_item_id": prev}
         )
+
+    async def _on_delete(self, sess: FakeSession, msg: dict[str, Any]) -> None:
+        sess.deletes.append(msg)
+        item_id = msg["item_id"]
+        if item_id not in sess.items:
+            await self._error(
+                sess, "invalid_request_error", "item_delete_invalid_item_id",
+                f"Item with item_id not found: {item_id}", "item_id", msg,
+            )  # fmt: skip
+            return
+        del sess.items[item_id]
+        sess.item_order.remove(item_id)
+        await self._send(sess, {"type": "conversation.item.deleted", "item_id": item_id})
 
     async def _on_truncate(self, sess: FakeSession, msg: dict[str, Any]) -> None:
         sess.truncates.append(msg)

@@ -30,6 +30,7 @@ from websockets.exceptions import ConnectionClosed
 from agent.providers.gemini.events import GeminiTranslator
 from agent.providers.gemini.wire import (
     DEFAULT_URL,
+    FORGIVEN_NOTE,
     INPUT_RATE,
     audio_message,
     build_setup,
@@ -82,7 +83,12 @@ class _Outgoing:
 class GeminiLiveSession:
     """A Gemini Live session for one call. See `agent.realtime.RealtimeSession`."""
 
-    capabilities = RealtimeCapabilities(out_of_band_speech=False, truncates=False, reports_speech_stopped=False)
+    # `interrupted` means the server already cut its reply: after a noise the bridge can
+    # only replay what it had received ("replay").
+    capabilities = RealtimeCapabilities(
+        out_of_band_speech=False, truncates=False, reports_speech_stopped=False,
+        false_interruptions="replay",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -114,6 +120,7 @@ class GeminiLiveSession:
         self._drops: deque[float] = deque()
         self._orphaned: set[str] = set()  # tool calls lost with an old connection
         self._deferred_context: list[str] = []
+        self._cut_noted = False  # interrupt() told the model the caller heard only part
 
     # ------------------------------------------------------------ lifecycle
 
@@ -224,6 +231,14 @@ class GeminiLiveSession:
             return  # they heard all of it
         note = interruption_note(heard_prefix(turn.transcript, heard_ms, turn.received_ms))
         await self._send_json(client_content(note, turn_complete=False))
+        self._cut_noted = True
+
+    async def forgive(self, caller_item: str | None) -> None:
+        # The bridge replayed the rest of the cut reply after a noise: take back the note
+        # that said the caller heard only part of it.
+        if self._cut_noted:
+            self._cut_noted = False
+            await self.add_context(FORGIVEN_NOTE)
 
     async def _send_json(self, msg: dict[str, Any]) -> None:
         await self._send(_Outgoing(_dumps(msg)))

@@ -174,6 +174,12 @@ def heard_prefix(text: str, heard_ms: int, received_ms: int) -> str:
     return prefix.strip()
 
 
+FORGIVEN_NOTE = (
+    "[That was only a noise on the line, not an interruption: the caller then heard the "
+    "rest of your last reply.]"
+)
+
+
 def interruption_note(heard: str) -> str:
     if not heard:
         return "[The caller interrupted before hearing any of your last reply.]"

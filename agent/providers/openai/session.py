@@ -53,6 +53,13 @@ SEED_MAX_LINES = 120  # transcript lines carried into a replacement session
 __all__ = ["OpenAIRealtimeError", "OpenAIRealtimeSession"]
 
 
+def _capabilities(*, hold: bool) -> RealtimeCapabilities:
+    return RealtimeCapabilities(
+        out_of_band_speech=True, truncates=True, reports_speech_stopped=True,
+        false_interruptions="hold" if hold else "none",
+    )  # fmt: skip
+
+
 @dataclass(eq=False)
 class _Conn:
     """One provider connection (= one provider session)."""
@@ -69,8 +76,6 @@ class _Conn:
 class OpenAIRealtimeSession:
     """`RealtimeSession` for OpenAI Realtime (and the local engine: same protocol)."""
 
-    capabilities = RealtimeCapabilities(out_of_band_speech=True, truncates=True, reports_speech_stopped=True)
-
     def __init__(
         self,
         config: SessionConfig,
@@ -85,6 +90,7 @@ class OpenAIRealtimeSession:
         self._connect_timeout_s = connect_timeout_s
         self._bpm = wire.BYTES_PER_MS[config.audio_format]
         self._up = UlawToPcm(24000) if config.audio_format == "pcm24" else None  # one per call
+        self.capabilities = _capabilities(hold=False)  # known once the server confirms
         self.state = ConversationState(config.audio_format)
         self._events: asyncio.Queue[RealtimeEvent | None] = asyncio.Queue()
         self._conn: _Conn | None = None
@@ -148,7 +154,8 @@ class OpenAIRealtimeSession:
             if ev is None:
                 self._events.put_nowait(None)  # a later iterator ends too
                 return
-            yield ev
+            if not self.state.hidden(ev):
+                yield ev
 
     async def say(self, text: str) -> None:
         await self._request(wire.response_say(text), "say")
@@ -209,6 +216,15 @@ class OpenAIRealtimeSession:
             return
         for ev in self.state.interrupt_events(item_id, heard_ms):
             await self._send(conn, ev)
+        if self.state.want_reply:
+            await self._request(wire.response_plain(), "respond")
+
+    async def forgive(self, caller_item: str | None) -> None:
+        conn = self._live_conn()
+        if conn is None:
+            return
+        for ev in self.state.forgive_events(caller_item):
+            await self._send(conn, ev)
 
     async def add_context(self, text: str) -> None:
         self.state.note(text)
@@ -241,6 +257,9 @@ class OpenAIRealtimeSession:
             self._url, self._api_key, self.config, timeout_s=self._connect_timeout_s
         )
         self.state.session = session
+        # Hold the reply over caller sound only if the server agreed to (not the engine).
+        self.state.hold = wire.holds_reply(self.config) and wire.server_holds(session)
+        self.capabilities = _capabilities(hold=self.state.hold)
         conn = _Conn(ws=ws)
         self._conns.add(conn)
         return conn
@@ -266,6 +285,8 @@ class OpenAIRealtimeSession:
                         if base is not None:
                             ev = dataclasses.replace(ev, caller_ms=base + ev.audio_end_ms)
                     self._emit(ev)
+                while self.state.outbox:  # cancels and deletes the event called for
+                    await self._send(conn, self.state.outbox.pop(0))
                 if action == "pump":
                     self._state_changed.set()
                     await self._pump()

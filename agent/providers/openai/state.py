@@ -54,6 +54,12 @@ class Tracks:
     resamplers: dict[str, PcmToUlaw] = field(default_factory=dict)  # pcm24, per item
     caller_speaking: bool = False
     awaiting_reply: bool = False  # VAD committed a turn; its response has not started
+    # Holding the reply over caller sound (`hold`): what the bridge may have to undo.
+    speech_start_ms: int | None = None  # audio_start_ms of the sound now going on
+    server_answers: list[str] = field(default_factory=list)  # VAD-made responses since
+    discard: set[str] = field(default_factory=set)  # answers to noise: never shown
+    discard_next: bool = False  # the noise's answer has not been created yet
+    unanswered: bool = False  # a turn committed while a reply ran: the server may skip it
 
 
 @dataclass(eq=False)
@@ -63,8 +69,12 @@ class HistoryLine:
 
 
 class ConversationState:
-    def __init__(self, audio_format: str) -> None:
+    def __init__(self, audio_format: str, *, hold: bool = False) -> None:
         self.fmt = audio_format
+        # interrupt_response false: a reply goes on over caller sound until we cancel it.
+        self.hold = hold
+        self.outbox: list[dict[str, Any]] = []
+        self.want_reply = False  # interrupt_events: ask for the answer the server skipped  # client events an event calls for (drained by the session)
         self.bpm = wire.BYTES_PER_MS[audio_format]
         self.gate = ResponseGate()
         self.tracks = Tracks()
@@ -81,6 +91,8 @@ class ConversationState:
         kind = ev.get("type")
         tr = self.tracks
         out: list[RealtimeEvent] = []
+        if tr.discard and ev.get("response_id") in tr.discard:
+            return out, None  # the answer to a noise: the call never sees it
         if kind == "response.output_audio.delta":  # the hot path first
             self._on_audio(ev, out)
         elif kind == "response.output_audio.done":
@@ -105,14 +117,20 @@ class ConversationState:
             out.append(Transcript("bot", text, True, item, oob))
         elif kind == "input_audio_buffer.speech_started":
             tr.caller_speaking = True
+            tr.speech_start_ms = ev.get("audio_start_ms")
+            tr.server_answers, tr.discard_next = [], False
             # interrupt_response=true: the server cancels a running default response.
-            out.append(
-                SpeechStarted(ev.get("audio_start_ms"), interrupted=self.gate.active is not None)
-            )
+            cut = self.gate.active is not None and not self.hold
+            out.append(SpeechStarted(ev.get("audio_start_ms"), cut, ev.get("item_id", "")))
         elif kind == "input_audio_buffer.speech_stopped":
             tr.caller_speaking = False
             tr.awaiting_reply = True  # create_response=true: a reply is coming
-            out.append(SpeechStopped(ev.get("audio_end_ms")))
+            # ... unless a reply still runs: "this may fail to create a response" (SDK).
+            tr.unanswered = self.hold and self.gate.active is not None
+            end = ev.get("audio_end_ms")
+            out.append(
+                SpeechStopped(end, speech_ms=self._speech_ms(end), item_id=ev.get("item_id", ""))
+            )
         elif kind == "conversation.item.input_audio_transcription.delta":
             if ev.get("delta"):
                 out.append(Transcript("caller", ev["delta"], False, ev.get("item_id", "")))
@@ -131,6 +149,9 @@ class ConversationState:
             out.append(ToolCall(call_id, ev.get("name", ""), args or {}, raw))
         elif kind == "response.created":
             self._on_created(ev.get("response") or {}, out)
+        elif kind == "response.done" and (ev.get("response") or {}).get("id") in tr.discard:
+            self._on_discarded_done(ev["response"])
+            return out, "pump"
         elif kind == "response.done":
             self._on_done(ev.get("response") or {}, out)
             return out, "pump"  # a queued say()/tool reply may go now
@@ -172,8 +193,16 @@ class ConversationState:
             tr.oob_responses.add(rid)
             tr.oob_active.add(rid)
         else:
+            server_made = self.gate.inflight is None  # VAD's answer to a caller turn
             self.gate.on_created(rid)
             tr.awaiting_reply = False
+            if server_made:
+                tr.unanswered = False
+                tr.server_answers.append(rid)
+                if tr.discard_next:  # it answers a noise the bridge already forgave
+                    tr.discard_next = False
+                    self._discard(rid)
+                    return
         out.append(ResponseStarted(rid, out_of_band=oob))
 
     def _on_done(self, resp: dict[str, Any], out: list[RealtimeEvent]) -> None:
@@ -207,7 +236,70 @@ class ConversationState:
             out.append(ProviderError(msg, code))
         return None
 
+    def hidden(self, ev: RealtimeEvent) -> bool:
+        """Does `ev` belong to an answer to noise? Asked as the call takes each event, so
+        what was queued before `forgive` is caught too."""
+        tr = self.tracks
+        if not tr.discard:
+            return False
+        rid = getattr(ev, "response_id", None)
+        if rid is None and isinstance(ev, Transcript) and ev.role == "bot":
+            rid = tr.item_response.get(ev.item_id)
+        return rid in tr.discard
+
+    def _speech_ms(self, audio_end_ms: int | None) -> int | None:
+        """How long the caller's sound lasted. Server VAD's start includes its prefix
+        padding and its end the silence window (SDK docstrings), so both come off."""
+        start = self.tracks.speech_start_ms
+        td = ((self.session.get("audio") or {}).get("input") or {}).get("turn_detection") or {}
+        if audio_end_ms is None or start is None or td.get("type") != "server_vad":
+            return None
+        silence = td.get("silence_duration_ms") or 500
+        prefix = td.get("prefix_padding_ms") or wire.PREFIX_PADDING_MS
+        return max(0, (audio_end_ms - silence) - (start + prefix))
+
+    def _discard(self, rid: str) -> None:
+        """Cancel a response that answers noise; its items go once it is done."""
+        tr = self.tracks
+        tr.discard.add(rid)
+        if rid not in tr.cancelled:
+            tr.cancelled.add(rid)
+            self.outbox.append(wire.response_cancel(rid))
+
+    def _on_discarded_done(self, resp: dict[str, Any]) -> None:
+        self.gate.on_done(resp.get("id", ""))
+        self.tracks.awaiting_reply = False
+        for item in resp.get("output") or []:
+            if item.get("id"):
+                self.outbox.append(wire.item_delete(item["id"]))
+
     # ------------------------------------------------------------ client side
+
+    def forgive_events(self, caller_item: str | None) -> list[dict[str, Any]]:
+        """The caller's sound over the reply was noise: the reply goes on, and nothing
+        may answer the noise. Responses the server made for it are cancelled (or, done
+        already, their items deleted and their lines forgotten); one not made yet is
+        cancelled when it starts; the noise's own item is deleted."""
+        tr = self.tracks
+        out: list[dict[str, Any]] = []
+        tr.awaiting_reply = tr.unanswered = False
+        answers = [rid for rid in tr.server_answers if rid not in tr.discard]
+        for rid in answers:
+            if self.gate.active == rid:
+                self._discard(rid)
+                continue
+            tr.discard.add(rid)
+            for item, owner in tr.item_response.items():
+                if owner == rid:
+                    out.append(wire.item_delete(item))
+                    line = self._bot_lines.pop(item, None)
+                    if line is not None and line in self.history:
+                        self.history.remove(line)
+        tr.discard_next = not answers
+        out[:0], self.outbox = self.outbox, []
+        if caller_item:
+            out.append(wire.item_delete(caller_item))
+        return out
 
     def interrupt_events(self, item_id: str | None, heard_ms: int | None) -> list[dict[str, Any]]:
         """response.cancel (only for what is still running) + a clamped truncate."""
@@ -215,10 +307,17 @@ class ConversationState:
         out: list[dict[str, Any]] = []
         # Server VAD (interrupt_response) usually cancelled it already: cancel only what
         # we still believe is running, once, to avoid response_cancel_not_active spam.
+        # Holding (interrupt_response false), the verdict may come after the server began
+        # answering the caller: never cancel that answer.
         active = self.gate.active
+        if self.hold and active in tr.server_answers:
+            active = None
         if active and active != UNKNOWN_RESPONSE and active not in tr.cancelled:
             tr.cancelled.add(active)
             out.append(wire.response_cancel(active))
+        # The turn was committed while that reply ran, so the server made no answer.
+        self.want_reply = self.hold and tr.unanswered
+        tr.unanswered = False
         for rid in sorted(tr.oob_active - tr.cancelled):  # a filler must not outlive barge-in
             tr.cancelled.add(rid)
             out.append(wire.response_cancel(rid))

@@ -32,6 +32,7 @@ _APPEND_HEAD = b'{"type":"input_audio_buffer.append","audio":"'
 _APPEND_TAIL = b'"}'
 
 Role = Literal["user", "assistant", "system"]
+PREFIX_PADDING_MS = 300  # server VAD: audio kept before the detected start
 
 
 def realtime_url(base: str, model: str) -> str:
@@ -85,9 +86,29 @@ def session_update(config: SessionConfig) -> dict[str, Any]:
     }
 
 
+def holds_reply(config: SessionConfig) -> bool:
+    """Do we ask the server to keep its reply going when the caller starts speaking, so
+    the bridge can resume it after a cough (LiveKit's false-interruption resume)?
+
+    Server VAD only: its speech-stopped comes a known silence window after the sound
+    ends, which is what lets the bridge tell a short sound from a long one. Semantic
+    VAD's stop can come seconds later: it keeps `interrupt_response: true`."""
+    return config.turn_detection == "server_vad" and config.hold_on_speech
+
+
+def server_holds(session: dict[str, Any]) -> bool:
+    """Did the server confirm `interrupt_response: false` (session.updated)? The offline
+    engine answers true: it stops and forgives noise on its own side."""
+    td = ((session.get("audio") or {}).get("input") or {}).get("turn_detection") or {}
+    return td.get("type") == "server_vad" and td.get("interrupt_response") is False
+
+
 def turn_detection(config: SessionConfig) -> dict[str, Any]:
     """Server VAD (silence ends a turn) or semantic VAD (the caller sounds finished);
-    both interrupt the bot when the caller starts talking and start a reply."""
+    both start a reply when the caller's turn ends. `interrupt_response: false` (see
+    `holds_reply`): the SDK's ServerVad says the reply then "will continue until
+    complete" at speech start, and the bridge sends `response.cancel` itself once the
+    interruption proves real."""
     if config.turn_detection == "semantic_vad":
         return {
             "type": "semantic_vad",
@@ -98,10 +119,10 @@ def turn_detection(config: SessionConfig) -> dict[str, Any]:
     return {
         "type": "server_vad",
         "threshold": config.vad_threshold,
-        "prefix_padding_ms": 300,
+        "prefix_padding_ms": PREFIX_PADDING_MS,
         "silence_duration_ms": config.vad_silence_ms,
         "create_response": True,
-        "interrupt_response": True,
+        "interrupt_response": not holds_reply(config),
     }
 
 
@@ -151,6 +172,10 @@ def response_cancel(response_id: str | None = None) -> dict[str, Any]:
     if response_id:
         ev["response_id"] = response_id
     return ev
+
+
+def item_delete(item_id: str) -> dict[str, Any]:
+    return {"type": "conversation.item.delete", "item_id": item_id}
 
 
 def truncate(item_id: str, audio_end_ms: int) -> dict[str, Any]:
