@@ -21,6 +21,14 @@ QUESTIONS = {
     "anything_else": "Is there anything else I can help you with?",
     "transfer_offer": "Would you like me to connect you with someone?",
 }
+# Said the moment the caller's turn ends, while a lookup runs: the caller hears an answer
+# begin at once (it is ready before the turn ends, rendered from the speculative
+# transcript) instead of silence for the tool's round trip and the result's synthesis.
+LEAD_INS = {
+    "check_availability": "Let me check.",
+    "lookup_order": "Let me look that up.",
+    "find_my_appointments": "Let me have a look.",
+}
 ORDER_STATUS = {
     "shipped": "has shipped",
     "in_transit": "is on its way",

@@ -41,6 +41,7 @@ from .outcomes import ToolOutcomes
 from .phrasing import (
     GOODBYE,
     GREETING,
+    LEAD_INS,
     QUESTIONS,
     capabilities,
     say_day,
@@ -292,7 +293,7 @@ class DialogPolicy(ToolOutcomes):
             if st.time is None:
                 if "check_availability" in self.tools and st.checked_day != st.day:
                     st.checked_day = st.day
-                    return Reply("", (self._call("check_availability", day=st.day.isoformat()),))
+                    return self._look_up(self._call("check_availability", day=st.day.isoformat()))
                 return self._ask("time", prefix)
             if st.name is None:
                 return self._ask("name", prefix)
@@ -322,12 +323,17 @@ class DialogPolicy(ToolOutcomes):
                 args["booking_id"] = st.booking_id
             return Reply("", (self._call("cancel_appointment", **args),))
         if st.intent == "find":
-            return Reply("", (self._call("find_my_appointments"),))
+            return self._look_up(self._call("find_my_appointments"))
         if st.order_number is None and st.last_order:
             st.order_number = st.last_order  # "when will it arrive?" about the one just looked up
         if st.order_number is None:
             return self._ask("order_number", prefix)
-        return Reply("", (self._call("lookup_order", order_number=st.order_number),))
+        return self._look_up(self._call("lookup_order", order_number=st.order_number))
+
+    def _look_up(self, call: ToolCall) -> Reply:
+        """A lookup, begun with a few words the caller hears while it runs."""
+        return Reply(LEAD_INS.get(call.name, ""), (call,))
+
 
 def _combine(flag_sets: list[set[str]]) -> set[str]:
     """Flags of several utterances heard in one turn: a breath ("empty") or a filler

@@ -230,7 +230,9 @@ async def test_typed_message_and_manual_commit(connect) -> None:
         await c.wait_for("conversation.item.done")
         await c.send({"type": "response.create"})
         events = await c.until_done()
-        call = events[-1]["response"]["output"][0]
+        output = events[-1]["response"]["output"]
+        assert output[0]["type"] == "message"  # "Let me look that up.", heard while it runs
+        call = output[-1]
         assert call["name"] == "lookup_order" and json.loads(call["arguments"]) == {"order_number": "4567"}
 
         await c.send({"type": "conversation.item.create", "item": {
@@ -247,7 +249,7 @@ async def test_typed_message_and_manual_commit(connect) -> None:
         events = await c.until_done()
         transcribed = next(e for e in c.events if e["type"] == "conversation.item.input_audio_transcription.completed")
         assert transcribed["item_id"] == committed["item_id"]
-        call = events[-1]["response"]["output"][0]
+        call = events[-1]["response"]["output"][-1]
         assert call["type"] == "function_call", (transcribed, call)
         assert json.loads(call["arguments"]) == {"order_number": "9876"}
 

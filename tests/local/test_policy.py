@@ -64,7 +64,7 @@ def test_multi_turn_booking_with_availability() -> None:
     assert turn(p, "I'd like to make an appointment").text == "What day works for you?"
     reply = turn(p, "Thursday")
     assert only_call(reply) == ("check_availability", {"day": "2026-11-26"})
-    assert reply.text == ""
+    assert reply.text == "Let me check."  # heard at once, while the lookup runs
     offer = result(p, reply, {"day": "2026-11-26", "free_slots": ["09:00", "10:30", "14:00", "15:00"]})
     assert offer.text == "On Thursday, November 26 I have 9 AM, 10:30 AM or 2 PM free. What time works for you?"
     assert turn(p, "ten thirty").text == "Can I have your name?"
