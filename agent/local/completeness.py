@@ -4,12 +4,12 @@ The engine transcribes at the caller's first pause; when those words already mak
 whole answer to what the dialog is waiting on ("Friday.", "Two thirty pm.", "Yes,
 please.") or a request that settles the turn by itself ("Can I speak to a person?",
 "Goodbye."), the turn can end after a short quiet instead of the flow's full silence.
-A request is judged apart (`sounds_like_whole_request`): a task named in a finished
-sentence ("Can I book for Friday?", "I'd like to cancel my appointment.") may still get
-its details after a breath, so it ends after a longer quiet, not the shortest one.
+A request is judged apart (`sounds_finished`): a finished sentence when we asked nothing
+in particular ("Can I book for Friday?", "I'd like to cancel my appointment.") may still
+get its details after a breath, so it ends after a longer quiet, not the shortest one.
 Anything that may go on waits the full silence: a sentence ending on "and", "my", "is";
 order numbers (digits come in groups: "four five... six seven"); a bare hour ("ten...
-thirty"); a lone "no" ("no... the Monday one"); words we could not make sense of.
+thirty"); a lone "no" ("no... the Monday one"); an answer we could not make sense of.
 Pure functions: `DialogPolicy` supplies where the dialog stands.
 """
 
@@ -20,7 +20,7 @@ import re
 from . import slots
 from .understanding import Context, understand
 
-__all__ = ["has_words", "says_something", "sounds_complete", "sounds_like_whole_request"]
+__all__ = ["has_words", "says_something", "sounds_complete", "sounds_finished"]
 
 # A turn that ends on one of these is still going ("I'd like to book for..."): the
 # transcript has no punctuation we can trust, so the last word is the signal.
@@ -91,11 +91,12 @@ def sounds_complete(text: str, ctx: Context) -> bool:
     return False  # order numbers and anything else: wait the full silence
 
 
-def sounds_like_whole_request(text: str, ctx: Context) -> bool:
-    """True when `text` names a task in a finished sentence: the recogniser closed it
-    (a full stop or a question mark, which whisper leaves off words that trail), its
-    last word does not hang ("... for the"), and it is not an order number still being
-    read out. Said when nothing is being asked, or as a new task in mid-dialog."""
+def sounds_finished(text: str, ctx: Context) -> bool:
+    """True when `text` is a finished sentence said when we asked nothing in particular
+    (the caller's request, or a new one in mid-dialog): the recogniser closed it (a full
+    stop or a question mark, which whisper leaves off words that trail), its last word
+    does not hang ("... for the"), and it is not an order number still being read out.
+    Whether we understood it does not matter: that decides what we say, not when."""
     stripped = text.strip()
     if not _SENTENCE_END.search(stripped) or _TRAILING_OFF.search(stripped):
         return False
@@ -103,8 +104,8 @@ def sounds_like_whole_request(text: str, ctx: Context) -> bool:
     if len(words) < MIN_REQUEST_WORDS or words[-1] in DANGLING:
         return False
     heard = understand(text, ctx)
-    if heard.act is not None or heard.intent is None:
-        return False  # settling acts are judged by sounds_complete; no task: not understood
+    if heard.act is not None:
+        return False  # goodbye, a person...: sounds_complete's call
     if ctx.awaiting is not None and not heard.new_task:
         return False  # an answer to our question: sounds_complete's call
     return heard.order_number is None  # digits come in groups: wait for the rest

@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import date
 
-from .completeness import says_something, sounds_complete, sounds_like_whole_request
+from .completeness import says_something, sounds_complete, sounds_finished
 from .dialog import DialogState, Pending, Reply, ToolCall
 from .outcomes import ToolOutcomes
 from .phrasing import (
@@ -181,9 +181,10 @@ class DialogPolicy(ToolOutcomes):
         answer to the question we are waiting on, or a request that settles it?"""
         return sounds_complete(text, self._context())
 
-    def sounds_like_whole_request(self, text: str) -> bool:
-        """Do these words name a task in a finished sentence (its details may follow)?"""
-        return sounds_like_whole_request(text, self._context())
+    def sounds_finished(self, text: str) -> bool:
+        """Are these words a finished sentence, said when we asked nothing in particular
+        (a request: its details may still follow a breath)?"""
+        return sounds_finished(text, self._context())
 
     def says_something(self, text: str) -> bool:
         """Is there anything to act on in these words, where the dialog stands? (Not a

@@ -197,7 +197,7 @@ class EngineSession:
             current = not self._inbox  # the policy's state is current: it can judge
             ending = judge_pause(
                 listener, turn, ev.ms, turn.speculative, self.policy.sounds_complete if current else None,
-                self.policy.says_something, self.policy.sounds_like_whole_request if current else None,
+                self.policy.says_something, self.policy.sounds_finished if current else None,
             )  # fmt: skip
             self._spawn(ending, f"turn end {turn.item_id}")
         elif ev.kind == "resume":

@@ -3,8 +3,8 @@
 - At the caller's first pause the engine transcribes what it has (speculatively); if
   those words finish the turn (`DialogPolicy.sounds_complete`), or a barge-in turns out
   to be a wordless blip, the turn ends after `EARLY_END_MS` of quiet instead of the
-  flow's full silence; a whole request (`DialogPolicy.sounds_like_whole_request`), whose
-  details may still follow a breath, after `REQUEST_END_MS`. If the caller speaks again
+  flow's full silence; a finished sentence when nothing was asked
+  (`DialogPolicy.sounds_finished`), whose details may still follow a breath, after `REQUEST_END_MS`. If the caller speaks again
   first, the request lapses.
 - A turn that interrupted a reply is answered by the rest of that reply when it was
   noise (`barge_in.is_noise`), else by the policy, told what the caller heard.

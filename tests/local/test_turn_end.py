@@ -74,10 +74,10 @@ def test_a_new_request_waits_for_its_details() -> None:
     "I'd like to book an appointment.", "Can I get an appointment on Friday?",
     "I need to cancel my appointment.", "Where is my order?", "Could I move my booking to Monday, please?",
 ])  # fmt: skip
-def test_a_request_in_a_finished_sentence_is_whole(text: str) -> None:
+def test_a_request_in_a_finished_sentence_is_finished(text: str) -> None:
     p = waiting_on()
     assert not p.sounds_complete(text)  # its details may follow: not the shortest quiet
-    assert p.sounds_like_whole_request(text)
+    assert p.sounds_finished(text)
 
 
 @pytest.mark.parametrize("text", [
@@ -85,18 +85,23 @@ def test_a_request_in_a_finished_sentence_is_whole(text: str) -> None:
     "I'd like to book an appointment for the.", "I'd like to book an appointment...",
     "Booking.",  # too short to tell
     "My order number is 4 5 6 7.",  # digits come in groups
-    "The weather is lovely today.",  # no task we know
     "Goodbye, thanks.",  # settled by sounds_complete, not a request
 ])  # fmt: skip
-def test_what_is_not_a_whole_request(text: str) -> None:
-    assert not waiting_on().sounds_like_whole_request(text)
+def test_what_is_not_a_finished_sentence(text: str) -> None:
+    assert not waiting_on().sounds_finished(text)
+
+
+def test_words_we_did_not_understand_end_like_any_sentence() -> None:
+    """When the turn ends is not what we understood: a misheard request gets its "sorry?"
+    as soon as a clear one would get its answer."""
+    assert waiting_on().sounds_finished("He left me in the morning.")
 
 
 def test_an_answer_is_not_judged_as_a_request() -> None:
     p = waiting_on("I'd like to book an appointment.")
     assert p.state.awaiting == "day"
-    assert not p.sounds_like_whole_request("Friday, please.")
-    assert p.sounds_like_whole_request("Actually, where is my order?")  # a new task
+    assert not p.sounds_finished("Friday, please.")
+    assert p.sounds_finished("Actually, where is my order?")  # a new task
 
 
 def test_my_order_number_is_does_not_end_early() -> None:
