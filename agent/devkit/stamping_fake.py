@@ -11,6 +11,8 @@ from agent.devkit.fake_openai import SDK_CHECKS, FakeOpenAIRealtime
 
 FRAME = 160  # bytes of μ-law per 20 ms
 APPEND_HEAD = '{"type":"input_audio_buffer.append","audio":"'
+# The same event as json.dumps writes it by default (a client that does not hand-build it).
+APPEND_HEADS = (APPEND_HEAD, '{"type": "input_audio_buffer.append", "audio": "')
 
 
 class StampingFake(FakeOpenAIRealtime):
@@ -31,8 +33,9 @@ class StampingFake(FakeOpenAIRealtime):
         t = now_us()
         # Fast path for the 50/s per call appends: the schema check (pydantic) per frame
         # would make the fake, not the bridge, the bottleneck; other events keep it.
-        if isinstance(raw, str) and raw.startswith(APPEND_HEAD):
-            audio = base64.b64decode(raw[len(APPEND_HEAD) : -2])
+        head = next((h for h in APPEND_HEADS if isinstance(raw, str) and raw.startswith(h)), "")
+        if head:
+            audio = base64.b64decode(raw[len(head) : -2])
             for i in range(0, len(audio), FRAME):
                 sent = read_stamp(audio[i : i + STAMP_BYTES])
                 if sent is not None:

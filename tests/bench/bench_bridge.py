@@ -41,6 +41,7 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,13 @@ async def caller(call: BenchCall, burst: bytes, first_ms: int, stop_at: float) -
             await call.pause(PERIOD_MS - BURST_MS)
 
 
-async def run_level(n: int, seconds: float, stack: ProcessStack) -> dict[str, Any]:
+# How a bench call reaches a server: the signed webhook (ours) or straight to a socket.
+Dial = Callable[[httpx.AsyncClient, int], Awaitable[StreamTarget]]
+
+
+async def run_level(
+    n: int, seconds: float, stack: ProcessStack, dial: Dial | None = None
+) -> dict[str, Any]:
     from agent.devkit.fake_openai import tone
 
     fake = stack.fake
@@ -113,9 +120,12 @@ async def run_level(n: int, seconds: float, stack: ProcessStack) -> dict[str, An
 
         async def open_one(i: int) -> BenchCall:
             async with sem:
-                target = await dial_webhook(
-                    base, token, to=TO, from_=f"+1555{i:07d}", client=client
-                )
+                if dial is None:
+                    target = await dial_webhook(
+                        base, token, to=TO, from_=f"+1555{i:07d}", client=client
+                    )
+                else:
+                    target = await dial(client, i)
                 call = BenchCall(target, out_lat)
                 await call.open()
                 return call

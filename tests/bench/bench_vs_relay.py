@@ -1,0 +1,140 @@
+"""The bridge's CPU per call against a bare relay's, under the same calls (make bench).
+
+    python -m tests.bench.bench_vs_relay [--calls 50] [--seconds 20] [--rounds 1]
+
+One fake OpenAI server, two servers pointed at it, each in its own process:
+
+- ours: this repo's app (pacing ~200 ms ahead of the ear, a mark per 100 ms and mark
+  bookkeeping, call records, tools, metrics), dialed through its signed webhook;
+- relay: `tests/bench/bare_relay.py`, a minimal relay written for this comparison after
+  the description of Twilio's speech-assistant sample (no pacing, no records).
+
+Each round runs `bench_bridge.run_level` once per server, one after the other (the
+order alternates between rounds): the same N emulated callers (silence with a tone
+burst every few seconds, so the fake replies), the same seconds, the same fake. It
+prints each server's CPU seconds per call per minute of call time (from /proc), their
+ratio ours/relay, and frames lost (inbound frames never appended / outbound audio
+never delivered). A benchmark, not a test: on a shared machine compare runs side by
+side, as this one does, and repeat it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # run as a script from a checkout
+
+import httpx  # noqa: E402
+
+from agent.devkit.process_stack import Child, ProcessStack  # noqa: E402
+from agent.service.runtime import event_loop_runner  # noqa: E402
+from telephony.testing.dial import new_sid  # noqa: E402
+from telephony.testing.emulator import StreamTarget  # noqa: E402
+from tests.bench.bench_bridge import SCENARIO, TO, Dial, bench_flows, run_level  # noqa: E402
+
+
+def direct_dial(base_url: str) -> Dial:
+    """The relay has no webhook: its callers connect straight to its socket."""
+    ws_url = base_url.replace("http://", "ws://", 1) + "/media"
+
+    async def dial(_client: httpx.AsyncClient, i: int) -> StreamTarget:
+        return StreamTarget(
+            call_sid=new_sid("CA"), account_sid=new_sid("AC"), from_=f"+1555{i:07d}", to=TO,
+            stream_url=ws_url, ws_url=ws_url,
+        )  # fmt: skip
+
+    return dial
+
+
+async def bench(n: int, seconds: float, rounds: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-relay-") as tmp:
+        flows = bench_flows(Path(tmp))
+        async with ProcessStack.start(scenario=SCENARIO, flows_file=flows) as ours:
+            fake = ours.fake.info
+            relay = await Child.start(
+                "--realtime-url", fake["url"], "--api-key", fake["api_key"],
+                module="tests.bench.bare_relay", cwd=ROOT,
+            )  # fmt: skip
+            try:
+                theirs = ProcessStack(ours.fake, relay)
+                runs: list[tuple[str, ProcessStack, Dial | None]] = [
+                    ("ours", ours, None),
+                    ("relay", theirs, direct_dial(theirs.base_url)),
+                ]
+                for r in range(rounds):
+                    for name, stack, dial in runs if r % 2 == 0 else runs[::-1]:
+                        print(f"... round {r + 1}: {name}, {n} calls for {seconds:g} s",
+                              file=sys.stderr, flush=True)  # fmt: skip
+                        row = await run_level(n, seconds, stack, dial)
+                        rows.append({"round": r + 1, "server": name, **row})
+            finally:
+                await relay.stop()
+    return rows
+
+
+def print_report(rows: list[dict[str, Any]]) -> None:
+    head = (
+        f"{'round':>5} | {'server':<6} | {'calls':>5} | {'srv %core':>9} | "
+        f"{'CPU s/call/min':>14} | {'lost in/out':>11} | {'late %':>6} | {'box busy %':>10}"
+    )
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        lost = f"{r['lost_in_frames']}/{max(0, round(r['lost_out_ms'] / 20))}"
+        print(
+            f"{r['round']:>5} | {r['server']:<6} | {r['opened']:>5} | {r['server_core_pct']:>9.1f} | "
+            f"{r['server_cpu_s_per_call_min']:>14.3f} | {lost:>11} | "
+            f"{r['frames_late_pct']:>6.2f} | {r['machine_busy_pct']:>10.0f}"
+        )
+    cost = {
+        name: [r["server_cpu_s_per_call_min"] for r in rows if r["server"] == name]
+        for name in ("ours", "relay")
+    }
+    ours, relay = statistics.mean(cost["ours"]), statistics.mean(cost["relay"])
+    per_round = [o / t for o, t in zip(cost["ours"], cost["relay"], strict=True) if t]
+    print(
+        f"\nCPU s per call-minute: ours {ours:.3f}, relay {relay:.3f}; "
+        f"ours/relay = {ours / relay:.2f}"
+        + (f" (rounds: {', '.join(f'{x:.2f}' for x in per_round)})" if len(per_round) > 1 else "")
+    )
+    for r in rows:
+        problems = r["failed_open"] or r["cancels"] or r["fake_violations"]
+        if problems or r["opened"] != r["calls"]:
+            print(
+                f"  round {r['round']} {r['server']}: {r['calls'] - r['opened']} failed to open "
+                f"{r['failed_open']}, {r['cancels']} reply cancels, "
+                f"{r['fake_violations']} fake violations"
+            )
+    print(
+        "lost: inbound frames never appended / outbound 20 ms frames never delivered. "
+        "late: emulator frames sent > 5 ms after their deadline (the client's own scheduling)."
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=50, help="concurrent calls")
+    parser.add_argument("--seconds", type=float, default=20.0, help="hold per server and round")
+    parser.add_argument("--rounds", type=int, default=1, help="ours+relay pairs, order alternating")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    args = parser.parse_args()
+    rows = event_loop_runner()(bench(args.calls, args.seconds, max(1, args.rounds)))
+    print(f"bridge vs bare relay: {os.cpu_count()} CPUs, {args.calls} calls, "
+          f"{args.seconds:g} s per server and round\n")  # fmt: skip
+    print_report(rows)
+    if args.json is not None:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
