@@ -154,13 +154,13 @@ class Relay:
         self.reply_start_ts = None
 
 
-def create_app(realtime_url: str, api_key: str) -> Starlette:
+def create_app(realtime_url: str, api_key: str, deflate: bool = False) -> Starlette:
     async def media(websocket: WebSocket) -> None:
         await websocket.accept()
         async with connect(
             f"{realtime_url}?model=gpt-realtime",
             additional_headers={"Authorization": f"Bearer {api_key}"},
-            compression=None,
+            compression="deflate" if deflate else None,
         ) as openai:
             await openai.send(json.dumps(session_update()))
             await openai.send(
@@ -185,12 +185,12 @@ class _Server(uvicorn.Server):
         yield  # the parent ends this process by closing stdin
 
 
-async def serve(realtime_url: str, api_key: str) -> None:
+async def serve(realtime_url: str, api_key: str, deflate: bool = False) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        create_app(realtime_url, api_key),
+        create_app(realtime_url, api_key, deflate),
         log_level="warning",
         ws_per_message_deflate=False,
         log_config=None,
@@ -219,10 +219,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--realtime-url", required=True)
     parser.add_argument("--api-key", required=True)
+    parser.add_argument(
+        "--deflate",
+        action="store_true",
+        help="offer per-message deflate to the model's server "
+        "(the websockets client's default; the fake accepts it)",
+    )
     args = parser.parse_args()
     from agent.service.runtime import event_loop_runner
 
-    event_loop_runner()(serve(args.realtime_url, args.api_key))
+    event_loop_runner()(serve(args.realtime_url, args.api_key, args.deflate))
 
 
 if __name__ == "__main__":

@@ -103,8 +103,14 @@ Dial = Callable[[httpx.AsyncClient, int], Awaitable[StreamTarget]]
 
 
 async def run_level(
-    n: int, seconds: float, stack: ProcessStack, dial: Dial | None = None
+    n: int,
+    seconds: float,
+    stack: ProcessStack,
+    dial: Dial | None = None,
+    in_step: Callable[[], Awaitable[Any]] | None = None,
 ) -> dict[str, Any]:
+    """N calls held for `seconds` on `stack`; `in_step` is awaited once they are all up,
+    before the measured window (to line it up with another level's)."""
     from agent.devkit.fake_openai import tone
 
     fake = stack.fake
@@ -137,6 +143,8 @@ async def run_level(
     # waited for them (buffered by the server) are out of the way.
     await asyncio.gather(*(c.wait_for_bot_reply(timeout=60) for c in calls), return_exceptions=True)
     open_s = time.monotonic() - t_open
+    if in_step is not None:
+        await in_step()
     stop_at = loop.time() + seconds + 2.0
     rng = random.Random(n)
     callers = [

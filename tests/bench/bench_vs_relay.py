@@ -1,26 +1,27 @@
 """The bridge's CPU per call against a bare relay's, under the same calls (make bench).
 
-    python -m tests.bench.bench_vs_relay [--calls 50] [--seconds 20] [--rounds 1]
+    python -m tests.bench.bench_vs_relay [--calls 50] [--seconds 20] [--rounds 2]
 
-One fake OpenAI server, two servers pointed at it, each in its own process:
+Two servers, each with a fake OpenAI server of its own, each in its own process:
 
 - ours: this repo's app (pacing ~200 ms ahead of the ear, a mark per 100 ms and mark
   bookkeeping, call records, tools, metrics), dialed through its signed webhook;
 - relay: `tests/bench/bare_relay.py`, a minimal relay written for this comparison after
   the description of Twilio's speech-assistant sample (no pacing, no records).
 
-Each round runs `bench_bridge.run_level` once per server, one after the other (the
-order alternates between rounds): the same N emulated callers (silence with a tone
-burst every few seconds, so the fake replies), the same seconds, the same fake. It
-prints each server's CPU seconds per call per minute of call time (from /proc), their
-ratio ours/relay, and frames lost (inbound frames never appended / outbound audio
-never delivered). A benchmark, not a test: on a shared machine compare runs side by
-side, as this one does, and repeat it.
+Each round runs `bench_bridge.run_level` on both servers at once, their measured
+windows lined up: N emulated callers each (silence with a tone burst every few seconds,
+so the fake replies), the same seconds, the same fake scenario. Side by side in time,
+whatever else the machine is doing weighs on both alike. It prints each server's CPU
+seconds per call per minute of call time (from /proc), their ratio ours/relay, and
+frames lost (inbound frames never appended / outbound audio never delivered). A
+benchmark, not a test: numbers from a shared machine are noisy; repeat it.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import statistics
@@ -55,30 +56,37 @@ def direct_dial(base_url: str) -> Dial:
     return dial
 
 
-async def bench(n: int, seconds: float, rounds: int) -> list[dict[str, Any]]:
+async def bench(n: int, seconds: float, rounds: int, deflate: bool) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-relay-") as tmp:
         flows = bench_flows(Path(tmp))
         async with ProcessStack.start(scenario=SCENARIO, flows_file=flows) as ours:
-            fake = ours.fake.info
-            relay = await Child.start(
-                "--realtime-url", fake["url"], "--api-key", fake["api_key"],
-                module="tests.bench.bare_relay", cwd=ROOT,
-            )  # fmt: skip
+            # The relay gets a fake of its own: each one's counts (frames appended, audio
+            # sent) then belong to one server while both run at once.
+            fake = await Child.start("fake", "--scenario", json.dumps(SCENARIO))
             try:
-                theirs = ProcessStack(ours.fake, relay)
-                runs: list[tuple[str, ProcessStack, Dial | None]] = [
-                    ("ours", ours, None),
-                    ("relay", theirs, direct_dial(theirs.base_url)),
-                ]
-                for r in range(rounds):
-                    for name, stack, dial in runs if r % 2 == 0 else runs[::-1]:
-                        print(f"... round {r + 1}: {name}, {n} calls for {seconds:g} s",
+                relay = await Child.start(
+                    "--realtime-url", fake.info["url"], "--api-key", fake.info["api_key"],
+                    *(["--deflate"] if deflate else []), module="tests.bench.bare_relay", cwd=ROOT,
+                )  # fmt: skip
+                try:
+                    theirs = ProcessStack(fake, relay)
+                    for r in range(rounds):
+                        print(f"... round {r + 1}: {n} calls to each server for {seconds:g} s",
                               file=sys.stderr, flush=True)  # fmt: skip
-                        row = await run_level(n, seconds, stack, dial)
-                        rows.append({"round": r + 1, "server": name, **row})
+                        # Both at once, windows lined up: a shared machine's other load
+                        # then weighs on both alike.
+                        both = asyncio.Barrier(2)
+                        got = await asyncio.gather(
+                            run_level(n, seconds, ours, None, both.wait),
+                            run_level(n, seconds, theirs, direct_dial(theirs.base_url), both.wait),
+                        )
+                        for name, row in zip(("ours", "relay"), got, strict=True):
+                            rows.append({"round": r + 1, "server": name, **row})
+                finally:
+                    await relay.stop()
             finally:
-                await relay.stop()
+                await fake.stop()
     return rows
 
 
@@ -125,10 +133,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=50, help="concurrent calls")
     parser.add_argument("--seconds", type=float, default=20.0, help="hold per server and round")
-    parser.add_argument("--rounds", type=int, default=1, help="ours+relay pairs, order alternating")
+    parser.add_argument("--rounds", type=int, default=2, help="times to run both side by side")
+    parser.add_argument(
+        "--relay-deflate", action="store_true",
+        help="the relay offers per-message deflate to the model (its library's default)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args()
-    rows = event_loop_runner()(bench(args.calls, args.seconds, max(1, args.rounds)))
+    rows = event_loop_runner()(
+        bench(args.calls, args.seconds, max(1, args.rounds), args.relay_deflate)
+    )
     print(f"bridge vs bare relay: {os.cpu_count()} CPUs, {args.calls} calls, "
           f"{args.seconds:g} s per server and round\n")  # fmt: skip
     print_report(rows)
