@@ -35,6 +35,7 @@ from typing import Literal
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from telephony.audio import FRAME_MS
 from telephony.playback import ClearSnapshot, Playback
 from telephony.protocol import (
     Connected,
@@ -87,6 +88,7 @@ class TwilioStream:
         lead_ms: int = 200,
         mark_every_ms: int = 100,
         inbox_ms: int = 2000,
+        message_ms: int = FRAME_MS,
     ) -> None:
         self.start = start
         self.call_sid = start.call_sid
@@ -96,7 +98,9 @@ class TwilioStream:
         self._max_message_bytes = max_message_bytes
         self._malformed_limit = malformed_limit
         self._on_malformed = on_malformed
-        self._playback = Playback(start.stream_sid, lead_ms, mark_every_ms, now=time.monotonic)
+        self._playback = Playback(
+            start.stream_sid, lead_ms, mark_every_ms, now=time.monotonic, message_ms=message_ms
+        )
         self._log_extra = {"call_sid": start.call_sid, "stream_sid": start.stream_sid}
 
         # Single writer: every send goes through this lock so batches never interleave.
