@@ -36,10 +36,12 @@ class StampingFake(FakeOpenAIRealtime):
         head = next((h for h in APPEND_HEADS if isinstance(raw, str) and raw.startswith(h)), "")
         if head:
             audio = base64.b64decode(raw[len(head) : -2])
-            for i in range(0, len(audio), FRAME):
-                sent = read_stamp(audio[i : i + STAMP_BYTES])
-                if sent is not None:
-                    self.in_lat_us.append(t - sent)
+            # The last frame's stamp: the one whose arrival sent the append. Frames before
+            # it in the same append were held on purpose (a quiet line's batches,
+            # agent/providers/openai/uplink.py); their wait is not the bridge's hop.
+            sent = read_stamp(audio[-FRAME:][:STAMP_BYTES]) if len(audio) >= FRAME else None
+            if sent is not None:
+                self.in_lat_us.append(t - sent)
             self.frames_in += len(audio) // FRAME
             await self._on_append(sess, audio)
             return

@@ -14,7 +14,9 @@ Per N it holds the calls for --seconds and reports:
 
 (a) inbound: emulator sends a media frame -> the fake receives it in
     `input_audio_buffer.append`. Each frame is stamped at send time with
-    time.monotonic_ns() in its first 18 bytes (`agent.devkit.bridge_probe`).
+    time.monotonic_ns() in its first 18 bytes (`agent.devkit.bridge_probe`); the fake
+    times the last frame of each append (quiet frames the server holds to send several
+    in one append wait for it on purpose: that wait is not the hop).
 (b) outbound: the fake sends the first audio delta of a reply (stamped the same way)
     -> the emulator receives the first media frame of it. Later deltas of a reply are
     deliberately held by the server's pacing (~200 ms ahead of the ear), so only the

@@ -15,6 +15,7 @@ and reconnect; its pure halves are `wire`, `gate` and `state`.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -30,6 +31,7 @@ from agent.providers.openai import wire
 from agent.providers.openai.connection import OpenAIRealtimeError, open_session
 from agent.providers.openai.gate import UNKNOWN_RESPONSE, Kind
 from agent.providers.openai.state import ConversationState, HistoryLine
+from agent.providers.openai.uplink import QuietBatcher
 from agent.realtime import (
     ProviderError,
     RealtimeCapabilities,
@@ -85,6 +87,7 @@ class OpenAIRealtimeSession:
         self._connect_timeout_s = connect_timeout_s
         self._bpm = wire.BYTES_PER_MS[config.audio_format]
         self._up = UlawToPcm(24000) if config.audio_format == "pcm24" else None  # one per call
+        self._uplink = QuietBatcher()
         self.state = ConversationState(config.audio_format)
         self._events: asyncio.Queue[RealtimeEvent | None] = asyncio.Queue()
         self._conn: _Conn | None = None
@@ -125,9 +128,19 @@ class OpenAIRealtimeSession:
             return
         start = self._caller_ms
         self._caller_ms += len(ulaw) / 8
-        data = self._up.convert(ulaw) if self._up is not None else ulaw
-        if not data:
-            return
+        if self._up is not None:
+            data, encoded = self._up.convert(ulaw), ""
+            if not data:
+                return
+        else:
+            # Quiet stretches go in fewer, larger appends (agent/providers/openai/uplink.py).
+            tr = self.state.tracks
+            out = self._uplink.push(ulaw, start, tr.caller_speaking or tr.awaiting_reply)
+            if out is None:
+                return
+            data, start = out
+            if data is not ulaw:
+                encoded = ""
         conn = self._conn
         if conn is None or self._buffering:
             self._buffer_audio(data, start)
@@ -135,8 +148,7 @@ class OpenAIRealtimeSession:
         if conn.caller_base_ms is None:
             conn.caller_base_ms = start
         # audio/pcmu takes Twilio's own base64 as it came (no decode, no re-encode).
-        frame = (wire.append_encoded_frame(encoded) if encoded and self._up is None
-                 else wire.append_audio_frame(data))
+        frame = wire.append_encoded_frame(encoded) if encoded else wire.append_audio_frame(data)
         try:
             await conn.ws.send(frame, text=True)
         except ConnectionClosed:
@@ -219,7 +231,11 @@ class OpenAIRealtimeSession:
     async def close(self) -> None:
         if self._closed:
             return
+        held, live = self._uplink.drain(), self._live_conn()
         self._closed = True
+        if held is not None and live is not None:  # the caller's last (quiet) frames
+            with contextlib.suppress(ConnectionClosed):
+                await live.ws.send(wire.append_audio_frame(held[0]), text=True)
         tasks = [t for t in (self._timer, self._replace_task) if t is not None]
         for conn in self._conns:
             conn.retired = True
