@@ -165,6 +165,7 @@ class Call:
     async def run(self) -> CallRecord:
         """Run the call to its end and return its record (also saved)."""
         self._emit("call_started", {})
+        self.stream.set_media_sink(self._hold_caller_frame)
         try:
             async with asyncio.TaskGroup() as tg:
                 inbound = tg.create_task(self._pump_caller(), name="caller")
@@ -215,6 +216,7 @@ class Call:
                        at=latency.at)
 
     async def _cleanup(self) -> None:
+        self.stream.set_media_sink(None)
         self._close_turn_latency(final=True)
         self._enter(CallState.ENDED)
         await self._runner.aclose()
@@ -282,6 +284,15 @@ class Call:
             elif isinstance(event, Stop):
                 break
         self._end("caller_hung_up" if self._outcome == "completed" else self._outcome)
+
+    def _hold_caller_frame(self, event: Media, received_at: float) -> bool:
+        """The stream offers each caller frame here first, where it reads it: one the
+        session only holds for a later message (quiet audio) is taken with no task
+        switch; anything else goes the `_pump_caller` way."""
+        if not self.session.hold_audio(event.payload):
+            return False
+        self._turns.caller_frame(event.payload, received_at)
+        return True
 
     def _on_dtmf(self, digit: str) -> None:
         self._silence.caller_active()

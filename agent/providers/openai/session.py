@@ -123,6 +123,19 @@ class OpenAIRealtimeSession:
         self._install(await self._open())
         await self._flush_audio(self._conn)  # anything fed before connect() finished
 
+    def hold_audio(self, ulaw: bytes) -> bool:
+        if self._up is not None or self._closed or self._ended or self._conn is None:
+            return False
+        tr = self.state.tracks
+        if self._buffering or tr.caller_speaking or tr.awaiting_reply:
+            return False
+        if not self._uplink.would_hold(ulaw):
+            return False
+        start = self._caller_ms
+        self._caller_ms += len(ulaw) / 8
+        self._uplink.push(ulaw, start, speaking=False)  # held: nothing to send
+        return True
+
     async def send_audio(self, ulaw: bytes, encoded: str = "") -> None:
         if self._closed or self._ended:
             return
