@@ -135,18 +135,25 @@ class BargeIn:
             await self._session.interrupt(item, heard)
         return True
 
+    def count(self, ulaw: bytes) -> bool:
+        """A caller frame while no verdict is pending: advance the clock, no await.
+        False (and nothing counted) when one is pending: `caller_frame` must judge it."""
+        if self._paused is not None:
+            return False
+        self._caller_ms += len(ulaw) / 8
+        if self._replay:
+            self._levels.append(_level_db(ulaw))
+            if len(self._levels) > PRE_ROLL_FRAMES:
+                self._levels.popleft()
+        return True
+
     async def caller_frame(self, ulaw: bytes) -> Settled | None:
         """One frame of caller audio: the clock the verdict is timed by."""
+        if self.count(ulaw) or self._judge is None:
+            return None  # nothing pending: counted
         self._caller_ms += len(ulaw) / 8
-        if self._judge is None:
-            return None
         if self._replay:
-            rms = pcm16_rms(ulaw_to_pcm16(ulaw))
-            self._levels.append(20 * float(np.log10(max(rms, 1) / 32768)))
-        if self._paused is None:
-            if self._replay and len(self._levels) > PRE_ROLL_FRAMES:
-                self._levels.popleft()
-            return None
+            self._levels.append(_level_db(ulaw))
         verdict = self._judge.tick(self._caller_ms, self._loud_span() if self._replay else None)
         return await self._settle(verdict)
 
@@ -256,3 +263,7 @@ class BargeIn:
             return None
         start = self._caller_ms - len(recent) * FRAME_MS
         return start + loud[0] * FRAME_MS, start + (loud[-1] + 1) * FRAME_MS
+
+
+def _level_db(ulaw: bytes) -> float:
+    return 20 * float(np.log10(max(pcm16_rms(ulaw_to_pcm16(ulaw)), 1) / 32768))

@@ -171,6 +171,7 @@ class Call:
         """Run the call to its end and return its record (also saved)."""
         self._emit("call_started", {})
         self._barge.start()
+        self.stream.set_media_sink(self._hold_caller_frame)
         try:
             async with asyncio.TaskGroup() as tg:
                 inbound = tg.create_task(self._pump_caller(), name="caller")
@@ -221,6 +222,7 @@ class Call:
                        at=latency.at)
 
     async def _cleanup(self) -> None:
+        self.stream.set_media_sink(None)
         self._close_turn_latency(final=True)
         self._enter(CallState.ENDED)
         await self._runner.aclose()
@@ -289,6 +291,16 @@ class Call:
             elif isinstance(event, Stop):
                 break
         self._end("caller_hung_up" if self._outcome == "completed" else self._outcome)
+
+    def _hold_caller_frame(self, event: Media, received_at: float) -> bool:
+        """The stream offers each caller frame here first, where it reads it: one the
+        session only holds for a later message (quiet audio) is taken with no task
+        switch; anything else goes the `_pump_caller` way."""
+        if self._barge.pending or not self.session.hold_audio(event.payload):
+            return False  # (an undecided barge-in is timed by every frame: the long way)
+        self._barge.count(event.payload)
+        self._turns.caller_frame(event.payload, received_at)
+        return True
 
     def _on_dtmf(self, digit: str) -> None:
         self._silence.caller_active()

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Protocol
 
 from telephony.playback import ClearSnapshot
-from telephony.stream import StreamEvent
+from telephony.stream import MediaSink, StreamEvent
 
 
 class Playing(Protocol):
@@ -39,6 +39,10 @@ class PhoneLine(Protocol):
     def __aiter__(self) -> AsyncIterator[StreamEvent]:
         """What the caller sends: audio frames, keypad digits, mark echoes, stop."""
         ...
+
+    def set_media_sink(self, sink: MediaSink | None) -> None:
+        """Offer caller frames to `sink(frame, received_at)` as they are read; a frame it
+        takes (True) is not yielded by the iterator. It must not block."""
 
     @property
     def received_at(self) -> float:

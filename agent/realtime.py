@@ -200,6 +200,11 @@ class RealtimeSession(Protocol):
         """Caller audio, μ-law 8 kHz, any length (normally one 20 ms frame). `encoded`,
         when given, is the same audio in base64, as Twilio sent it."""
 
+    def hold_audio(self, ulaw: bytes) -> bool:
+        """Take caller audio now, without I/O, if it would only wait for a later message
+        (a quiet line's batch); False: give it to `send_audio` instead. Lets the phone
+        line hand most frames over where it reads them, with no task switch per frame."""
+
     def events(self) -> AsyncIterator[RealtimeEvent]:
         """Server events, translated. Ends when the session is closed."""
 

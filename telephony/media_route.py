@@ -15,6 +15,7 @@ from typing import Literal
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
+from telephony.audio import FRAME_MS
 from telephony.protocol import Connected, InboundEvent, Media, Start, Stop, parse_inbound
 from telephony.stream import (
     INTERNAL_ERROR,
@@ -69,6 +70,7 @@ def media_stream_route(
     start_timeout_s: float = 10.0,
     lead_ms: int = 200,
     mark_every_ms: int = 100,
+    message_ms: int = FRAME_MS,
     uncheckable: Handler | None = None,
 ) -> WebSocketRoute:
     """The Media Streams endpoint: authenticates `start`, then runs `handler(stream)`.
@@ -123,6 +125,7 @@ def media_stream_route(
             on_malformed=on_malformed,
             lead_ms=lead_ms,
             mark_every_ms=mark_every_ms,
+            message_ms=message_ms,
         )
         logger.info("call %s: media stream started", start.call_sid, extra=extra)
         stream.start_reading()

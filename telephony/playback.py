@@ -93,12 +93,17 @@ class Playback:
         *,
         now: Callable[[], float] | None = None,
         max_rtt_allowance_ms: int = 200,
+        message_ms: int = FRAME_MS,
     ) -> None:
         if lead_ms < FRAME_MS:
             raise ValueError(f"lead_ms must be at least one frame ({FRAME_MS} ms), got {lead_ms}")
         if mark_every_ms < FRAME_MS:
             raise ValueError(f"mark_every_ms must be at least {FRAME_MS} ms, got {mark_every_ms}")
         self.stream_sid = stream_sid
+        # Most audio one `media` message carries: consecutive frames up to a mark go out
+        # as one message (a socket write each, the largest cost of sending); marks, and
+        # so what "heard" and `clear` can resolve, keep their own granularity.
+        self.message_frames = max(1, message_ms // FRAME_MS)
         self.lead_ms = lead_ms
         self.mark_every_ms = mark_every_ms
         self._now = now
@@ -183,14 +188,22 @@ class Playback:
         queue = self._queue
         limit = self._heard_ms + self.lead_ms + self.rtt_allowance_ms
         sid = self.stream_sid
+        chunk: list[bytes] = []  # frames for the next media message
+        most = self.message_frames
         if queue and self._sent_ms == self._heard_ms:
             self._run_from = self._heard_ms  # Twilio holds nothing: a run starts from idle
         while queue and self._sent_ms + FRAME_MS <= limit:
             frame, segment, ends = queue.popleft()
             if self._unmarked_ms and segment != self._last_segment:
                 # Close the previous segment's books before its successor's audio.
+                if chunk:
+                    out.append(media_message(sid, b"".join(chunk)))
+                    chunk = []
                 out.append(self._mark(self._last_segment))
-            out.append(media_message(sid, frame))
+            chunk.append(frame)
+            if len(chunk) >= most:
+                out.append(media_message(sid, b"".join(chunk)))
+                chunk = []
             self.frames_sent += 1
             self._sent_ms += FRAME_MS
             self._unmarked_ms += FRAME_MS
@@ -205,7 +218,12 @@ class Playback:
                     _SentFrame(self._sent_ms, segment, self._segment_sent_ms[segment], self._now())
                 )
             if ends or self._unmarked_ms >= self.mark_every_ms:
+                if chunk:
+                    out.append(media_message(sid, b"".join(chunk)))
+                    chunk = []
                 out.append(self._mark(segment))
+        if chunk:
+            out.append(media_message(sid, b"".join(chunk)))
         if self._unmarked_ms and (queue or self._open_segment != self._last_segment):
             # Blocked by the lead (an echo must come back to free room), or the segment
             # ended with its audio already sent: account for what is out there now. A

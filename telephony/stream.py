@@ -35,6 +35,7 @@ from typing import Literal
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from telephony.audio import FRAME_MS
 from telephony.playback import ClearSnapshot, Playback
 from telephony.protocol import (
     Connected,
@@ -53,6 +54,9 @@ POLICY_VIOLATION = 1008
 INTERNAL_ERROR = 1011
 StreamEvent = Media | Dtmf | Mark | Stop
 Handler = Callable[["TwilioStream"], Awaitable[None]]
+# Offered each caller frame where it is read (with when); True: taken, the iterator
+# never sees it. Must not block: see TwilioStream.set_media_sink.
+MediaSink = Callable[[Media, float], bool]
 SEND_ERRORS = (WebSocketDisconnect, RuntimeError, OSError)
 
 
@@ -87,6 +91,7 @@ class TwilioStream:
         lead_ms: int = 200,
         mark_every_ms: int = 100,
         inbox_ms: int = 2000,
+        message_ms: int = FRAME_MS,
     ) -> None:
         self.start = start
         self.call_sid = start.call_sid
@@ -96,7 +101,9 @@ class TwilioStream:
         self._max_message_bytes = max_message_bytes
         self._malformed_limit = malformed_limit
         self._on_malformed = on_malformed
-        self._playback = Playback(start.stream_sid, lead_ms, mark_every_ms, now=time.monotonic)
+        self._playback = Playback(
+            start.stream_sid, lead_ms, mark_every_ms, now=time.monotonic, message_ms=message_ms
+        )
         self._log_extra = {"call_sid": start.call_sid, "stream_sid": start.stream_sid}
 
         # Single writer: every send goes through this lock so batches never interleave.
@@ -115,6 +122,7 @@ class TwilioStream:
         self._inbox_media = 0
         self._inbox_limit = max(1, inbox_ms // 20)
         self._reader: asyncio.Task[None] | None = None
+        self._media_sink: MediaSink | None = None
         self.frames_dropped = 0
 
         self.frames_in = 0
@@ -135,6 +143,15 @@ class TwilioStream:
             reader.cancel()
         if reader is not None:
             await asyncio.gather(reader, return_exceptions=True)
+
+    def set_media_sink(self, sink: MediaSink | None) -> None:
+        """Offer caller frames to `sink` where the reader reads them, before the inbox.
+
+        A frame the handler would only stash (no I/O: a model's batch of quiet audio)
+        then costs no hand-over to the iterator's task, 50 times a second per call. The
+        sink is asked only while nothing waits in the inbox, so frames it takes and
+        frames the iterator yields stay in the caller's order; it must not block."""
+        self._media_sink = sink
 
     def __aiter__(self) -> AsyncIterator[StreamEvent]:
         self.start_reading()
@@ -195,6 +212,8 @@ class TwilioStream:
                 self._check_sequence(event.sequence_number)
                 if isinstance(event, Media):
                     self.frames_in += 1
+                    if self._media_sink is not None and not self._inbox and self._sink(event):
+                        continue
                 elif isinstance(event, Mark):
                     # Echoes advance playback here, whatever the handler is waiting on.
                     if self._playback.on_mark(event.name):
@@ -205,6 +224,14 @@ class TwilioStream:
                     return
         finally:
             self._deliver(None)
+
+    def _sink(self, event: Media) -> bool:
+        assert self._media_sink is not None
+        try:
+            return self._media_sink(event, time.monotonic())
+        except Exception:  # the frame still reaches the iterator; the call goes on
+            logger.exception("call %s: media sink failed", self.call_sid, extra=self._log_extra)
+            return False
 
     def _parse(self, raw: str | bytes) -> StreamEvent | None:
         """A valid event for this stream, or None after logging why not."""

@@ -38,6 +38,8 @@ from agent.service.settings import Settings
 FRAME = 160  # bytes of μ-law per 20 ms
 APPEND_HEAD = '{"type":"input_audio_buffer.append","audio":"'
 START_TIMEOUT_S = 60.0
+
+
 def machine_ticks() -> tuple[int, int, int]:
     """(busy, steal, total) clock ticks over all CPUs since boot, from /proc/stat."""
     user, nice, system, idle, iowait, irq, softirq, steal = map(
@@ -131,17 +133,24 @@ async def server_main(
 class Child:
     """A role in its own process, driven by lines on stdin/stdout."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, info: dict[str, Any]) -> None:
+    def __init__(
+        self, proc: asyncio.subprocess.Process, info: dict[str, Any], module: str = ""
+    ) -> None:
         self.proc = proc
         self.info = info
+        self.module = module
 
     @classmethod
-    async def start(cls, *args: str) -> Child:
+    async def start(
+        cls, *args: str, module: str = "agent.devkit.process_stack", cwd: Path | None = None
+    ) -> Child:
+        """`python -m module *args` (a role here, or another program that answers the same
+        way: one JSON line when ready, ends when its stdin closes)."""
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "agent.devkit.process_stack", *args,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            sys.executable, "-m", module, *args,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=cwd,
         )  # fmt: skip
-        child = cls(proc, {})
+        child = cls(proc, {}, module)
         try:
             child.info = await child._line(START_TIMEOUT_S)
         except BaseException:
@@ -158,7 +167,7 @@ class Child:
         line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
         if not line:
             raise RuntimeError(
-                f"{sys.executable} -m agent.devkit.process_stack exited ({await self.proc.wait()}); "
+                f"{sys.executable} -m {self.module} exited ({await self.proc.wait()}); "
                 "its error is above"
             )
         return json.loads(line)
@@ -285,7 +294,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m agent.devkit.process_stack")
     sub = parser.add_subparsers(dest="role", required=True)
     f = sub.add_parser("fake", help="the fake OpenAI Realtime server")
-    f.add_argument("--scenario", default="{}", help="JSON: agent.devkit.fake_openai Scenario fields")
+    f.add_argument(
+        "--scenario", default="{}", help="JSON: agent.devkit.fake_openai Scenario fields"
+    )
     s = sub.add_parser("server", help="the phone-agent app, every flow on --realtime-url")
     s.add_argument("--realtime-url", required=True)
     s.add_argument("--api-key", required=True)

@@ -11,6 +11,8 @@ from agent.devkit.fake_openai import SDK_CHECKS, FakeOpenAIRealtime
 
 FRAME = 160  # bytes of μ-law per 20 ms
 APPEND_HEAD = '{"type":"input_audio_buffer.append","audio":"'
+# The same event as json.dumps writes it by default (a client that does not hand-build it).
+APPEND_HEADS = (APPEND_HEAD, '{"type": "input_audio_buffer.append", "audio": "')
 
 
 class StampingFake(FakeOpenAIRealtime):
@@ -31,12 +33,15 @@ class StampingFake(FakeOpenAIRealtime):
         t = now_us()
         # Fast path for the 50/s per call appends: the schema check (pydantic) per frame
         # would make the fake, not the bridge, the bottleneck; other events keep it.
-        if isinstance(raw, str) and raw.startswith(APPEND_HEAD):
-            audio = base64.b64decode(raw[len(APPEND_HEAD) : -2])
-            for i in range(0, len(audio), FRAME):
-                sent = read_stamp(audio[i : i + STAMP_BYTES])
-                if sent is not None:
-                    self.in_lat_us.append(t - sent)
+        head = next((h for h in APPEND_HEADS if isinstance(raw, str) and raw.startswith(h)), "")
+        if head:
+            audio = base64.b64decode(raw[len(head) : -2])
+            # The last frame's stamp: the one whose arrival sent the append. Frames before
+            # it in the same append were held on purpose (a quiet line's batches,
+            # agent/providers/openai/uplink.py); their wait is not the bridge's hop.
+            sent = read_stamp(audio[-FRAME:][:STAMP_BYTES]) if len(audio) >= FRAME else None
+            if sent is not None:
+                self.in_lat_us.append(t - sent)
             self.frames_in += len(audio) // FRAME
             await self._on_append(sess, audio)
             return

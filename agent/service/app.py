@@ -163,7 +163,7 @@ def create_app(
         *(
             media_stream_route(
                 path, service.switchboard.answer, service.shared.tokens,
-                uncheckable=service.switchboard.apologise,
+                uncheckable=service.switchboard.apologise, message_ms=settings.media_message_ms,
             )  # fmt: skip
             for path in (media_path, media_path + "/{route}")
         ),

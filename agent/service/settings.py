@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     stream_token_secret: str = Field(default="")
     stream_token_ttl_s: int = 60
     drain_deadline_s: float = 300.0
+    # Bot audio per Twilio `media` message (ms): the frames between two marks (100 ms
+    # apart) go out as one message, a socket write each instead of one per 20 ms frame.
+    # 20 sends every frame on its own, as Twilio sends the caller's.
+    media_message_ms: int = Field(default=100, ge=20, le=1000)
 
     # Personal data (agent/service/retention.py, caller_key.py). Call records expire this
     # many days after the call; bookings are deleted this many days after their day.

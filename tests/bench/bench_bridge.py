@@ -14,7 +14,9 @@ Per N it holds the calls for --seconds and reports:
 
 (a) inbound: emulator sends a media frame -> the fake receives it in
     `input_audio_buffer.append`. Each frame is stamped at send time with
-    time.monotonic_ns() in its first 18 bytes (`agent.devkit.bridge_probe`).
+    time.monotonic_ns() in its first 18 bytes (`agent.devkit.bridge_probe`); the fake
+    times the last frame of each append (quiet frames the server holds to send several
+    in one append wait for it on purpose: that wait is not the hop).
 (b) outbound: the fake sends the first audio delta of a reply (stamped the same way)
     -> the emulator receives the first media frame of it. Later deltas of a reply are
     deliberately held by the server's pacing (~200 ms ahead of the ear), so only the
@@ -41,6 +43,7 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +100,19 @@ async def caller(call: BenchCall, burst: bytes, first_ms: int, stop_at: float) -
             await call.pause(PERIOD_MS - BURST_MS)
 
 
-async def run_level(n: int, seconds: float, stack: ProcessStack) -> dict[str, Any]:
+# How a bench call reaches a server: the signed webhook (ours) or straight to a socket.
+Dial = Callable[[httpx.AsyncClient, int], Awaitable[StreamTarget]]
+
+
+async def run_level(
+    n: int,
+    seconds: float,
+    stack: ProcessStack,
+    dial: Dial | None = None,
+    in_step: Callable[[], Awaitable[Any]] | None = None,
+) -> dict[str, Any]:
+    """N calls held for `seconds` on `stack`; `in_step` is awaited once they are all up,
+    before the measured window (to line it up with another level's)."""
     from agent.devkit.fake_openai import tone
 
     fake = stack.fake
@@ -113,9 +128,12 @@ async def run_level(n: int, seconds: float, stack: ProcessStack) -> dict[str, An
 
         async def open_one(i: int) -> BenchCall:
             async with sem:
-                target = await dial_webhook(
-                    base, token, to=TO, from_=f"+1555{i:07d}", client=client
-                )
+                if dial is None:
+                    target = await dial_webhook(
+                        base, token, to=TO, from_=f"+1555{i:07d}", client=client
+                    )
+                else:
+                    target = await dial(client, i)
                 call = BenchCall(target, out_lat)
                 await call.open()
                 return call
@@ -127,6 +145,8 @@ async def run_level(n: int, seconds: float, stack: ProcessStack) -> dict[str, An
     # waited for them (buffered by the server) are out of the way.
     await asyncio.gather(*(c.wait_for_bot_reply(timeout=60) for c in calls), return_exceptions=True)
     open_s = time.monotonic() - t_open
+    if in_step is not None:
+        await in_step()
     stop_at = loop.time() + seconds + 2.0
     rng = random.Random(n)
     callers = [

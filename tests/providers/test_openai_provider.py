@@ -4,6 +4,7 @@ against the openai SDK's own types), plus unit tests of the pure pieces."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -37,6 +38,7 @@ from agent.realtime import (
     SessionReconnecting,
     SessionResumed,
     SpeechStarted,
+    SpeechStopped,
     ToolCall,
     ToolSpec,
     Transcript,
@@ -261,6 +263,45 @@ async def test_audio_both_ways(open_call: Opener, fmt: str) -> None:
     # Caller audio arrived whole (pcm24: minus the input resampler's filter delay).
     appended = fake.sessions[0].appended_ms
     assert appended == 900 if fmt == "pcmu" else 840 <= appended <= 900
+
+
+async def test_a_quiet_line_goes_in_fewer_appends_and_a_turn_frame_by_frame(
+    open_call: Opener,
+) -> None:
+    fake, session, events = await open_call(Scenario())
+    s = fake.sessions[0]
+    for frame in silence_frames(1000):
+        await session.send_audio(frame)
+    await fake.wait_for(lambda: s.appended_ms == 1000)
+    assert len(s.of_type("input_audio_buffer.append")) == 5  # 200 ms each
+    # Speech goes out as it comes; once the model hears a turn, so does its silence.
+    for frame in speech_frames(300):
+        await session.send_audio(frame)
+    await events.until(is_(SpeechStarted))
+    for frame in silence_frames(600):
+        await session.send_audio(frame)
+    await events.until(is_(SpeechStopped))
+    await fake.wait_for(lambda: s.appended_ms == 1900)
+    assert len(s.of_type("input_audio_buffer.append")) == 5 + 15 + 30
+
+
+async def test_hold_audio_takes_only_what_would_wait_and_keeps_the_order(
+    open_call: Opener,
+) -> None:
+    fake, session, events = await open_call(Scenario())
+    quiet = [bytes([0xF0 + i % 16]) * 160 for i in range(10)]
+    assert [session.hold_audio(f) for f in quiet[:9]] == [True] * 9
+    assert not session.hold_audio(quiet[9])  # it would complete the batch: send it
+    assert not session.hold_audio(speech_frames(20)[0])  # loud: never held here
+    await session.send_audio(quiet[9])
+    s = fake.sessions[0]
+    await fake.wait_for(lambda: s.appended_ms == 200)
+    (append,) = s.of_type("input_audio_buffer.append")
+    assert base64.b64decode(append["audio"]) == b"".join(quiet)
+    for frame in speech_frames(300):
+        await session.send_audio(frame)
+    await events.until(is_(SpeechStarted))
+    assert not session.hold_audio(quiet[0])  # the model is hearing a turn
 
 
 async def test_function_call_round_trip(open_call: Opener) -> None:

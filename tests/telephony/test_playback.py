@@ -707,3 +707,61 @@ def test_first_heard_is_told_by_the_first_echo_and_kept() -> None:
         clock.at(clock.t * 1000 - 100_000 + 100)
         pb.on_mark(name)
     assert pb.first_heard_at("reply") == pytest.approx(100.030)
+
+
+# ---------------------------------------------------------------- larger media messages
+
+
+def drain(pb: Playback) -> tuple[bytes, list[int], list[int]]:
+    """Play everything out like Twilio: (audio received, media sizes, heard_ms per echo)."""
+    audio, sizes, heard = bytearray(), [], []
+    pending: list[str] = []
+    while True:
+        for text in pb.take_sendable():
+            msg = parse_outbound(text)
+            if isinstance(msg, OutMedia):
+                audio += msg.payload
+                sizes.append(len(msg.payload))
+            elif isinstance(msg, OutMark):
+                pending.append(msg.name)
+        if not pending:
+            return bytes(audio), sizes, heard
+        pb.on_mark(pending.pop(0))
+        heard.append(pb.heard_ms)
+
+
+def test_frames_between_marks_go_out_as_one_message() -> None:
+    pb = Playback(SID, lead_ms=200, mark_every_ms=100, message_ms=100)
+    pb.enqueue(tone(1000), "a")
+    out = pb.take_sendable()
+    kinds = ["m" if isinstance(parse_outbound(t), OutMedia) else "k" for t in out]
+    assert kinds == ["m", "k", "m", "k"]  # marks as often as with 20 ms messages
+    assert frames_of(out) == [tone(100), tone(100)]
+    assert pb.sent_ms == 200 and pb.frames_sent == 10 and pb.queued_ms == 800
+
+
+@pytest.mark.parametrize("message_ms", [40, 100, 1000])
+def test_larger_messages_carry_the_same_audio_and_marks(message_ms: int) -> None:
+    def feed(pb: Playback) -> tuple[bytes, list[int], list[int]]:
+        pb.enqueue(b"\x11" * 1234, "a")
+        pb.enqueue(b"\x22" * 800, "b")  # a new segment ends a (padded)
+        pb.end_segment("b")
+        pb.enqueue(b"\x33" * 170, "c")
+        pb.end_segment("c")
+        return drain(pb)
+
+    frames = feed(Playback(SID, lead_ms=200, mark_every_ms=100))
+    larger = feed(Playback(SID, lead_ms=200, mark_every_ms=100, message_ms=message_ms))
+    assert larger[0] == frames[0]  # byte for byte, in order
+    assert larger[2] == frames[2]  # the same marks at the same positions
+    assert set(frames[1]) == {FRAME_BYTES}
+    assert max(larger[1]) == min(message_ms, 100) * 8 and len(larger[1]) < len(frames[1])
+
+
+def test_segments_never_share_a_message() -> None:
+    pb = Playback(SID, lead_ms=1000, mark_every_ms=1000, message_ms=1000)
+    pb.enqueue(b"\x11" * 170, "a")
+    pb.enqueue(b"\x22" * 160, "b")
+    out = pb.take_sendable()
+    assert frames_of(out) == [b"\x11" * 170 + b"\xff" * 150, b"\x22" * 160]
+    assert len(marks_of(out)) == 1  # a's end; b is still open

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -619,3 +620,40 @@ async def test_a_handler_that_falls_behind_loses_the_oldest_frames_not_the_strea
         _, stats, _ = await handler_result(server)
     assert stats.frames_in == 150 and stats.frames_dropped == 50
     assert seen == frames[50:]  # the newest 2 s, in order
+
+
+async def test_a_media_sink_takes_frames_where_they_are_read_in_the_callers_order() -> None:
+    order: list[tuple[str, int]] = []
+    results: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
+
+    async def handler(stream: TwilioStream) -> None:
+        def sink(event: Media, received_at: float) -> bool:
+            assert received_at <= time.monotonic()
+            if event.payload[0] % 2:  # odd first bytes: the iterator's
+                return False
+            order.append(("sink", event.chunk))
+            return True
+
+        stream.set_media_sink(sink)
+        async for event in stream:
+            if isinstance(event, Media):
+                order.append(("iterator", event.chunk))
+                if event.chunk % 10 == 0:
+                    await asyncio.sleep(0.05)  # a slow moment: the inbox fills meanwhile
+            elif isinstance(event, Stop):
+                break
+        results.put_nowait((stream.frames_in, stream.frames_dropped))
+
+    async with serve(handler) as server, dial(server) as phone:
+        await phone.start(server.tokens)
+        await phone.answer_probe()
+        for i in range(60):
+            await phone.media(bytes([i % 7]) * 160)
+            await asyncio.sleep(0.005)
+        await phone.ws.send(phone.twilio.stop())
+        assert await asyncio.wait_for(results.get(), WAIT) == (60, 0)
+    assert [chunk for _, chunk in order] == list(range(1, 61))  # every frame, in order
+    taken = {chunk for who, chunk in order if who == "sink"}
+    assert taken and all((chunk - 1) % 7 % 2 == 0 for chunk in taken)
+    # ...and not while frames waited for the iterator: some it would take went that way.
+    assert {c for who, c in order if who == "iterator" and (c - 1) % 7 % 2 == 0}

@@ -154,6 +154,9 @@ class GeminiLiveSession:
 
     # ------------------------------------------------------------ client -> server
 
+    def hold_audio(self, ulaw: bytes) -> bool:
+        return False  # every frame is resampled and sent (agent/realtime.py)
+
     async def send_audio(self, ulaw: bytes, encoded: str = "") -> None:
         if self._closed:
             return

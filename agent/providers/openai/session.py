@@ -15,6 +15,7 @@ and reconnect; its pure halves are `wire`, `gate` and `state`.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -30,6 +31,7 @@ from agent.providers.openai import wire
 from agent.providers.openai.connection import OpenAIRealtimeError, open_session
 from agent.providers.openai.gate import UNKNOWN_RESPONSE, Kind
 from agent.providers.openai.state import ConversationState, HistoryLine
+from agent.providers.openai.uplink import QuietBatcher
 from agent.realtime import (
     ProviderError,
     RealtimeCapabilities,
@@ -91,6 +93,7 @@ class OpenAIRealtimeSession:
         self._bpm = wire.BYTES_PER_MS[config.audio_format]
         self._up = UlawToPcm(24000) if config.audio_format == "pcm24" else None  # one per call
         self.capabilities = _capabilities(hold=False)  # known once the server confirms
+        self._uplink = QuietBatcher()
         self.state = ConversationState(config.audio_format)
         self._events: asyncio.Queue[RealtimeEvent | None] = asyncio.Queue()
         self._conn: _Conn | None = None
@@ -126,14 +129,37 @@ class OpenAIRealtimeSession:
         self._install(await self._open())
         await self._flush_audio(self._conn)  # anything fed before connect() finished
 
+    def hold_audio(self, ulaw: bytes) -> bool:
+        if self._up is not None or self._closed or self._ended or self._conn is None:
+            return False
+        tr = self.state.tracks
+        if self._buffering or tr.caller_speaking or tr.awaiting_reply:
+            return False
+        if not self._uplink.would_hold(ulaw):
+            return False
+        start = self._caller_ms
+        self._caller_ms += len(ulaw) / 8
+        self._uplink.push(ulaw, start, speaking=False)  # held: nothing to send
+        return True
+
     async def send_audio(self, ulaw: bytes, encoded: str = "") -> None:
         if self._closed or self._ended:
             return
         start = self._caller_ms
         self._caller_ms += len(ulaw) / 8
-        data = self._up.convert(ulaw) if self._up is not None else ulaw
-        if not data:
-            return
+        if self._up is not None:
+            data, encoded = self._up.convert(ulaw), ""
+            if not data:
+                return
+        else:
+            # Quiet stretches go in fewer, larger appends (agent/providers/openai/uplink.py).
+            tr = self.state.tracks
+            out = self._uplink.push(ulaw, start, tr.caller_speaking or tr.awaiting_reply)
+            if out is None:
+                return
+            data, start = out
+            if data is not ulaw:
+                encoded = ""
         conn = self._conn
         if conn is None or self._buffering:
             self._buffer_audio(data, start)
@@ -141,8 +167,7 @@ class OpenAIRealtimeSession:
         if conn.caller_base_ms is None:
             conn.caller_base_ms = start
         # audio/pcmu takes Twilio's own base64 as it came (no decode, no re-encode).
-        frame = (wire.append_encoded_frame(encoded) if encoded and self._up is None
-                 else wire.append_audio_frame(data))
+        frame = wire.append_encoded_frame(encoded) if encoded else wire.append_audio_frame(data)
         try:
             await conn.ws.send(frame, text=True)
         except ConnectionClosed:
@@ -235,7 +260,11 @@ class OpenAIRealtimeSession:
     async def close(self) -> None:
         if self._closed:
             return
+        held, live = self._uplink.drain(), self._live_conn()
         self._closed = True
+        if held is not None and live is not None:  # the caller's last (quiet) frames
+            with contextlib.suppress(ConnectionClosed):
+                await live.ws.send(wire.append_audio_frame(held[0]), text=True)
         tasks = [t for t in (self._timer, self._replace_task) if t is not None]
         for conn in self._conns:
             conn.retired = True
