@@ -39,6 +39,7 @@ WINDOW = 256  # samples per silero window at 8 kHz (32 ms)
 WINDOW_MS = WINDOW // 8
 BARGE_SPEECH_MS = WINDOW_MS  # voice that opens a turn over the bot's own speech (noise is forgiven later)
 SILERO_CONFIRM_MS = 256  # silero's own quiet a turn end needs (half of a shorter, early end)
+RESUME_WINDOWS = 2  # windows of silero voice that resume a paused turn, energy or not
 # Energy, as in telephony.audio's speech levels: a window is quiet when it is 35 dB under
 # the turn's loudest or within 10 dB of the line's floor (the 10th percentile of ~3 s).
 LEVEL_HISTORY = 100
@@ -97,6 +98,10 @@ class TurnDetector:
         self._cand_gap = 0
         self._quiet = 0
         self._silero_quiet = 0
+        self._strong = 0  # consecutive windows silero calls voiced
+        self._soft = False  # in voice energy misses, which silero heard after a pause
+        self._dipped = False  # silero's probability fell below threshold since the last voice
+        self._retake = False  # a pause was taken back while the quiet went on
         self._last_voiced_end = 0
         self._levels: deque[float] = deque(maxlen=LEVEL_HISTORY)
         self._peak = -120.0  # loudest window (dB) of the turn, or of its candidate start
@@ -120,7 +125,8 @@ class TurnDetector:
         self._paused = False
         self._early = None
         self._cand_start = None
-        self._cand_voiced = self._cand_gap = self._quiet = self._silero_quiet = 0
+        self._cand_voiced = self._cand_gap = self._quiet = self._silero_quiet = self._strong = 0
+        self._soft = self._dipped = self._retake = False
         self._peak = -120.0
 
     def end_early(self, pause_at: int, quiet_ms: int) -> None:
@@ -173,7 +179,15 @@ class TurnDetector:
             return
         self._peak = max(self._peak, level)
         self._silero_quiet = self._silero_quiet + WINDOW_MS if silero_quiet else 0
-        if not (silero_quiet or self._energy_quiet(level)):
+        self._strong = self._strong + 1 if voiced else 0
+        # After a pause, silero sure of voice again (having dipped: not its probability
+        # still decaying from the last word) is the caller going on, however soft: on a
+        # noisy line a quiet word sits under the energy threshold.
+        again = (self._paused or self._retake) and self._dipped and self._strong >= RESUME_WINDOWS
+        self._soft = voiced and (self._soft or again)
+        self._dipped = self._dipped or not voiced
+        if self._soft or not (silero_quiet or self._energy_quiet(level)):
+            self._dipped = self._retake = False
             self._last_voiced_end = end
             self._quiet = 0
             if self._paused:
@@ -181,8 +195,16 @@ class TurnDetector:
                 events.append(VadEvent("resume", start, end))
             return
         self._quiet += WINDOW_MS
-        if not self._paused and self._quiet >= self.pause_ms:
-            self._paused = True
+        if self._paused and voiced:
+            # Silero hears voice the pause's transcript may have missed: take the pause
+            # back (its transcript and any early end with it) and take it again once
+            # silero is quiet. The quiet keeps counting: the turn's end does not move.
+            self._paused, self._early = False, None
+            self._retake = True
+            events.append(VadEvent("resume", start, end))
+        ready = silero_quiet if self._retake else not voiced
+        if not self._paused and self._quiet >= self.pause_ms and ready:
+            self._paused, self._retake = True, False
             events.append(VadEvent("pause", self._last_voiced_end, end))
         early = self._early
         if early is not None and early[0] == self._last_voiced_end and self._paused:

@@ -195,7 +195,38 @@ def test_energy_alone_does_not_end_a_turn_silero_still_hears() -> None:
 
     det = TurnDetector(scorer, silence_ms=500, min_speech_ms=200)
     events = det.process(pcm(512, False) + pcm(800, True) + pcm(1200, False))
-    assert [e.kind for e in events] == ["start", "pause"]
+    assert [e.kind for e in events] == ["start"]  # no pause to transcribe at, no end
+
+
+def test_a_pause_silero_still_hears_voice_in_is_taken_again() -> None:
+    """Voice right after a pause that silero hears and energy does not (without a dip):
+    the pause is taken back and taken again once silero is quiet, so its transcript has
+    all the words; the turn's end still counts from the loud voice."""
+    probs = iter([0.0] * 16 + [1.0] * 25 + [0.0] * 5 + [0.9] * 2 + [0.0] * 100)
+
+    def scorer(window: Any) -> float:
+        return next(probs)
+
+    det = TurnDetector(scorer, silence_ms=500, min_speech_ms=200)
+    events = det.process(pcm(512, False) + pcm(800, True) + pcm(1200, False))
+    kinds = [e.kind for e in events]
+    assert kinds == ["start", "pause", "resume", "pause", "stop"], kinds
+    retaken = events[3]
+    assert retaken.at >= 512 + 800 + 7 * 32  # after the soft voice
+
+
+def test_a_soft_word_after_a_pause_resumes_the_turn() -> None:
+    """On a noisy line a quiet last word ("... four, two") is under the energy threshold;
+    silero hearing it again after the pause means the caller went on."""
+    probs = iter([0.0] * 16 + [1.0] * 25 + [0.0] * 8 + [0.9] * 5 + [0.0] * 100)
+
+    def scorer(window: Any) -> float:
+        return next(probs)
+
+    det = TurnDetector(scorer, silence_ms=500, min_speech_ms=200)
+    events = det.process(pcm(512, False) + pcm(800, True) + pcm(2000, False))
+    assert [e.kind for e in events] == ["start", "pause", "resume", "pause", "stop"]
+    assert events[-1].ms == 512 + 800 + (8 + 5) * 32  # the soft word's end
 
 
 def test_fast_start_over_a_reply() -> None:
