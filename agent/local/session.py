@@ -115,6 +115,7 @@ class EngineSession:
         pending = [r.task for r in self._runs if r.task is not None] + list(self._tasks)
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+        self._input.close()
 
     async def handle(self, message: str | bytes) -> None:
         """One client frame. Bad input becomes an `error` event; the session carries on."""

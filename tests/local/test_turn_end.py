@@ -331,3 +331,29 @@ async def test_playback_estimate_and_deferred_truncate() -> None:
     now[0] = 103.5
     assert not barge.playing()
     await asyncio.sleep(0)
+
+
+async def test_a_closed_session_lets_go_of_its_vad_model_at_once() -> None:
+    """The session may wait in a reference cycle for the garbage collector; its silero
+    model (~9 MB native) must not: an engine serving call after call grew 7 MB a call."""
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+
+    from agent.local.listener import Listener
+
+    freed: list[bool] = []
+
+    def scorer(window: Any) -> float:
+        return 0.0
+
+    with ThreadPoolExecutor(1) as pool:
+        models = SimpleNamespace(workers=SimpleNamespace(vad=pool), new_vad=lambda: scorer)
+        listener = Listener(models, {"format": {"type": "audio/pcmu"}, "turn_detection": {"type": "server_vad"}})  # type: ignore[arg-type]
+        await listener.append(b"\xff" * 160)
+        detector = await listener._detector
+        listener.close()
+        try:
+            detector.process(pcm(64, True))
+        except RuntimeError:
+            freed.append(True)
+    assert freed == [True]
