@@ -25,8 +25,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from agent.callrecord import CallRecord
 from agent.interruption import FRAME_MS, InterruptionJudge, Paused, ReplyTape, Verdict
 from agent.phone_line import PhoneLine
@@ -42,7 +40,7 @@ from agent.realtime import (
     ToolCall,
     Transcript,
 )
-from telephony.audio import pcm16_rms, ulaw_to_pcm16
+from telephony.audio import frame_level_db, speech_threshold
 
 PRE_ROLL_FRAMES = 50  # caller audio before the pause: the line's quiet level ("replay")
 LOOK_BACK_FRAMES = 10
@@ -142,7 +140,7 @@ class BargeIn:
             return False
         self._caller_ms += len(ulaw) / 8
         if self._replay:
-            self._levels.append(_level_db(ulaw))
+            self._levels.append(frame_level_db(ulaw))
             if len(self._levels) > PRE_ROLL_FRAMES:
                 self._levels.popleft()
         return True
@@ -153,7 +151,7 @@ class BargeIn:
             return None  # nothing pending: counted
         self._caller_ms += len(ulaw) / 8
         if self._replay:
-            self._levels.append(_level_db(ulaw))
+            self._levels.append(frame_level_db(ulaw))
         verdict = self._judge.tick(self._caller_ms, self._loud_span() if self._replay else None)
         return await self._settle(verdict)
 
@@ -208,12 +206,6 @@ class BargeIn:
             return True
         return False  # the paused reply's own lines and end, and everything else
 
-    async def real(self, why: str) -> Settled | None:
-        """Settle as real from outside (the caller typed on the keypad)."""
-        if self._judge is None or self._paused is None:
-            return None
-        return await self._settle(self._judge.real(why))
-
     # ------------------------------------------------------------ the verdict
 
     async def _settle(self, verdict: Verdict) -> Settled | None:
@@ -253,8 +245,7 @@ class BargeIn:
         levels = list(self._levels)
         if not levels:
             return None
-        floor = float(np.percentile(levels, 10))
-        threshold = max(max(levels) - 35.0, floor + 10.0, -55.0)
+        threshold = speech_threshold(levels)
         # From a little before the pause: the provider heard the sound after it began.
         since = int((self._caller_ms - self._paused_at) // FRAME_MS) + LOOK_BACK_FRAMES
         recent = levels[-since:] if since else []
@@ -263,7 +254,3 @@ class BargeIn:
             return None
         start = self._caller_ms - len(recent) * FRAME_MS
         return start + loud[0] * FRAME_MS, start + (loud[-1] + 1) * FRAME_MS
-
-
-def _level_db(ulaw: bytes) -> float:
-    return 20 * float(np.log10(max(pcm16_rms(ulaw_to_pcm16(ulaw)), 1) / 32768))

@@ -50,15 +50,21 @@ def first_speech_frame(frames: list[bytes]) -> int:
     return next((i for i, level in enumerate(levels) if level > threshold), -1)
 
 
-def _speech_levels(frames: list[bytes]) -> tuple[list[float], float]:
-    levels = []
-    for frame in frames:
-        rms = pcm16_rms(ulaw_to_pcm16(frame))
-        levels.append(20 * np.log10(max(rms, 1) / 32768))
-    if not levels:
-        return levels, 0.0
+def frame_level_db(frame: bytes) -> float:
+    """A μ-law frame's RMS level in dBFS."""
+    return 20 * float(np.log10(max(pcm16_rms(ulaw_to_pcm16(frame)), 1) / 32768))
+
+
+def speech_threshold(levels: list[float]) -> float:
+    """The level (dBFS) above which a frame among `levels` is speech: within 35 dB of the
+    loudest and 10 dB above the quiet ones (the 10th percentile), never under -55 dBFS."""
     floor = float(np.percentile(levels, 10))
-    return levels, max(max(levels) - 35.0, floor + 10.0, -55.0)
+    return max(max(levels) - 35.0, floor + 10.0, -55.0)
+
+
+def _speech_levels(frames: list[bytes]) -> tuple[list[float], float]:
+    levels = [frame_level_db(frame) for frame in frames]
+    return levels, speech_threshold(levels) if levels else 0.0
 
 
 def last_speech_frame(frames: list[bytes]) -> int:

@@ -63,12 +63,18 @@ def says_something(text: str, ctx: Context) -> bool:
     return heard.act not in (None, "empty") or heard.answer is not None or heard.understood
 
 
+def _hangs(text: str, words: list[str]) -> bool:
+    """Does the sentence break off: a last word that leads on ("... for the"), or the
+    recogniser's own trailing "..." or dash?"""
+    return words[-1] in DANGLING or bool(_TRAILING_OFF.search(text.strip()))
+
+
 def sounds_complete(text: str, ctx: Context) -> bool:
     """True when `text` is a whole answer to the question in `ctx` or a request that
     settles the turn; False whenever the caller may still be going."""
     norm = slots.normalize(text)
     words = norm.split()
-    if not words or words[-1] in DANGLING or _TRAILING_OFF.search(text.strip()):
+    if not words or _hangs(text, words):
         return False
     heard = understand(text, ctx)
     if heard.act is not None:
@@ -97,11 +103,8 @@ def sounds_finished(text: str, ctx: Context) -> bool:
     stop or a question mark, which whisper leaves off words that trail), its last word
     does not hang ("... for the"), and it is not an order number still being read out.
     Whether we understood it does not matter: that decides what we say, not when."""
-    stripped = text.strip()
-    if not _SENTENCE_END.search(stripped) or _TRAILING_OFF.search(stripped):
-        return False
     words = slots.normalize(text).split()
-    if len(words) < MIN_REQUEST_WORDS or words[-1] in DANGLING:
+    if not _SENTENCE_END.search(text.strip()) or len(words) < MIN_REQUEST_WORDS or _hangs(text, words):
         return False
     heard = understand(text, ctx)
     if heard.act is not None:

@@ -134,11 +134,10 @@ class Listener:
     def close(self) -> None:
         """The session is over: free its VAD model and audio now (the session itself may
         wait in a reference cycle for the garbage collector; 7 MB a call added up)."""
-        detector = self._detector
-        if detector.done() and not detector.cancelled() and detector.exception() is None:
-            detector.result().release()
+        if self._detector.done():
+            _release_when_loaded(self._detector)
         else:
-            detector.add_done_callback(_release_when_loaded)
+            self._detector.add_done_callback(_release_when_loaded)
         self._buf = bytearray()
 
     async def reset(self) -> None:

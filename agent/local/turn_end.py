@@ -4,8 +4,8 @@
   those words finish the turn (`DialogPolicy.sounds_complete`), or a barge-in turns out
   to be a wordless blip, the turn ends after `EARLY_END_MS` of quiet instead of the
   flow's full silence; a finished sentence when nothing was asked
-  (`DialogPolicy.sounds_finished`), whose details may still follow a breath, after `REQUEST_END_MS`. If the caller speaks again
-  first, the request lapses.
+  (`DialogPolicy.sounds_finished`), whose details may still follow a breath, after
+  `REQUEST_END_MS`. If the caller speaks again first, the request lapses.
 - A turn that interrupted a reply is answered by the rest of that reply when it was
   noise (`barge_in.is_noise`), else by the policy, told what the caller heard.
 """
@@ -24,7 +24,7 @@ from .stt import Transcript
 __all__ = ["EARLY_END_MS", "REQUEST_END_MS", "after_barge_in", "judge_pause"]
 
 EARLY_END_MS = 256  # quiet that ends a turn whose words are complete (8 VAD windows)
-# Quiet that ends a whole request: over 97% of the pauses inside callers' sentences in
+# Quiet that ends a finished sentence: over 97% of the pauses inside callers' sentences in
 # the tuning lines and bundled calls were shorter (12 VAD windows).
 REQUEST_END_MS = 384
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ async def judge_pause(
     speculative: asyncio.Future[Transcript],
     sounds_complete: Callable[[str], bool] | None,
     says: Callable[[str], bool],
-    whole_request: Callable[[str], bool] | None = None,
+    sounds_finished: Callable[[str], bool] | None = None,
 ) -> None:
     """Once the pause's transcript is in, end the turn early if it is complete.
     The judges are None when the policy cannot judge now (input still queued)."""
@@ -53,7 +53,7 @@ async def judge_pause(
     blip = turn.over_reply and is_noise(pause_at - turn.start_ms, text, says)
     if blip or (sounds_complete is not None and text and sounds_complete(text)):
         listener.end_early(pause_at, EARLY_END_MS)
-    elif whole_request is not None and text and whole_request(text):
+    elif sounds_finished is not None and text and sounds_finished(text):
         listener.end_early(pause_at, REQUEST_END_MS)
 
 
